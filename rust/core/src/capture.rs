@@ -1,0 +1,375 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Capturing freed page blocks.
+//!
+//! The free path records each freed block as an [`Entry`], a `(pfn, order)`
+//! pair packed into one `u64`, and appends it to a [`CaptureBuf`]. Appending
+//! is O(1), never allocates, never panics and tells the caller when the
+//! buffer should be handed off for reporting.
+//!
+//! # Double buffering
+//!
+//! [`CaptureBuf`] is designed to be used in pairs: the free path appends to
+//! the active buffer (under the caller's lock) while a worker sorts, merges
+//! and reports the other one. When [`CaptureBuf::push`] answers
+//! [`Push::Ready`], the caller flips the active index (an atomic in the
+//! kernel module), schedules the worker and goes on appending to the other,
+//! empty buffer. The worker works on [`CaptureBuf::as_mut_slice`] in place
+//! (see [`crate::ranges::sort`]) and ends with [`CaptureBuf::clear`], which
+//! is O(1), so the buffer is ready to become the active one again. A buffer
+//! answers [`Push::Full`] rather than overwrite entries, so a worker that
+//! falls behind loses hints, never memory safety.
+//!
+//! A `CaptureBuf<N>` is `8 * N + 16` bytes: keep large ones out of the
+//! kernel stack (a `static`, or allocated and initialised in place).
+
+/// The largest page order a freed block can have (`MAX_PAGE_ORDER` of
+/// Linux 6.12 on x86_64): blocks are at most `1 << 10` pages (4 MiB).
+pub const MAX_PAGE_ORDER: u32 = 10;
+
+/// Number of low bits of an [`Entry`] that hold the order.
+pub const ORDER_BITS: u32 = 8;
+
+/// Number of high bits of an [`Entry`] that hold the pfn.
+pub const PFN_BITS: u32 = u64::BITS - ORDER_BITS;
+
+/// One past the last page frame number an [`Entry`] can cover: every
+/// entry's [`Entry::end`] is at most this, so page arithmetic on entries and
+/// on the ranges made of them never overflows a `u64`.
+pub const PFN_LIMIT: u64 = 1 << PFN_BITS;
+
+const ORDER_MASK: u64 = (1 << ORDER_BITS) - 1;
+
+/// A freed block of `1 << order` pages starting at page frame `pfn`.
+///
+/// Packed into one `u64`: the pfn in the high [`PFN_BITS`] bits and the order
+/// in the low [`ORDER_BITS`] bits. The derived ordering is therefore by pfn,
+/// then by order, and sorting entries is sorting `u64`s.
+///
+/// The pfn need not be aligned to the order: an entry always stands for the
+/// pages `[pfn, pfn + (1 << order))`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(transparent)]
+pub struct Entry(u64);
+
+impl Entry {
+    /// Makes an entry, or `None` if `order > MAX_PAGE_ORDER` or the block
+    /// would reach past [`PFN_LIMIT`] (`pfn + (1 << order) > PFN_LIMIT`, which
+    /// also rejects every pfn that does not fit in [`PFN_BITS`]).
+    #[inline]
+    pub const fn new(pfn: u64, order: u32) -> Option<Entry> {
+        if order > MAX_PAGE_ORDER {
+            return None;
+        }
+        // order <= 10, so the shift is fine; pfn < PFN_LIMIT - pages keeps
+        // the end inside the limit without an addition that could overflow.
+        let pages = 1u64 << order;
+        if pfn > PFN_LIMIT - pages {
+            return None;
+        }
+        Some(Entry((pfn << ORDER_BITS) | order as u64))
+    }
+
+    /// The raw `u64` encoding, e.g. to keep entries in atomics.
+    #[inline]
+    pub const fn to_raw(self) -> u64 {
+        self.0
+    }
+
+    /// Decodes a value made by [`Entry::to_raw`]; `None` if it is not a
+    /// valid entry (same rules as [`Entry::new`]).
+    #[inline]
+    pub const fn from_raw(raw: u64) -> Option<Entry> {
+        // The cast keeps the low ORDER_BITS bits only, which is all of them.
+        Entry::new(raw >> ORDER_BITS, (raw & ORDER_MASK) as u32)
+    }
+
+    /// First page frame of the block.
+    #[inline]
+    pub const fn pfn(self) -> u64 {
+        self.0 >> ORDER_BITS
+    }
+
+    /// Order of the block: it spans `1 << order` pages.
+    #[inline]
+    pub const fn order(self) -> u32 {
+        // Masked to ORDER_BITS bits, so the cast cannot truncate.
+        (self.0 & ORDER_MASK) as u32
+    }
+
+    /// Number of pages in the block, `1 << order`.
+    #[inline]
+    pub const fn pages(self) -> u64 {
+        // Entries are only built by `new`, so order <= MAX_PAGE_ORDER; the
+        // mask keeps the shift below 64 for the compiler's sake anyway.
+        1u64 << (self.order() & 63)
+    }
+
+    /// One past the last page frame of the block, `pfn + pages`; at most
+    /// [`PFN_LIMIT`], so it never overflows.
+    #[inline]
+    pub const fn end(self) -> u64 {
+        // pfn + pages <= PFN_LIMIT by construction; wrapping_add cannot wrap
+        // and generates no overflow check.
+        self.pfn().wrapping_add(self.pages())
+    }
+}
+
+/// What [`CaptureBuf::push`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Push {
+    /// The entry was stored; the buffer is neither full nor at the threshold.
+    Stored,
+    /// The entry was stored and the buffer is now full or holds at least the
+    /// threshold of pages: the caller should hand it off for reporting.
+    Ready,
+    /// The entry was not stored: the buffer was already full.
+    Full,
+}
+
+/// A fixed-capacity buffer of up to `N` entries with a running count of the
+/// pages they hold.
+///
+/// See the [module documentation](self) for how a pair of them is used for
+/// double buffering.
+#[derive(Clone, Debug)]
+pub struct CaptureBuf<const N: usize> {
+    entries: [Entry; N],
+    // Invariant: len <= N.
+    len: usize,
+    pending_pages: u64,
+}
+
+impl<const N: usize> CaptureBuf<N> {
+    /// Number of entries the buffer can hold.
+    pub const CAPACITY: usize = N;
+
+    /// An empty buffer; usable to initialise a `static`.
+    pub const fn new() -> Self {
+        CaptureBuf {
+            entries: [Entry(0); N],
+            len: 0,
+            pending_pages: 0,
+        }
+    }
+
+    /// Appends `e` if there is room.
+    ///
+    /// Returns [`Push::Full`] (and stores nothing) if the buffer already
+    /// holds `N` entries. Otherwise stores `e`, adds its pages to
+    /// [`pending_pages`](Self::pending_pages) and returns [`Push::Ready`] if
+    /// the buffer is now full or holds at least `threshold_pages` pages,
+    /// [`Push::Stored`] if not. O(1).
+    #[inline]
+    pub fn push(&mut self, e: Entry, threshold_pages: u64) -> Push {
+        let Some(slot) = self.entries.get_mut(self.len) else {
+            return Push::Full;
+        };
+        *slot = e;
+        // len < N <= usize::MAX here, so this cannot wrap.
+        self.len = self.len.wrapping_add(1);
+        self.pending_pages = self.pending_pages.saturating_add(e.pages());
+        if self.len == N || self.pending_pages >= threshold_pages {
+            Push::Ready
+        } else {
+            Push::Stored
+        }
+    }
+
+    /// The stored entries, in the order they were pushed (until sorted).
+    #[inline]
+    pub fn as_slice(&self) -> &[Entry] {
+        self.entries.get(..self.len).unwrap_or(&[])
+    }
+
+    /// The stored entries, mutable, e.g. to sort them in place.
+    #[inline]
+    pub fn as_mut_slice(&mut self) -> &mut [Entry] {
+        self.entries.get_mut(..self.len).unwrap_or(&mut [])
+    }
+
+    /// Number of stored entries.
+    #[inline]
+    pub const fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether no entry is stored.
+    #[inline]
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Whether the buffer holds `N` entries, so the next push is
+    /// [`Push::Full`].
+    #[inline]
+    pub const fn is_full(&self) -> bool {
+        self.len >= N
+    }
+
+    /// Sum of [`Entry::pages`] over the stored entries (saturating; it
+    /// cannot saturate in practice, as `N * 1024` pages fit easily).
+    #[inline]
+    pub const fn pending_pages(&self) -> u64 {
+        self.pending_pages
+    }
+
+    /// Whether the buffer should be handed off: it is full or holds at least
+    /// `threshold_pages` pages. The same condition as [`Push::Ready`], for a
+    /// timed flush to check.
+    #[inline]
+    pub const fn is_ready(&self, threshold_pages: u64) -> bool {
+        self.is_full() || self.pending_pages >= threshold_pages
+    }
+
+    /// Forgets every entry. O(1): the entries are not overwritten.
+    #[inline]
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.pending_pages = 0;
+    }
+}
+
+impl<const N: usize> Default for CaptureBuf<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_roundtrip() {
+        let e = Entry::new(12345, 9).unwrap();
+        assert_eq!(e.pfn(), 12345);
+        assert_eq!(e.order(), 9);
+        assert_eq!(e.pages(), 512);
+        assert_eq!(e.end(), 12345 + 512);
+        assert_eq!(Entry::from_raw(e.to_raw()), Some(e));
+    }
+
+    #[test]
+    fn entry_pfn_zero() {
+        let e = Entry::new(0, 0).unwrap();
+        assert_eq!((e.pfn(), e.order(), e.pages(), e.end()), (0, 0, 1, 1));
+        assert_eq!(e.to_raw(), 0);
+        let e = Entry::new(0, MAX_PAGE_ORDER).unwrap();
+        assert_eq!(e.end(), 1024);
+    }
+
+    #[test]
+    fn entry_highest_pfn() {
+        let e = Entry::new(PFN_LIMIT - 1, 0).unwrap();
+        assert_eq!(e.pfn(), PFN_LIMIT - 1);
+        assert_eq!(e.end(), PFN_LIMIT);
+        assert!(Entry::new(PFN_LIMIT, 0).is_none());
+        let e = Entry::new(PFN_LIMIT - 1024, 10).unwrap();
+        assert_eq!(e.end(), PFN_LIMIT);
+        assert!(Entry::new(PFN_LIMIT - 1023, 10).is_none());
+        assert!(Entry::new(PFN_LIMIT - 1, 1).is_none());
+    }
+
+    #[test]
+    fn entry_u64_overflow_rejected() {
+        // pfn + (1 << order) would overflow a u64.
+        assert!(Entry::new(u64::MAX, 0).is_none());
+        assert!(Entry::new(u64::MAX - 1023, 10).is_none());
+        assert!(Entry::new(u64::MAX - 1, 1).is_none());
+        assert!(Entry::new(1 << 63, 0).is_none());
+    }
+
+    #[test]
+    fn entry_order_too_large_rejected() {
+        assert!(Entry::new(0, MAX_PAGE_ORDER + 1).is_none());
+        assert!(Entry::new(0, 63).is_none());
+        assert!(Entry::new(0, 64).is_none());
+        assert!(Entry::new(0, u32::MAX).is_none());
+        assert!(Entry::new(0, MAX_PAGE_ORDER).is_some());
+    }
+
+    #[test]
+    fn entry_from_raw_rejects_bad_order() {
+        assert!(Entry::from_raw(11).is_none());
+        assert!(Entry::from_raw(0xff).is_none());
+        assert_eq!(Entry::from_raw(10).map(Entry::order), Some(10));
+    }
+
+    #[test]
+    fn entry_unaligned_is_plain_range() {
+        let e = Entry::new(3, 2).unwrap();
+        assert_eq!((e.pfn(), e.end()), (3, 7));
+    }
+
+    #[test]
+    fn entry_orders_by_pfn_then_order() {
+        let a = Entry::new(5, 3).unwrap();
+        let b = Entry::new(6, 0).unwrap();
+        let c = Entry::new(5, 0).unwrap();
+        assert!(c < a && a < b);
+    }
+
+    #[test]
+    fn capture_empty() {
+        let b = CaptureBuf::<4>::new();
+        assert!(b.is_empty());
+        assert_eq!(b.len(), 0);
+        assert_eq!(b.pending_pages(), 0);
+        assert_eq!(b.as_slice(), &[]);
+        assert!(!b.is_full());
+        assert!(!b.is_ready(1));
+        assert!(b.is_ready(0));
+    }
+
+    #[test]
+    fn capture_push_until_full() {
+        let mut b = CaptureBuf::<3>::new();
+        let e = Entry::new(1, 0).unwrap();
+        assert_eq!(b.push(e, 100), Push::Stored);
+        assert_eq!(b.push(e, 100), Push::Stored);
+        assert_eq!(b.push(e, 100), Push::Ready);
+        assert!(b.is_full());
+        assert_eq!(b.push(e, 100), Push::Full);
+        assert_eq!(b.len(), 3);
+        assert_eq!(b.pending_pages(), 3);
+        b.clear();
+        assert!(b.is_empty());
+        assert_eq!(b.pending_pages(), 0);
+        assert_eq!(b.push(e, 100), Push::Stored);
+    }
+
+    #[test]
+    fn capture_threshold() {
+        let mut b = CaptureBuf::<8>::new();
+        assert_eq!(b.push(Entry::new(0, 0).unwrap(), 513), Push::Stored);
+        assert_eq!(b.push(Entry::new(512, 9).unwrap(), 513), Push::Ready);
+        assert_eq!(b.pending_pages(), 513);
+        // Still ready until handed off.
+        assert_eq!(b.push(Entry::new(2, 0).unwrap(), 513), Push::Ready);
+        assert!(b.is_ready(513));
+        assert_eq!(b.as_slice().iter().map(|e| e.pfn()).sum::<u64>(), 512 + 2);
+    }
+
+    #[test]
+    fn capture_zero_capacity() {
+        let mut b = CaptureBuf::<0>::new();
+        assert_eq!(b.push(Entry::default(), 1), Push::Full);
+        assert!(b.is_full());
+        assert!(b.as_mut_slice().is_empty());
+    }
+
+    #[test]
+    fn capture_one_entry_threshold_one() {
+        let mut b = CaptureBuf::<2>::new();
+        assert_eq!(b.push(Entry::default(), 1), Push::Ready);
+        assert_eq!(b.as_mut_slice().len(), 1);
+    }
+
+    #[test]
+    fn capture_static_init() {
+        static B: CaptureBuf<16> = CaptureBuf::new();
+        assert!(B.is_empty());
+        assert_eq!(CaptureBuf::<16>::CAPACITY, 16);
+    }
+}

@@ -1,0 +1,342 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Property tests of the page-hinting core against trivial models.
+//!
+//! The model of a batch of entries is the `BTreeSet` of the pfns they cover.
+//! These are host-only integration tests, so the kernel module never sees
+//! proptest.
+
+use std::collections::BTreeSet;
+
+use page_hinting_core::batch::{Batcher, Limits};
+use page_hinting_core::capture::{CaptureBuf, Entry, Push, MAX_PAGE_ORDER, PFN_LIMIT};
+use page_hinting_core::knobs::{self, KnobError};
+use page_hinting_core::ranges::{cut, merge, sort, PfnRange};
+use proptest::prelude::*;
+
+/// Orders as the free path sees them: mostly 0, some 9, anything up to 10.
+fn order() -> impl Strategy<Value = u32> {
+    prop_oneof![
+        6 => Just(0u32),
+        2 => 0..=3u32,
+        1 => Just(9u32),
+        1 => 0..=MAX_PAGE_ORDER,
+    ]
+}
+
+/// Entries packed into a small window so they overlap, touch and repeat;
+/// sometimes the window sits at the very top of the pfn space.
+fn dense_entries(max_len: usize) -> impl Strategy<Value = Vec<Entry>> {
+    let window = prop_oneof![
+        4 => Just(0u64),
+        1 => Just(PFN_LIMIT - 8192),
+        1 => 0..PFN_LIMIT - 8192,
+    ];
+    (
+        window,
+        prop::collection::vec((0..8192u64, order()), 0..max_len),
+    )
+        .prop_map(|(base, v)| {
+            v.into_iter()
+                .filter_map(|(off, o)| Entry::new(base + off, o))
+                .collect()
+        })
+}
+
+/// Entries with pfns anywhere, for sorting.
+fn wide_entries(max_len: usize) -> impl Strategy<Value = Vec<Entry>> {
+    let pfn = prop_oneof![
+        2 => 0..1u64 << 24,
+        1 => 0..PFN_LIMIT,
+        1 => 0..64u64,
+    ];
+    prop::collection::vec((pfn, order()), 0..max_len).prop_map(|v| {
+        v.into_iter()
+            .filter_map(|(p, o)| Entry::new(p, o).or_else(|| Entry::new(p, 0)))
+            .collect()
+    })
+}
+
+fn model(entries: &[Entry]) -> BTreeSet<u64> {
+    let mut set = BTreeSet::new();
+    for e in entries {
+        set.extend(e.pfn()..e.end());
+    }
+    set
+}
+
+fn pages_of(ranges: &[PfnRange]) -> BTreeSet<u64> {
+    let mut set = BTreeSet::new();
+    for r in ranges {
+        set.extend(r.start..r.end);
+    }
+    set
+}
+
+/// The model of `cut`: every aligned `1 << k`-page block inside `set`.
+fn aligned_blocks(set: &BTreeSet<u64>, k: u32) -> BTreeSet<u64> {
+    let size = 1u64 << k;
+    let starts: BTreeSet<u64> = set.iter().map(|p| p & !(size - 1)).collect();
+    let mut out = BTreeSet::new();
+    for b in starts {
+        if set.range(b..b + size).count() as u64 == size {
+            out.extend(b..b + size);
+        }
+    }
+    out
+}
+
+fn sorted_disjoint_nonadjacent(ranges: &[PfnRange]) -> bool {
+    ranges.iter().all(|r| r.start < r.end) && ranges.windows(2).all(|w| w[0].end < w[1].start)
+}
+
+proptest! {
+    // 256 cases by default; set PROPTEST_CASES for more.
+    #![proptest_config(ProptestConfig::default())]
+
+    #[test]
+    fn sort_is_sorted_permutation(mut v in prop_oneof![wide_entries(3000), dense_entries(600)]) {
+        let mut expect = v.clone();
+        expect.sort();
+        sort(&mut v);
+        prop_assert_eq!(v, expect);
+    }
+
+    #[test]
+    fn sort_mostly_sorted(mut v in wide_entries(2000), swaps in prop::collection::vec((any::<usize>(), any::<usize>()), 0..40)) {
+        v.sort();
+        let n = v.len();
+        if n > 0 {
+            for (a, b) in swaps {
+                v.swap(a % n, b % n);
+            }
+        }
+        let mut expect = v.clone();
+        expect.sort();
+        sort(&mut v);
+        prop_assert_eq!(v, expect);
+    }
+
+    #[test]
+    fn merge_loses_and_invents_nothing(mut v in dense_entries(200)) {
+        let want = model(&v);
+        sort(&mut v);
+        let ranges: Vec<PfnRange> = merge(&v).collect();
+        prop_assert!(sorted_disjoint_nonadjacent(&ranges), "{:?}", ranges);
+        prop_assert_eq!(pages_of(&ranges), want);
+        prop_assert!(ranges.len() <= v.len());
+    }
+
+    #[test]
+    fn merge_unsorted_covers_exactly(v in dense_entries(100)) {
+        let ranges: Vec<PfnRange> = merge(&v).collect();
+        prop_assert!(ranges.iter().all(|r| r.start < r.end));
+        prop_assert_eq!(pages_of(&ranges), model(&v));
+    }
+
+    #[test]
+    fn cut_keeps_exactly_aligned_whole_pieces(mut v in dense_entries(200), k in 0..=MAX_PAGE_ORDER) {
+        let want = aligned_blocks(&model(&v), k);
+        sort(&mut v);
+        let merged: Vec<PfnRange> = merge(&v).collect();
+        let cuts: Vec<PfnRange> = cut(merged.iter().copied(), k).collect();
+        let mask = (1u64 << k) - 1;
+        prop_assert!(sorted_disjoint_nonadjacent(&cuts), "{:?}", cuts);
+        prop_assert!(cuts.iter().all(|r| r.start < r.end && r.start & mask == 0 && r.end & mask == 0));
+        prop_assert!(cuts.len() <= merged.len());
+        // Each piece is the maximal aligned sub-range of one merged range.
+        for c in &cuts {
+            let src = merged.iter().find(|m| m.start <= c.start && c.end <= m.end);
+            prop_assert!(src.is_some(), "{:?} not inside any range", c);
+            let m = src.unwrap();
+            prop_assert_eq!(c.start, (m.start + mask) & !mask);
+            prop_assert_eq!(c.end, m.end & !mask);
+        }
+        prop_assert_eq!(pages_of(&cuts), want);
+    }
+
+    #[test]
+    fn batch_preserves_pages_and_limits(
+        mut v in dense_entries(200),
+        k in 0..=MAX_PAGE_ORDER,
+        cut_first in any::<bool>(),
+        max_pages in 1..5000u64,
+        sizes in prop::collection::vec(1..40usize, 1..8),
+    ) {
+        let Ok(limits) = Limits::new(max_pages, k) else {
+            prop_assert!(max_pages < 1 << k);
+            return Ok(());
+        };
+        sort(&mut v);
+        let input: Vec<PfnRange> = if cut_first {
+            cut(merge(&v), k).collect()
+        } else {
+            merge(&v).collect()
+        };
+        let mask = (1u64 << k) - 1;
+        let mut b = Batcher::new(input.iter().copied(), limits);
+        let mut pieces = Vec::new();
+        let mut report = [PfnRange::default(); 40];
+        for round in 0.. {
+            let n = sizes[round % sizes.len()];
+            let got = b.fill(&mut report[..n]);
+            prop_assert!(got <= n);
+            pieces.extend_from_slice(&report[..got]);
+            if got < n {
+                break;
+            }
+        }
+        prop_assert_eq!(b.next(), None);
+        for p in &pieces {
+            prop_assert!(p.start < p.end);
+            prop_assert!(p.pages() <= max_pages);
+            if cut_first {
+                prop_assert!(p.start & mask == 0 && p.end & mask == 0, "{:?} unaligned", p);
+            }
+        }
+        // Rebuild the input: pieces of one range are contiguous, in order,
+        // and split only at aligned pfns.
+        let mut rebuilt: Vec<PfnRange> = Vec::new();
+        for p in &pieces {
+            match rebuilt.last_mut() {
+                Some(last) if last.end == p.start && input.iter().any(|r| r.start < p.start && p.start < r.end) => {
+                    prop_assert!(p.start & mask == 0, "split at unaligned {}", p.start);
+                    last.end = p.end;
+                }
+                _ => rebuilt.push(*p),
+            }
+        }
+        prop_assert_eq!(rebuilt, input);
+    }
+
+    #[test]
+    fn capture_accounting(
+        ops in prop::collection::vec(prop_oneof![
+            20 => (0..PFN_LIMIT - 1024, order()).prop_map(|(p, o)| Some(Entry::new(p, o).unwrap())),
+            1 => Just(None),
+        ], 0..80),
+        threshold in prop_oneof![0..64u64, 0..20000u64, Just(u64::MAX)],
+    ) {
+        const N: usize = 16;
+        let mut buf = CaptureBuf::<N>::new();
+        let mut shadow: Vec<Entry> = Vec::new();
+        for op in ops {
+            match op {
+                None => {
+                    buf.clear();
+                    shadow.clear();
+                }
+                Some(e) => {
+                    let was_full = shadow.len() == N;
+                    let got = buf.push(e, threshold);
+                    if was_full {
+                        prop_assert_eq!(got, Push::Full);
+                    } else {
+                        shadow.push(e);
+                        let pending: u64 = shadow.iter().map(|e| e.pages()).sum();
+                        let ready = shadow.len() == N || pending >= threshold;
+                        prop_assert_eq!(got, if ready { Push::Ready } else { Push::Stored });
+                    }
+                }
+            }
+            let pending: u64 = shadow.iter().map(|e| e.pages()).sum();
+            prop_assert_eq!(buf.pending_pages(), pending);
+            prop_assert_eq!(buf.as_slice(), &shadow[..]);
+            prop_assert_eq!(buf.len(), shadow.len());
+            prop_assert_eq!(buf.is_full(), shadow.len() == N);
+            prop_assert_eq!(buf.is_ready(threshold), shadow.len() == N || pending >= threshold);
+        }
+    }
+
+    #[test]
+    fn entry_new_matches_model(pfn in prop_oneof![any::<u64>(), PFN_LIMIT - 2048..PFN_LIMIT + 16, 0..16u64], order in 0..70u32) {
+        let fits = order <= MAX_PAGE_ORDER
+            && pfn.checked_add(1 << order.min(63)).is_some_and(|end| end <= PFN_LIMIT);
+        match Entry::new(pfn, order) {
+            Some(e) => {
+                prop_assert!(fits);
+                prop_assert_eq!((e.pfn(), e.order(), e.pages()), (pfn, order, 1u64 << order));
+                prop_assert_eq!(e.end(), pfn + (1 << order));
+                prop_assert_eq!(Entry::from_raw(e.to_raw()), Some(e));
+            }
+            None => prop_assert!(!fits),
+        }
+    }
+
+    #[test]
+    fn parse_u64_matches_model(input in knob_bytes()) {
+        prop_assert_eq!(knobs::parse_u64(&input), model_parse(&input));
+    }
+
+    #[test]
+    fn knobs_match_model(input in knob_bytes()) {
+        let m = model_parse(&input);
+        let ranged = |min: u64, max: u64| match m {
+            Ok(v) if (min..=max).contains(&v) => Ok(v),
+            Ok(_) => Err(KnobError::OutOfRange { min, max }),
+            Err(e) => Err(e),
+        };
+        prop_assert_eq!(knobs::parse_threshold_kb(&input), ranged(4, 1 << 30));
+        prop_assert_eq!(knobs::parse_min_order(&input), ranged(0, 10).map(|v| v as u32));
+        prop_assert_eq!(knobs::parse_enabled(&input), ranged(0, 1).map(|v| v == 1));
+        prop_assert_eq!(knobs::parse_flush_ms(&input), ranged(0, 60_000).map(|v| v as u32));
+    }
+
+    #[test]
+    fn threshold_pages_model(kb in prop_oneof![0..2000u64, any::<u64>()], shift in 9..17u32) {
+        let ps = 1u64 << shift;
+        let exact = ((kb as u128 * 1024).div_ceil(ps as u128)).max(1);
+        let got = knobs::threshold_pages(kb, ps);
+        if kb <= u64::MAX / 1024 {
+            prop_assert_eq!(got as u128, exact);
+        } else {
+            prop_assert_eq!(got, u64::MAX.div_ceil(ps));
+        }
+    }
+}
+
+/// Byte strings near the knob grammar: digits, newlines and the usual
+/// mistakes, plus well-formed numbers around the u64 limit.
+fn knob_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let byte = prop_oneof![
+        8 => b'0'..=b'9',
+        1 => Just(b'\n'),
+        1 => prop::sample::select(&b"-+ x e.\0\t\r\xff"[..]),
+        1 => any::<u8>(),
+    ];
+    prop_oneof![
+        3 => prop::collection::vec(byte, 0..24),
+        1 => (any::<u64>(), any::<bool>(), 0..3usize).prop_map(|(v, nl, zeros)| {
+            let mut s = "0".repeat(zeros) + &v.to_string();
+            if nl {
+                s.push('\n');
+            }
+            s.into_bytes()
+        }),
+        1 => (any::<u64>(), 1..20u64).prop_map(|(v, extra)| {
+            format!("{}{}", v, extra).into_bytes()
+        }),
+    ]
+}
+
+/// The reference grammar, written independently of the parser.
+fn model_parse(input: &[u8]) -> Result<u64, KnobError> {
+    let body = input.strip_suffix(b"\n").unwrap_or(input);
+    if body.is_empty() {
+        return Err(KnobError::Empty);
+    }
+    if !body.iter().all(u8::is_ascii_digit) {
+        return Err(KnobError::Invalid);
+    }
+    let s = std::str::from_utf8(body).unwrap();
+    let trimmed = s.trim_start_matches('0');
+    let max = u64::MAX.to_string();
+    if trimmed.len() > max.len() || (trimmed.len() == max.len() && trimmed > max.as_str()) {
+        return Err(KnobError::Overflow);
+    }
+    Ok(if trimmed.is_empty() {
+        0
+    } else {
+        trimmed.parse().unwrap()
+    })
+}

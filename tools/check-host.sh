@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Host-side checks: the core crate (fmt, clippy, unit + property tests, short
+# fuzz), the module's formatting and its CLIPPY=1 build against the normal
+# kernel, the patch series (applies, checkpatch-clean), the tools' syntax and
+# the documentation.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+step() { info "check-host: $*"; }
+
+if [[ -x $ROOT/tools/core-check.sh ]]; then
+	step "core crate"
+	"$ROOT/tools/core-check.sh"
+fi
+
+step "patch series: checkpatch"
+"$ROOT/tools/patches.sh" check
+
+step "module: rustfmt"
+"$ROOT/tools/kernel.sh" normal >/dev/null
+rustfmt_cfg=$CACHE/kernel/src/.rustfmt.toml
+mapfile -t rs < <(ls "$ROOT"/rust/*.rs)
+/usr/bin/rustfmt --edition 2021 --config-path "$rustfmt_cfg" --check "${rs[@]}" ||
+	die "module sources are not rustfmt-clean (run: make fmt)"
+
+step "module: CLIPPY=1 build, normal and debug (test) variants"
+"$ROOT/tools/module.sh" normal >/dev/null
+"$ROOT/tools/module.sh" debug >/dev/null
+
+step "tools: python syntax, shell syntax"
+python3 -m py_compile "$ROOT"/tools/*.py
+for f in "$ROOT"/tools/*.sh "$ROOT"/tools/guest/scenarios/*.sh "$ROOT"/.ci/run; do
+	bash -n "$f"
+done
+
+if compgen -G "$ROOT/Documentation/**/*.rst" >/dev/null || [[ -d $ROOT/Documentation ]]; then
+	step "documentation"
+	"$ROOT/tools/check-docs.py"
+fi
+info "check-host: ok"

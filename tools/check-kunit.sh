@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Boot the debug guest, load the test build of page_hinting.ko (its KUnit
+# suites run at load), and parse the console with the kernel tree's kunit.py.
+# Fails on any failed test, on any suite that did not run, and on any
+# warning or splat in the console.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+kbuild=$("$ROOT/tools/kernel.sh" debug)
+initrd=$("$ROOT/tools/initramfs.sh" debug)
+res=$OUT/kunit
+mkdir -p "$res"
+
+rc=0
+"$ROOT/tools/run-guest.py" --kernel "$kbuild/arch/x86/boot/bzImage" --initrd "$initrd" \
+	--scenario kunit --timeout 600 --strict-console --quiet --json "$res/run.json" || rc=$?
+python3 -c 'import json,sys; [print(l) for _, l in json.load(open(sys.argv[1]))["console"]]' \
+	"$res/run.json" >"$res/console.log"
+((rc == 0)) || { tail -n 40 "$res/console.log"; die "the KUnit guest run failed (status $rc); console: $res/console.log"; }
+
+kunit_py=$CACHE/kernel/src/tools/testing/kunit/kunit.py
+prc=0
+python3 "$kunit_py" parse --json="$res/kunit.json" "$res/console.log" || prc=$?
+# Every suite the module defines must have run.
+python3 - "$res/kunit.json" "$ROOT"/rust/*.rs <<'PY' || prc=1
+import json, re, sys
+ran = set()
+def walk(t):
+    if t.get("name"): ran.add(t["name"])
+    for s in t.get("sub_groups", []) + t.get("test_cases", []):
+        if isinstance(s, dict): walk(s)
+j = json.load(open(sys.argv[1]))
+for t in j.get("test_groups", []): walk(t)
+want = set()
+for f in sys.argv[2:]:
+    want |= set(re.findall(r'kunit_suite!\(\s*\w+,\s*"([^"]+)"', open(f).read()))
+missing = sorted(want - ran)
+print(f"[check-kunit] suites defined: {len(want)}, missing from the run: {missing or 'none'}")
+sys.exit(1 if missing or not want else 0)
+PY
+((prc == 0)) || die "KUnit failures or missing suites (console: $res/console.log)"
+info "KUnit: all suites passed"

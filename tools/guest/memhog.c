@@ -1,0 +1,81 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * memhog: allocate guest memory, touch it, free it, and say when.
+ *
+ *   memhog alloc-free MIB [HOLD_MS]   one anonymous mapping, touched, then
+ *                                     unmapped at once
+ *   memhog scatter MIB [HOLD_MS]      touch MIB, free every other 4 KiB page
+ *                                     (MADV_DONTNEED), hold, then free the rest
+ *
+ * Prints "PH-MARK <event> <MiB>" lines that the host runner timestamps.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PAGE 4096UL
+
+static void mark(const char *event, unsigned long mib)
+{
+	printf("PH-MARK %s %lu\n", event, mib);
+	fflush(stdout);
+}
+
+static void sleep_ms(unsigned long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+static char *alloc_touch(unsigned long bytes)
+{
+	char *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED) {
+		perror("mmap");
+		exit(2);
+	}
+	madvise(p, bytes, MADV_HUGEPAGE);
+	for (unsigned long off = 0; off < bytes; off += PAGE)
+		p[off] = (char)(off >> 12) | 1;
+	return p;
+}
+
+int main(int argc, char **argv)
+{
+	unsigned long mib, bytes, hold;
+	char *p;
+
+	if (argc < 3) {
+		fprintf(stderr, "usage: memhog alloc-free|scatter MIB [HOLD_MS]\n");
+		return 2;
+	}
+	mib = strtoul(argv[2], NULL, 0);
+	hold = argc > 3 ? strtoul(argv[3], NULL, 0) : 1000;
+	bytes = mib << 20;
+
+	p = alloc_touch(bytes);
+	mark("allocated", mib);
+	sleep_ms(hold);
+
+	if (!strcmp(argv[1], "alloc-free")) {
+		munmap(p, bytes);
+		mark("freed", mib);
+	} else if (!strcmp(argv[1], "scatter")) {
+		for (unsigned long off = 0; off < bytes; off += 2 * PAGE)
+			madvise(p + off, PAGE, MADV_DONTNEED);
+		mark("freed-scattered", mib / 2);
+		sleep_ms(hold);
+		munmap(p, bytes);
+		mark("freed", mib);
+	} else {
+		fprintf(stderr, "memhog: unknown mode %s\n", argv[1]);
+		return 2;
+	}
+	return 0;
+}

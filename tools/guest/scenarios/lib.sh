@@ -1,0 +1,14 @@
+# SPDX-License-Identifier: GPL-2.0
+# Helpers for guest scenarios (sourced).
+MOD=/lib/modules/page_hinting.ko
+
+mark() { echo "PH-MARK $*"; }
+fail() { echo "PH-FAIL $*"; exit 1; }
+
+load_hinting() {
+	insmod "$MOD" "$@" || fail "insmod page_hinting $*"
+	grep -q '^page_hinting ' /proc/modules || fail "page_hinting not in /proc/modules"
+	mark loaded
+}
+
+free_kib() { awk '/^MemFree:/ { print $2 }' /proc/meminfo; }

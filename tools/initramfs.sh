@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Build the guest initramfs for the normal or debug kernel: busybox, the
+# project's static guest programs, page_hinting.ko and virtio_balloon.ko
+# built for that kernel, the init script and the scenarios.
+#
+# Usage: tools/initramfs.sh normal|debug     prints the path of the image
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+variant=${1:-normal}
+kbuild=$("$ROOT/tools/kernel.sh" "$variant")
+ko=$("$ROOT/tools/module.sh" "$variant")
+
+G=$ROOT/tools/guest
+bin=$CACHE/guest-bin
+mkdir -p "$bin"
+for src in "$G"/*.c; do
+	exe=$bin/$(basename "$src" .c)
+	if [[ ! -x $exe || $src -nt $exe ]]; then
+		gcc -static -O2 -Wall -Wextra -Werror -o "$exe" "$src" -lpthread ||
+			die "building guest program $src"
+	fi
+done
+
+stage=$CACHE/initramfs-$variant
+rm -rf "$stage"
+mkdir -p "$stage"/{bin,sbin,proc,sys,dev,tmp,lib/modules,scenarios}
+cp /bin/busybox "$stage/bin/busybox"
+cp "$bin"/* "$stage/bin/"
+cp "$G/init" "$stage/init"
+cp "$G"/scenarios/*.sh "$stage/scenarios/"
+cp "$ko" "$stage/lib/modules/page_hinting.ko"
+cp "$kbuild/drivers/virtio/virtio_balloon.ko" "$stage/lib/modules/virtio_balloon.ko"
+chmod +x "$stage/init"
+
+out=$OUT/initramfs-$variant.cpio.gz
+mkdir -p "$OUT"
+(cd "$stage" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1 >"$out.tmp")
+mv "$out.tmp" "$out"
+echo "$out"

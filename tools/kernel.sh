@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Build the guest kernel: Debian's linux-source-6.12 with patches/ applied,
+# configured from tinyconfig + kvm_guest.config + tools/kconfig/guest.config
+# (+ debug.config for the debug variant), built out of tree with O=.
+#
+# Usage: tools/kernel.sh normal|debug
+# Prints the build directory on stdout.
+#
+# The source tree and each build directory carry a key: a hash of what they
+# are built from (source package version, the patch series, the config
+# fragments, the compilers). An unchanged rerun only compares keys. A changed
+# series updates the one source tree in place, rewriting only the files whose
+# content changed, so the rebuild is incremental.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+variant=${1:-normal}
+case $variant in normal | debug) ;; *) die "usage: $0 normal|debug" ;; esac
+
+"$ROOT/tools/deps.sh" --verify >/dev/null
+
+KDIR=$CACHE/kernel
+SRC=$KDIR/src
+BUILD=$KDIR/build-$variant
+mkdir -p "$KDIR"
+
+# One kernel build at a time: the machines have two cores.
+exec 9>"$KDIR/.lock"
+flock 9
+
+tarball=$(ls /usr/src/linux-source-6.12.tar.* | head -n1)
+srcver=$(dpkg-query -W -f='${Version}' linux-source-6.12)
+series=$ROOT/patches/series
+
+series_hash() {
+	{
+		cat "$series"
+		while read -r p; do
+			[[ -z $p || $p == \#* ]] && continue
+			cat "$ROOT/patches/$p"
+		done <"$series"
+	} | sha256sum | cut -c1-16
+}
+
+src_key="$srcver $(series_hash)"
+
+if [[ ! -f $SRC/.ph-key || $(cat "$SRC/.ph-key") != "$src_key" ]]; then
+	info "preparing kernel source ($srcver + $(grep -cv '^#' "$series") patches)"
+	rm -rf "$SRC.new"
+	mkdir -p "$SRC.new"
+	tar -xf "$tarball" -C "$SRC.new" --strip-components=1
+	while read -r p; do
+		[[ -z $p || $p == \#* ]] && continue
+		patch -d "$SRC.new" -p1 -s --forward <"$ROOT/patches/$p" ||
+			die "patches/$p does not apply to linux-source $srcver"
+	done <"$series"
+	if [[ -d $SRC ]]; then
+		# Keep unchanged files' mtimes so make only rebuilds what changed.
+		rsync -rlc --delete --exclude=/.ph-key "$SRC.new/" "$SRC/"
+		rm -rf "$SRC.new"
+	else
+		mv "$SRC.new" "$SRC"
+	fi
+	echo "$src_key" >"$SRC/.ph-key"
+fi
+
+frags=("$SRC/kernel/configs/kvm_guest.config" "$ROOT/tools/kconfig/guest.config")
+[[ $variant == debug ]] && frags+=("$ROOT/tools/kconfig/debug.config")
+
+tools_ver="$($KRUSTC --version) $($KBINDGEN --version) $(gcc --version | head -n1)"
+build_key="$src_key $(cat "${frags[@]}" | sha256sum | cut -c1-16) $(echo "$tools_ver" | sha256sum | cut -c1-16)"
+
+kmake() {
+	make -C "$SRC" O="$BUILD" RUSTC="$KRUSTC" HOSTRUSTC="$KRUSTC" BINDGEN="$KBINDGEN" \
+		RUSTFMT=/usr/bin/rustfmt CLIPPY_DRIVER=/usr/bin/clippy-driver "$@"
+}
+
+if [[ -f $BUILD/.ph-key && $(cat "$BUILD/.ph-key") == "$build_key" &&
+	-f $BUILD/arch/x86/boot/bzImage ]]; then
+	info "$variant kernel up to date"
+	echo "$BUILD"
+	exit 0
+fi
+
+mkdir -p "$BUILD"
+rm -f "$BUILD/.ph-key"
+log=$KDIR/build-$variant.log
+: >"$log"
+
+kmake -s rustavailable >>"$log" 2>&1 || {
+	tail -n 20 "$log" >&2
+	die "'make rustavailable' failed: the kernel cannot be built with Rust (see $log)"
+}
+
+info "configuring the $variant kernel"
+{
+	kmake tinyconfig
+	"$SRC/scripts/kconfig/merge_config.sh" -m -O "$BUILD" "$BUILD/.config" "${frags[@]}"
+	kmake olddefconfig
+} >>"$log" 2>&1 || {
+	tail -n 30 "$log" >&2
+	die "kernel configuration failed (see $log)"
+}
+
+# Every option a fragment asks for must have survived olddefconfig: a
+# dependency that silently drops one (say CONFIG_RUST) is a broken guest.
+bad=()
+while IFS= read -r line; do
+	[[ $line =~ ^(CONFIG_[A-Z0-9_]+)=(.*)$ ]] || continue
+	opt=${BASH_REMATCH[1]} val=${BASH_REMATCH[2]}
+	if [[ $val == n ]]; then
+		grep -qx "# $opt is not set" "$BUILD/.config" || grep -qx "$opt=n" "$BUILD/.config" ||
+			! grep -q "^$opt=" "$BUILD/.config" || bad+=("$opt=$val")
+	else
+		grep -qx "$opt=$val" "$BUILD/.config" || bad+=("$opt=$val")
+	fi
+done < <(cat "$ROOT/tools/kconfig/guest.config" $([[ $variant == debug ]] && echo "$ROOT/tools/kconfig/debug.config"))
+((${#bad[@]} == 0)) || die "options lost in the $variant config (dependencies missing?): ${bad[*]}"
+
+jobs=$(($(nproc) + 1))
+info "building the $variant kernel with -j$jobs (log: $log; about 8-10 min on 2 cores from scratch)"
+start=$SECONDS
+kmake -j"$jobs" all >>"$log" 2>&1 || {
+	grep -E 'error|Error' "$log" | head -n 20 >&2
+	tail -n 20 "$log" >&2
+	die "the $variant kernel build failed (see $log)"
+}
+if grep -E '^[^ ]*: warning:|^warning:' "$log" | grep -v 'objtool' >"$KDIR/warnings-$variant.txt"; then
+	info "kernel build warnings (see $KDIR/warnings-$variant.txt):"
+	head -n 20 "$KDIR/warnings-$variant.txt" >&2
+	die "the $variant kernel build has warnings"
+fi
+info "$variant kernel built in $((SECONDS - start)) s"
+echo "$build_key" >"$BUILD/.ph-key"
+echo "$BUILD"

@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Boot the page-hinting guest under QEMU, run one scenario, sample the host.
+
+The guest's init runs the scenario named by ph.scenario= and hands its exit
+status back through QEMU's isa-debug-exit device. While the guest runs, a
+sampler reads the QEMU process's RSS and AnonHugePages from
+/proc/PID/smaps_rollup every 100 ms; console lines are timestamped on the
+same clock, so "PH-MARK" events from the guest line up with the samples.
+
+Exit status: the scenario's own status, 124 when the guest timed out (it is
+killed and the runner says so), 125 when QEMU failed on its own.
+"""
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CACHE = os.environ.get("PAGE_HINTING_CACHE") or os.path.join(
+    os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "page-hinting")
+
+
+def read_rollup(pid):
+    """(Rss, AnonHugePages) of a process in KiB, or None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            text = f.read()
+    except OSError:
+        return None
+    rss = re.search(r"^Rss:\s+(\d+) kB", text, re.M)
+    ahp = re.search(r"^AnonHugePages:\s+(\d+) kB", text, re.M)
+    if not rss:
+        return None
+    return int(rss.group(1)), int(ahp.group(1)) if ahp else 0
+
+
+def qemu_cmd(args, accel):
+    append = "console=ttyS0 panic=-1 loglevel=6 ph.scenario=%s %s" % (args.scenario, args.append)
+    cmd = [
+        "qemu-system-x86_64", "-nodefaults", "-no-reboot", "-display", "none",
+        "-m", str(args.mem), "-smp", str(args.smp),
+        "-kernel", args.kernel, "-initrd", args.initrd, "-append", append.strip(),
+        "-serial", "stdio",
+        "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
+    ]
+    if accel == "kvm":
+        cmd += ["-accel", "kvm", "-cpu", "host"]
+    else:
+        cmd += ["-accel", "tcg", "-cpu", "max"]
+    if args.balloon:
+        cmd += ["-device", "virtio-balloon-pci,id=balloon0,free-page-reporting=on" + args.balloon_opts]
+    if args.qmp:
+        cmd += ["-qmp", f"unix:{args.qmp},server=on,wait=off"]
+    return cmd
+
+
+def run(args, accel, quiet=False):
+    """Runs one guest; returns the result dict."""
+    cmd = qemu_cmd(args, accel)
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    console, samples, marks = [], [], []
+    done = threading.Event()
+
+    def sampler():
+        while not done.is_set():
+            r = read_rollup(proc.pid)
+            if r is not None:
+                samples.append((round(time.monotonic() - t0, 3), r[0], r[1]))
+            done.wait(args.interval)
+
+    th = threading.Thread(target=sampler, daemon=True)
+    th.start()
+
+    def reader():
+        for raw in proc.stdout:
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            t = round(time.monotonic() - t0, 3)
+            console.append((t, line))
+            m = re.search(r"PH-MARK (\S+)(.*)$", line)
+            if m:
+                marks.append((t, m.group(1), m.group(2).strip()))
+            if not quiet:
+                print(f"[{t:8.3f}] {line}", flush=True)
+
+    rd = threading.Thread(target=reader, daemon=True)
+    rd.start()
+    timed_out = False
+    try:
+        proc.wait(timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        proc.kill()
+        proc.wait()
+    rd.join(5)
+    done.set()
+    th.join()
+
+    rc = proc.returncode
+    if timed_out:
+        status = 124
+    elif rc is not None and rc > 0 and rc % 2 == 1:
+        status = rc >> 1  # isa-debug-exit: (status << 1) | 1
+    else:
+        status = 125
+    return {
+        "scenario": args.scenario, "accel": accel, "qemu": cmd,
+        "qemu_returncode": rc, "status": status, "timed_out": timed_out,
+        "seconds": round(time.monotonic() - t0, 3),
+        "console": console, "samples": samples, "marks": marks,
+    }
+
+
+def pick_accel(args):
+    """TCG unless a probe boot proves KVM works on this machine (cached)."""
+    if args.accel != "auto":
+        return args.accel
+    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        return "tcg"
+    key = "%s %s" % (os.uname().release, os.stat(args.kernel).st_mtime_ns)
+    cache = os.path.join(CACHE, "kvm-probe")
+    try:
+        with open(cache) as f:
+            k, verdict = f.read().rsplit(" ", 1)
+            if k == key:
+                return verdict.strip()
+    except (OSError, ValueError):
+        pass
+    probe = argparse.Namespace(**vars(args))
+    probe.scenario, probe.timeout, probe.qmp = "probe", 40, None
+    r = run(probe, "kvm", quiet=True)
+    verdict = "kvm" if r["status"] == 0 else "tcg"
+    print(f"[run-guest] KVM probe: {'boots' if verdict == 'kvm' else 'does not boot'} "
+          f"this kernel; using {verdict.upper()}", file=sys.stderr)
+    os.makedirs(CACHE, exist_ok=True)
+    with open(cache, "w") as f:
+        f.write(f"{key} {verdict}\n")
+    return verdict
+
+
+SPLAT = re.compile(r"WARNING:|BUG:|BUG |Oops|general protection|lockdep|possible recursive locking"
+                   r"|possible circular locking|inconsistent lock state|bad page|Bad page"
+                   r"|KASAN|UBSAN|kernel BUG|Call Trace:|pagealloc: memory corruption"
+                   r"|rcu_sched detected stall|RCU stall|soft lockup|hung task|Kernel panic")
+
+
+def splats(console):
+    """Console lines that mean the kernel complained."""
+    return [(t, line) for t, line in console if SPLAT.search(line)]
+
+
+def summarize(r):
+    s = r["samples"]
+    out = [f"[run-guest] scenario {r['scenario']}: status {r['status']}"
+           f"{' (TIMED OUT, guest killed)' if r['timed_out'] else ''}, "
+           f"{r['seconds']:.1f} s, accel {r['accel']}, {len(s)} RSS samples"]
+    if s:
+        out.append(f"[run-guest] QEMU RSS: first {s[0][1] // 1024} MiB, "
+                   f"max {max(x[1] for x in s) // 1024} MiB, last {s[-1][1] // 1024} MiB")
+    return "\n".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kernel", required=True)
+    ap.add_argument("--initrd", required=True)
+    ap.add_argument("--scenario", required=True)
+    ap.add_argument("--append", default="", help="extra kernel command line")
+    ap.add_argument("--mem", type=int, default=1024, help="guest MiB")
+    ap.add_argument("--smp", type=int, default=2)
+    ap.add_argument("--accel", choices=["auto", "tcg", "kvm"], default="auto")
+    ap.add_argument("--timeout", type=float, default=300, help="seconds before the guest is killed")
+    ap.add_argument("--interval", type=float, default=0.1, help="sampling period, seconds")
+    ap.add_argument("--no-balloon", dest="balloon", action="store_false")
+    ap.add_argument("--balloon-opts", default="", help="extra virtio-balloon-pci options")
+    ap.add_argument("--qmp", help="QMP unix socket path")
+    ap.add_argument("--strict-console", action="store_true",
+                    help="fail (status 1) on WARNING:, BUG:, lockdep, bad page or KASAN-style lines")
+    ap.add_argument("--json", help="write the result (console, samples, marks) here")
+    ap.add_argument("--quiet", action="store_true", help="do not echo the console")
+    args = ap.parse_args()
+
+    accel = pick_accel(args)
+    r = run(args, accel, quiet=args.quiet)
+    bad = splats(r["console"]) if args.strict_console else []
+    if bad:
+        print("[run-guest] the console shows kernel warnings or splats:", file=sys.stderr)
+        for t, line in bad[:20]:
+            print(f"  [{t:8.3f}] {line}", file=sys.stderr)
+        if r["status"] == 0:
+            r["status"] = 1
+    r["splats"] = bad
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(r, f)
+    if r["timed_out"]:
+        print(f"[run-guest] TIMEOUT: the guest did not finish within {args.timeout:.0f} s "
+              "and was killed", file=sys.stderr)
+    if r["status"] == 125:
+        tail = "\n".join(line for _, line in r["console"][-20:])
+        print(f"[run-guest] QEMU exited with {r['qemu_returncode']} without a guest status:\n{tail}",
+              file=sys.stderr)
+    print(summarize(r), file=sys.stderr)
+    sys.exit(r["status"])
+
+
+if __name__ == "__main__":
+    main()

@@ -26,10 +26,6 @@ SRC=$KDIR/src
 BUILD=$KDIR/build-$variant
 mkdir -p "$KDIR"
 
-# One kernel build at a time: the machines have two cores.
-exec 9>"$KDIR/.lock"
-flock 9
-
 tarball=$(ls /usr/src/linux-source-6.12.tar.* | head -n1)
 srcver=$(dpkg-query -W -f='${Version}' linux-source-6.12)
 series=$ROOT/patches/series
@@ -45,6 +41,30 @@ series_hash() {
 }
 
 src_key="$srcver $(series_hash)"
+frags=("$ROOT/tools/kconfig/guest.config")
+[[ $variant == debug ]] && frags+=("$ROOT/tools/kconfig/debug.config")
+tools_ver="$($KRUSTC --version) $($KBINDGEN --version) $(gcc --version | head -n1)"
+build_key="$src_key $(cat "${frags[@]}" | sha256sum | cut -c1-16) $(echo "$tools_ver" | sha256sum | cut -c1-16)"
+
+up_to_date() {
+	[[ -f $SRC/.ph-key && $(cat "$SRC/.ph-key") == "$src_key" &&
+		-f $BUILD/.ph-key && $(cat "$BUILD/.ph-key") == "$build_key" &&
+		-f $BUILD/arch/x86/boot/bzImage ]]
+}
+if up_to_date; then
+	info "$variant kernel up to date"
+	echo "$BUILD"
+	exit 0
+fi
+
+# One kernel build at a time: the machines have two cores, and the source
+# tree is shared by both variants.
+exec 9>"$KDIR/.lock"
+flock 9
+if up_to_date; then
+	echo "$BUILD"
+	exit 0
+fi
 
 if [[ ! -f $SRC/.ph-key || $(cat "$SRC/.ph-key") != "$src_key" ]]; then
 	info "preparing kernel source ($srcver + $(grep -cv '^#' "$series") patches)"
@@ -66,11 +86,7 @@ if [[ ! -f $SRC/.ph-key || $(cat "$SRC/.ph-key") != "$src_key" ]]; then
 	echo "$src_key" >"$SRC/.ph-key"
 fi
 
-frags=("$SRC/kernel/configs/kvm_guest.config" "$ROOT/tools/kconfig/guest.config")
-[[ $variant == debug ]] && frags+=("$ROOT/tools/kconfig/debug.config")
-
-tools_ver="$($KRUSTC --version) $($KBINDGEN --version) $(gcc --version | head -n1)"
-build_key="$src_key $(cat "${frags[@]}" | sha256sum | cut -c1-16) $(echo "$tools_ver" | sha256sum | cut -c1-16)"
+frags=("$SRC/kernel/configs/kvm_guest.config" "${frags[@]}")
 
 kmake() {
 	make -C "$SRC" O="$BUILD" RUSTC="$KRUSTC" HOSTRUSTC="$KRUSTC" BINDGEN="$KBINDGEN" \
@@ -79,7 +95,6 @@ kmake() {
 
 if [[ -f $BUILD/.ph-key && $(cat "$BUILD/.ph-key") == "$build_key" &&
 	-f $BUILD/arch/x86/boot/bzImage ]]; then
-	info "$variant kernel up to date"
 	echo "$BUILD"
 	exit 0
 fi

@@ -41,7 +41,7 @@ def read_rollup(pid):
 
 
 def qemu_cmd(args, accel):
-    append = "console=ttyS0 panic=-1 loglevel=6 ph.scenario=%s %s" % (args.scenario, args.append)
+    append = "console=ttyS0 panic=-1 loglevel=7 ph.scenario=%s %s" % (args.scenario, args.append)
     cmd = [
         "qemu-system-x86_64", "-nodefaults", "-no-reboot", "-display", "none",
         "-m", str(args.mem), "-smp", str(args.smp),

@@ -53,6 +53,12 @@ const ORDER_MASK: u64 = (1 << ORDER_BITS) - 1;
 pub struct Entry(u64);
 
 impl Entry {
+    /// The smallest entry: pfn 0, order 0.
+    pub const MIN: Entry = Entry(0);
+
+    /// The largest entry: the last pfn below [`PFN_LIMIT`], order 0.
+    pub const MAX: Entry = Entry((PFN_LIMIT - 1) << ORDER_BITS);
+
     /// Makes an entry, or `None` if `order > MAX_PAGE_ORDER` or the block
     /// would reach past [`PFN_LIMIT`] (`pfn + (1 << order) > PFN_LIMIT`, which
     /// also rejects every pfn that does not fit in [`PFN_BITS`]).
@@ -82,6 +88,13 @@ impl Entry {
     pub const fn from_raw(raw: u64) -> Option<Entry> {
         // The cast keeps the low ORDER_BITS bits only, which is all of them.
         Entry::new(raw >> ORDER_BITS, (raw & ORDER_MASK) as u32)
+    }
+
+    /// The entry whose [`Entry::to_raw`] is `raw`, unchecked: for the sort,
+    /// which only ever moves valid entries' encodings around.
+    #[inline(always)]
+    pub(crate) const fn from_raw_trusted(raw: u64) -> Entry {
+        Entry(raw)
     }
 
     /// First page frame of the block.
@@ -132,6 +145,10 @@ pub enum Push {
 ///
 /// See the [module documentation](self) for how a pair of them is used for
 /// double buffering.
+///
+/// All-zero bytes are a valid, empty buffer (entries are plain `u64`s and
+/// an all-zero entry is pfn 0, order 0), so it may be allocated zeroed
+/// instead of built with [`CaptureBuf::new`].
 #[derive(Clone, Debug)]
 pub struct CaptureBuf<const N: usize> {
     entries: [Entry; N],
@@ -248,6 +265,14 @@ mod tests {
         assert_eq!(e.pages(), 512);
         assert_eq!(e.end(), 12345 + 512);
         assert_eq!(Entry::from_raw(e.to_raw()), Some(e));
+    }
+
+    #[test]
+    fn entry_min_max() {
+        assert_eq!(Entry::new(0, 0), Some(Entry::MIN));
+        assert_eq!(Entry::new(PFN_LIMIT - 1, 0), Some(Entry::MAX));
+        assert!(Entry::new(PFN_LIMIT - 1024, 10).unwrap() < Entry::MAX);
+        assert_eq!(Entry::from_raw(u64::MAX), None);
     }
 
     #[test]

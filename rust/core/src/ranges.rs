@@ -75,33 +75,62 @@ impl From<Entry> for PfnRange {
     }
 }
 
-/// Slices up to this length are insertion sorted.
+/// Buckets up to this length are insertion sorted.
 const INSERTION_MAX: usize = 20;
+
+/// Slices up to this length are left to `sort_unstable`, whose small-slice
+/// sort beats a 256-bucket partitioning pass there.
+const SMALL_MAX: usize = 64;
 
 /// Bits per radix digit; 256 buckets.
 const RADIX_BITS: u32 = 8;
 const BUCKETS: usize = 1 << RADIX_BITS;
 
-/// Sorts `entries` by pfn, then order, in place.
+/// Largest slice [`sort`] gives to [`radix_sort`]; longer ones go to
+/// `sort_unstable`, which the benchmark finds faster there.
+pub const RADIX_MAX: usize = 4096;
+
+/// Sorts `entries` by pfn, then order, in place: the sort of the pipeline.
 ///
-/// This is an in-place most-significant-digit radix sort (American flag
-/// sort) on the bits in which the entries actually differ, with insertion
-/// sort for slices of up to 20 entries. Batches of freed pages have small
-/// keys (a 64 GiB guest has 24-bit pfns, so 32-bit entries) and are mostly
-/// random, so one or two partitioning passes typically leave buckets small
-/// enough for insertion sort; `Documentation/mm/page_hinting_core.rst` has
-/// the benchmark against `sort_unstable` and an LSD radix sort.
+/// Slices of 65 to [`RADIX_MAX`] entries are sorted by [`radix_sort`],
+/// others by core's `sort_unstable` (pattern-defeating quicksort with a
+/// branchless small-slice sort). That split is what
+/// `tools/core-bench.sh` measured fastest for batches of freed pages:
+/// `Documentation/mm/page_hinting_core.rst` has the figures.
 ///
-/// It allocates nothing and never panics. Stack use is bounded: one
-/// partitioning pass takes two 256-entry `u32` tables (2 KiB, released
-/// before recursing) and each of the at most 8 recursion levels a few
-/// words. Slices longer than `u32::MAX` fall back to `sort_unstable`.
+/// It allocates nothing and cannot panic (`Entry` has a total order).
+/// Stack use is that of [`radix_sort`], or a few hundred bytes for
+/// `sort_unstable`.
 pub fn sort(entries: &mut [Entry]) {
+    if entries.len() > RADIX_MAX {
+        entries.sort_unstable();
+    } else {
+        radix_sort_inner(entries);
+    }
+}
+
+/// Sorts `entries` by pfn, then order, in place, with an in-place
+/// most-significant-digit radix sort (American flag sort).
+///
+/// Each pass partitions on up to 8 of the bits in which the entries of the
+/// slice actually differ, as many as give buckets of about 4 entries
+/// (batches of freed pages have small keys: a 64 GiB guest has 24-bit pfns,
+/// so 32-bit entries). Buckets of up to 16 entries are then sorted with
+/// branchless sorting networks, up to 20 by insertion, larger ones
+/// recursively; slices of up to 64 entries go to core's `sort_unstable`,
+/// and so do slices longer than `u32::MAX`. Already sorted slices are
+/// detected in one pass and left alone.
+///
+/// It allocates nothing and never panics. Stack use is bounded: a
+/// partitioning pass takes two 256-entry `u32` tables (about 2.2 KiB in
+/// all, released before recursing) and each of the at most 16 recursion
+/// levels under 100 bytes.
+pub fn radix_sort(entries: &mut [Entry]) {
     if entries.len() > u32::MAX as usize {
         entries.sort_unstable();
-        return;
+    } else {
+        radix_sort_inner(entries);
     }
-    radix_sort(entries);
 }
 
 /// Insertion sort, for short slices.
@@ -127,17 +156,90 @@ fn insertion_sort(v: &mut [Entry]) {
     }
 }
 
-#[inline(always)]
-fn digit(e: Entry, shift: u32) -> usize {
-    // `shift < 64` (it is at most 63 - RADIX_BITS + 1); the mask keeps the
-    // compiler from emitting a shift-overflow check. Truncating to u8 keeps
-    // exactly the RADIX_BITS digit bits.
-    ((e.to_raw() >> (shift & 63)) as u8) as usize
+/// Not smaller than any entry: pads network inputs.
+const TOP: Entry = Entry::MAX;
+
+/// Defines `fn $name(v, start, k) -> bool`, which sorts the `k <= $w`
+/// entries `v[start..start + k]` with the given `$w`-input sorting network
+/// (Batcher's odd-even merge sort), unrolled, with no data-dependent
+/// branch: insertion sort of small random buckets mispredicts about once
+/// per entry. It needs `$w` entries from `start` to exist and returns false,
+/// doing nothing, if they do not.
+macro_rules! network_sort {
+    ($name:ident, $w:literal, $($a:literal $b:literal),* $(,)?) => {
+        #[inline(always)]
+        fn $name(v: &mut [Entry], start: usize, k: usize) -> bool {
+            let Some(win) = start
+                .checked_add($w)
+                .and_then(|stop| v.get_mut(start..stop))
+            else {
+                return false;
+            };
+            let Ok(win): Result<&mut [Entry; $w], _> = win.try_into() else {
+                return false;
+            };
+            let mut t = [0u64; $w];
+            for j in 0..$w {
+                // All ones if `j < k`: select without a branch.
+                let keep = u64::from(j < k).wrapping_neg();
+                t[j] = (win[j].to_raw() & keep) | (TOP.to_raw() & !keep);
+            }
+            $(
+                let (x, y) = (t[$a], t[$b]);
+                t[$a] = x.min(y);
+                t[$b] = x.max(y);
+            )*
+            // Entries past `k` belong to the next buckets: write them back
+            // as they were, again without a branch. TOP never reaches the
+            // first `k` slots, so every value is an entry's own encoding.
+            for j in 0..$w {
+                let keep = u64::from(j < k).wrapping_neg();
+                win[j] = Entry::from_raw_trusted((t[j] & keep) | (win[j].to_raw() & !keep));
+            }
+            true
+        }
+    };
 }
 
-fn radix_sort(v: &mut [Entry]) {
-    if v.len() <= INSERTION_MAX {
-        insertion_sort(v);
+network_sort!(network_sort4, 4, 0 1, 2 3, 0 2, 1 3, 1 2);
+network_sort!(network_sort8, 8, 0 1, 2 3, 4 5, 6 7, 0 2, 1 3, 4 6, 5 7, 1 2, 5 6, 0 4, 1 5, 2 6, 3 7, 2 4, 3 5, 1 2, 3 4, 5 6);
+network_sort!(network_sort16, 16, 0 1, 2 3, 4 5, 6 7, 8 9, 10 11, 12 13, 14 15, 0 2, 1 3, 4 6, 5 7, 8 10, 9 11, 12 14, 13 15, 1 2, 5 6, 9 10, 13 14, 0 4, 1 5, 2 6, 3 7, 8 12, 9 13, 10 14, 11 15, 2 4, 3 5, 10 12, 11 13, 1 2, 3 4, 5 6, 9 10, 11 12, 13 14, 0 8, 1 9, 2 10, 3 11, 4 12, 5 13, 6 14, 7 15, 4 8, 5 9, 6 10, 7 11, 2 4, 3 5, 6 8, 7 9, 10 12, 11 13, 1 2, 3 4, 5 6, 7 8, 9 10, 11 12, 13 14);
+
+/// Sorts a bucket of `k` entries at `v[start..]`: with a sorting network if
+/// it is small and has room, else by insertion.
+#[inline(always)]
+fn sort_bucket(v: &mut [Entry], start: usize, k: usize) {
+    if k <= 1 {
+        return;
+    }
+    let done = if k <= 4 {
+        network_sort4(v, start, k)
+    } else if k <= 8 {
+        network_sort8(v, start, k)
+    } else if k <= 16 {
+        network_sort16(v, start, k)
+    } else {
+        false
+    };
+    if !done {
+        if let Some(bucket) = start.checked_add(k).and_then(|stop| v.get_mut(start..stop)) {
+            insertion_sort(bucket);
+        }
+    }
+}
+
+/// The radix digit of `e`: its bits `shift..shift + 8` masked by `mask`.
+#[inline(always)]
+fn digit(e: Entry, shift: u32, mask: u8) -> usize {
+    // `shift < 64` (it is at most 63); the `& 63` keeps the compiler from
+    // emitting a shift-overflow check. Truncating to u8 keeps the 8 digit
+    // bits, so the result always indexes a 256-entry table.
+    usize::from((e.to_raw() >> (shift & 63)) as u8 & mask)
+}
+
+fn radix_sort_inner(v: &mut [Entry]) {
+    if v.len() <= SMALL_MAX {
+        v.sort_unstable();
         return;
     }
     // Find the bits in which the keys differ, and bail out early if the
@@ -157,47 +259,67 @@ fn radix_sort(v: &mut [Entry]) {
         return;
     }
     let diff = or ^ and;
-    // `sorted` is false, so two keys differ and `diff != 0`: `top < 64`.
+    // `sorted` is false, so two keys differ and `diff != 0`: `top <= 64`.
     let top = u64::BITS - diff.leading_zeros();
-    let shift = top.saturating_sub(RADIX_BITS);
-    partition(v, shift);
-    if shift == 0 {
+    // Aim for buckets of about 4 entries, which the sorting networks
+    // finish cheaply: 2^bits buckets, at most 256 (the tables' size).
+    let bits = (v.len().ilog2().saturating_sub(2)).clamp(1, RADIX_BITS);
+    let bits = bits.min(top);
+    let shift = top - bits;
+    // bits is 1..=8: the mask is its low `bits` bits set (the `& 7` and
+    // wrapping_sub only keep the compiler from adding overflow checks).
+    let mask = u8::MAX >> (RADIX_BITS.wrapping_sub(bits) & 7);
+    if !partition(v, shift, mask) {
         return;
     }
-    // The slice is now ordered by digit; recurse into each run of equal
-    // digits, finding the run ends by binary search.
+    // Some buckets are too large for insertion sort: find them (the slice
+    // is ordered by digit now) and recurse.
     let mut rest = v;
     while let Some(&first) = rest.first() {
-        let d = digit(first, shift);
-        let n = rest.partition_point(|e| digit(*e, shift) <= d);
-        // `n >= 1` because `first` itself satisfies the predicate.
-        let (run, tail) = rest.split_at_mut(n.max(1).min(rest.len()));
-        radix_sort(run);
+        let d = digit(first, shift, mask);
+        let n = rest
+            .iter()
+            .position(|e| digit(*e, shift, mask) != d)
+            .unwrap_or(rest.len());
+        let Some((run, tail)) = rest.split_at_mut_checked(n) else {
+            return;
+        };
+        if run.len() > INSERTION_MAX {
+            radix_sort_inner(run);
+        }
         rest = tail;
     }
 }
 
 /// One American-flag pass: permutes `v` so it is ordered by the digit at
-/// `shift`. Kept out of line so its tables are not on the stack while
-/// `radix_sort` recurses.
+/// `shift` (masked by `mask`, `2^k - 1`), then, unless `shift` is 0 (the digit is the whole remaining
+/// key), insertion-sorts the buckets of up to `INSERTION_MAX` entries.
+/// Returns whether larger buckets are left for the caller. Kept out of line
+/// so its tables are not on the stack while `radix_sort` recurses.
 #[inline(never)]
-fn partition(v: &mut [Entry], shift: u32) {
-    // Bucket b ends up in v[start(b)..end[b]]; next[b] is its first slot
+fn partition(v: &mut [Entry], shift: u32, mask: u8) -> bool {
+    let buckets = usize::from(mask) + 1;
+    // Bucket b ends up in v[end[b - 1]..end[b]]; next[b] is its first slot
     // not yet known to hold a digit-b entry.
     let mut end = [0u32; BUCKETS];
     for e in v.iter() {
-        let c = &mut end[digit(*e, shift)];
+        let c = &mut end[digit(*e, shift, mask)];
         // At most v.len() <= u32::MAX entries: cannot wrap.
         *c = c.wrapping_add(1);
     }
     let mut next = [0u32; BUCKETS];
     let mut sum = 0u32;
-    for b in 0..BUCKETS {
-        next[b] = sum;
-        sum = sum.wrapping_add(end[b]);
-        end[b] = sum;
+    for (n, e) in next.iter_mut().zip(end.iter_mut()).take(buckets) {
+        *n = sum;
+        sum = sum.wrapping_add(*e);
+        *e = sum;
     }
+    // Counting `b` up to BUCKETS (not `buckets`) lets the compiler see that
+    // every `next[b]` and `end[b]` is in bounds.
     for b in 0..BUCKETS {
+        if b >= buckets {
+            break;
+        }
         while next[b] < end[b] {
             let i = next[b] as usize;
             // `next[b] < end[b] <= v.len()`, so `i` is in bounds; the slot
@@ -205,7 +327,7 @@ fn partition(v: &mut [Entry], shift: u32) {
             let Some(&start) = v.get(i) else { break };
             let mut x = start;
             loop {
-                let d = digit(x, shift);
+                let d = digit(x, shift, mask);
                 if d == b {
                     break;
                 }
@@ -224,6 +346,22 @@ fn partition(v: &mut [Entry], shift: u32) {
             next[b] = next[b].wrapping_add(1);
         }
     }
+    if shift == 0 {
+        return false;
+    }
+    let mut big = false;
+    let mut start = 0usize;
+    for &e in end.iter().take(buckets) {
+        let e = e as usize;
+        let k = e.saturating_sub(start);
+        if k > INSERTION_MAX {
+            big = true;
+        } else {
+            sort_bucket(v, start, k);
+        }
+        start = e;
+    }
+    big
 }
 
 /// Folds sorted entries into maximal page ranges; see [`merge`].
@@ -390,6 +528,43 @@ mod tests {
     }
 
     #[test]
+    fn networks_sort_every_bucket_size() {
+        // 0-1 principle: a network sorts everything if it sorts all 0/1
+        // inputs. Also check entries past `k` are left alone.
+        let mut x = 0x1234_5678_9abc_def1u64;
+        for k in 0..=16usize {
+            for bits in 0..(1u32 << k) {
+                let mut v = [Entry::default(); 40];
+                for (i, slot) in v.iter_mut().enumerate() {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    *slot = if (3..3 + k).contains(&i) {
+                        e(u64::from((bits >> (i - 3)) & 1), 0)
+                    } else {
+                        e(x % 1000, 0)
+                    };
+                }
+                let before = v;
+                sort_bucket(&mut v, 3, k);
+                assert!(is_sorted(&v[3..3 + k]), "k = {k}");
+                assert_eq!(v[..3], before[..3]);
+                assert_eq!(v[3 + k..], before[3 + k..]);
+                let ones = |s: &[Entry]| s.iter().filter(|x| x.pfn() == 1).count();
+                assert_eq!(ones(&v[3..3 + k]), ones(&before[3..3 + k]));
+            }
+        }
+    }
+
+    #[test]
+    fn bucket_at_the_end_falls_back_to_insertion() {
+        // Too close to the end of the slice for the network window.
+        let mut v = [e(9, 0), e(7, 0), e(8, 0), e(1, 0), e(0, 0)];
+        sort_bucket(&mut v, 1, 4);
+        assert_eq!(v, [e(9, 0), e(0, 0), e(1, 0), e(7, 0), e(8, 0)]);
+    }
+
+    #[test]
     fn sort_empty_and_one() {
         let mut v: [Entry; 0] = [];
         sort(&mut v);
@@ -415,8 +590,13 @@ mod tests {
             for x in v.iter() {
                 sum = sum.wrapping_add(x.to_raw().wrapping_mul(0x1234_5678_9abc_def1));
             }
+            let mut w = [Entry::default(); 5000];
+            let w = &mut w[..n];
+            w.copy_from_slice(v);
+            radix_sort(w);
             sort(v);
             assert!(is_sorted(v), "n = {n}");
+            assert_eq!(v, w);
             let mut after = 0u64;
             for x in v.iter() {
                 after = after.wrapping_add(x.to_raw().wrapping_mul(0x1234_5678_9abc_def1));

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use page_hinting_core::batch::{Batcher, Limits};
 use page_hinting_core::capture::{CaptureBuf, Entry, Push, MAX_PAGE_ORDER, PFN_LIMIT};
 use page_hinting_core::knobs::{self, KnobError};
-use page_hinting_core::ranges::{cut, merge, sort, PfnRange};
+use page_hinting_core::ranges::{cut, merge, radix_sort, sort, PfnRange};
 use proptest::prelude::*;
 
 /// Orders as the free path sees them: mostly 0, some 9, anything up to 10.
@@ -98,9 +98,13 @@ proptest! {
     fn sort_is_sorted_permutation(mut v in prop_oneof![wide_entries(3000), dense_entries(600)]) {
         let mut expect = v.clone();
         expect.sort();
+        let mut w = v.clone();
         sort(&mut v);
-        prop_assert_eq!(v, expect);
+        prop_assert_eq!(&v, &expect);
+        radix_sort(&mut w);
+        prop_assert_eq!(w, expect);
     }
+
 
     #[test]
     fn sort_mostly_sorted(mut v in wide_entries(2000), swaps in prop::collection::vec((any::<usize>(), any::<usize>()), 0..40)) {
@@ -113,8 +117,11 @@ proptest! {
         }
         let mut expect = v.clone();
         expect.sort();
+        let mut w = v.clone();
         sort(&mut v);
-        prop_assert_eq!(v, expect);
+        prop_assert_eq!(v, &expect[..]);
+        radix_sort(&mut w);
+        prop_assert_eq!(w, expect);
     }
 
     #[test]
@@ -292,6 +299,19 @@ proptest! {
         } else {
             prop_assert_eq!(got, u64::MAX.div_ceil(ps));
         }
+    }
+}
+
+proptest! {
+    // Large slices are slow to generate: fewer cases.
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn radix_sort_large(mut v in wide_entries(20000)) {
+        let mut expect = v.clone();
+        expect.sort();
+        radix_sort(&mut v);
+        prop_assert_eq!(v, expect);
     }
 }
 

@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Fuzzes the whole reporting pipeline on arbitrary batches:
+//! sort → merge → cut → batch, asserting every invariant against a simple
+//! interval model built with std.
+//!
+//! Input layout: byte 0 picks `min_order`, bytes 1-2 the maximum entry
+//! size in pages, byte 3 the report length, byte 4 the pfn window; the rest
+//! is read 4 bytes per entry (3 bytes of pfn offset, 1 byte of order).
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use page_hinting_core::batch::{Batcher, Limits};
+use page_hinting_core::capture::{CaptureBuf, Entry, Push, MAX_PAGE_ORDER, PFN_LIMIT};
+use page_hinting_core::ranges::{cut, merge, radix_sort, sort, PfnRange};
+
+/// Union of the entries' pages as sorted, disjoint, non-adjacent
+/// intervals: the one canonical form `merge` must produce.
+fn model_union(entries: &[Entry]) -> Vec<(u64, u64)> {
+    let mut iv: Vec<(u64, u64)> = entries.iter().map(|e| (e.pfn(), e.end())).collect();
+    iv.sort();
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for (s, e) in iv {
+        match out.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => out.push((s, e)),
+        }
+    }
+    out
+}
+
+/// Canonical union of arbitrary ranges.
+fn union_of(ranges: &[PfnRange]) -> Vec<(u64, u64)> {
+    let mut iv: Vec<(u64, u64)> = ranges.iter().map(|r| (r.start, r.end)).collect();
+    iv.sort();
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for (s, e) in iv {
+        assert!(s < e, "empty range {s}..{e}");
+        match out.last_mut() {
+            Some(last) if s <= last.1 => last.1 = last.1.max(e),
+            _ => out.push((s, e)),
+        }
+    }
+    out
+}
+
+fuzz_target!(|data: &[u8]| {
+    if data.len() < 5 {
+        return;
+    }
+    let min_order = u32::from(data[0]) % (MAX_PAGE_ORDER + 2);
+    let max_pages = u64::from(u16::from_le_bytes([data[1], data[2]]));
+    let report_len = usize::from(data[3] % 40) + 1;
+    let base = match data[4] % 4 {
+        0 => 0,
+        1 => PFN_LIMIT - (1 << 24) - 2048,
+        2 => 1 << 18,
+        _ => u64::from(data[4]) << 30,
+    };
+    let mut entries: Vec<Entry> = data[5..]
+        .chunks_exact(4)
+        .filter_map(|c| {
+            let off = u64::from(u32::from_le_bytes([c[0], c[1], c[2], 0]));
+            // Sparse offsets sometimes, dense (overlapping) ones mostly.
+            let off = if c[3] & 0x80 != 0 { off } else { off & 0xfff };
+            Entry::new(base + off, u32::from(c[3] & 0x0f))
+        })
+        .collect();
+
+    // Capture: push everything through a small buffer, checking accounting.
+    let mut buf = CaptureBuf::<64>::new();
+    let threshold = max_pages.max(1);
+    let mut pushed = 0u64;
+    for (i, e) in entries.iter().enumerate() {
+        let r = buf.push(*e, threshold);
+        if i >= 64 {
+            assert_eq!(r, Push::Full);
+            continue;
+        }
+        pushed += e.pages();
+        let ready = i + 1 == 64 || pushed >= threshold;
+        assert_eq!(r, if ready { Push::Ready } else { Push::Stored });
+        assert_eq!(buf.pending_pages(), pushed);
+    }
+    assert_eq!(buf.as_slice(), &entries[..entries.len().min(64)]);
+
+    // Merge of unsorted input still covers exactly the pages.
+    let want = model_union(&entries);
+    let unsorted: Vec<PfnRange> = merge(&entries).collect();
+    assert_eq!(union_of(&unsorted), want);
+
+    // Sort: sorted permutation.
+    let mut expect = entries.clone();
+    expect.sort_unstable();
+    let mut radix = entries.clone();
+    radix_sort(&mut radix);
+    assert_eq!(radix, expect);
+    sort(&mut entries);
+    assert_eq!(entries, expect);
+
+    // Merge: exactly the canonical union.
+    let merged: Vec<PfnRange> = merge(&entries).collect();
+    let got: Vec<(u64, u64)> = merged.iter().map(|r| (r.start, r.end)).collect();
+    assert_eq!(got, want);
+
+    // Cut: per range, the maximal aligned sub-range, if any.
+    let align = 1u64 << min_order;
+    let cuts: Vec<PfnRange> = cut(merged.iter().copied(), min_order).collect();
+    let mut expect_cuts = Vec::new();
+    for r in &merged {
+        let s = r.start.div_ceil(align) * align;
+        let e = r.end / align * align;
+        if s < e {
+            expect_cuts.push(PfnRange::new(s, e));
+        }
+    }
+    assert_eq!(cuts, expect_cuts);
+
+    // Batch: every page once, in order, within both limits, aligned.
+    let Ok(limits) = Limits::new(max_pages, min_order) else {
+        assert!(max_pages < align);
+        return;
+    };
+    let mut batcher = Batcher::new(cuts.iter().copied(), limits);
+    let mut report = vec![PfnRange::default(); report_len];
+    let mut pieces: Vec<PfnRange> = Vec::new();
+    loop {
+        let n = batcher.fill(&mut report);
+        assert!(n <= report_len);
+        pieces.extend_from_slice(&report[..n]);
+        if n < report_len {
+            break;
+        }
+    }
+    for p in &pieces {
+        assert!(p.start < p.end);
+        assert!(p.pages() <= max_pages);
+        assert_eq!(p.start % align, 0);
+        assert_eq!(p.end % align, 0);
+    }
+    assert_eq!(union_of(&pieces), union_of(&cuts));
+    let total: u64 = pieces.iter().map(PfnRange::pages).sum();
+    assert_eq!(total, cuts.iter().map(PfnRange::pages).sum::<u64>());
+    assert!(pieces.windows(2).all(|w| w[0].end <= w[1].start));
+});

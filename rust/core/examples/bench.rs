@@ -83,40 +83,49 @@ fn pool(n: usize, pattern: Pattern) -> Vec<Vec<Entry>> {
         .collect()
 }
 
-/// Best entries/s of `f` over several trials of about `trial` each: on a
-/// shared machine the best trial is the least disturbed one.
+/// A function under test: takes a batch, returns something to keep alive.
+type Case<'a> = Box<dyn FnMut(&[Entry]) -> u64 + 'a>;
+
+/// Best entries/s of each case over `trials` rounds of about `trial` each.
+/// Rounds alternate between the cases, so load from elsewhere on a shared
+/// machine hits them alike, and the best round is the least disturbed one.
 fn measure(
     pool: &[Vec<Entry>],
     trial: Duration,
     trials: usize,
-    mut f: impl FnMut(&[Entry]) -> u64,
-) -> f64 {
+    cases: &mut [Case<'_>],
+) -> Vec<f64> {
     let n = pool[0].len();
-    // Warm up and find an iteration count that takes about `trial`.
-    let mut iters = 1usize;
-    loop {
-        let t = Instant::now();
-        for i in 0..iters {
-            black_box(f(&pool[i % pool.len()]));
-        }
-        if t.elapsed() >= trial / 4 || iters >= 1 << 30 {
-            let per = t.elapsed().as_secs_f64() / iters as f64;
-            iters = ((trial.as_secs_f64() / per) as usize).max(1);
-            break;
-        }
-        iters *= 2;
-    }
-    let mut rates: Vec<f64> = (0..trials)
-        .map(|_| {
+    // Warm up and find, per case, an iteration count that takes `trial`.
+    let iters: Vec<usize> = cases
+        .iter_mut()
+        .map(|f| {
+            let mut iters = 1usize;
+            loop {
+                let t = Instant::now();
+                for i in 0..iters {
+                    black_box(f(&pool[i % pool.len()]));
+                }
+                if t.elapsed() >= trial / 4 || iters >= 1 << 30 {
+                    let per = t.elapsed().as_secs_f64() / iters as f64;
+                    break ((trial.as_secs_f64() / per) as usize).max(1);
+                }
+                iters *= 2;
+            }
+        })
+        .collect();
+    let mut best = vec![0f64; cases.len()];
+    for _ in 0..trials {
+        for ((f, &iters), best) in cases.iter_mut().zip(&iters).zip(best.iter_mut()) {
             let t = Instant::now();
             for i in 0..iters {
                 black_box(f(&pool[i % pool.len()]));
             }
-            (iters * n) as f64 / t.elapsed().as_secs_f64()
-        })
-        .collect();
-    rates.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    rates[rates.len() - 1]
+            let rate = (iters * n) as f64 / t.elapsed().as_secs_f64();
+            *best = best.max(rate);
+        }
+    }
+    best
 }
 
 /// Sum of pages of the ranges: consumes the pipeline's output.
@@ -205,9 +214,9 @@ fn lsd_radix(v: &mut [Entry], scratch: &mut [Entry]) {
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let (trial, trials) = if quick {
-        (Duration::from_millis(20), 3)
+        (Duration::from_millis(10), 3)
     } else {
-        (Duration::from_millis(60), 7)
+        (Duration::from_millis(30), 15)
     };
     let patterns = [Pattern::Random, Pattern::MostlySorted];
 
@@ -223,8 +232,13 @@ fn main() {
         for &pat in &patterns {
             let pool = pool(n, pat);
             let mut buf = Vec::with_capacity(n);
-            let a = measure(&pool, trial, trials, |b| ours(&mut buf, b));
-            let b = measure(&pool, trial, trials, naive);
+            let r = measure(
+                &pool,
+                trial,
+                trials,
+                &mut [Box::new(|b| ours(&mut buf, b)), Box::new(naive)],
+            );
+            let (a, b) = (r[0], r[1]);
             println!(
                 "| {:>6} | {:<13} | {:>14.1} | {:>15.1} | {:>5.1} |",
                 n,
@@ -238,7 +252,7 @@ fn main() {
 
     println!();
     println!("Sort only (in place, M entries/s; each includes copying the batch in).");
-    println!("sort = radix_sort for 65..=4096 entries, sort_unstable otherwise.");
+    println!("sort = radix_sort for 513..=8192 entries, sort_unstable otherwise.");
     println!();
     println!(
         "| {:>6} | {:<13} | {:>6} | {:>10} | {:>13} | {:>9} | {:>11} | {:>8} |",
@@ -255,26 +269,38 @@ fn main() {
     for &n in &SORT_SIZES {
         for &pat in &patterns {
             let pool = pool(n, pat);
-            let mut buf: Vec<Entry> = Vec::with_capacity(n);
             let mut scratch = vec![Entry::default(); n];
-            let mut run = |f: &mut dyn FnMut(&mut [Entry])| {
-                measure(&pool, trial, trials, |b| {
+            // Each case copies the batch into its own reused buffer first.
+            fn copy_then(f: impl Fn(&mut [Entry]) + 'static) -> Case<'static> {
+                let mut buf: Vec<Entry> = Vec::new();
+                Box::new(move |b| {
                     buf.clear();
                     buf.extend_from_slice(b);
                     f(&mut buf);
-                    buf[n / 2].to_raw()
+                    buf[buf.len() / 2].to_raw()
                 })
-            };
-            let ours = run(&mut |v| sort(v));
-            let radix = run(&mut |v| radix_sort(v));
-            let unstable = run(&mut |v| v.sort_unstable());
-            let insertion = if n <= 2048 {
-                run(&mut |v| insertion_sort(v))
-            } else {
-                f64::NAN
-            };
-            let lsd = run(&mut |v| lsd_radix(v, &mut scratch));
-            let stable = run(&mut |v| v.sort());
+            }
+            let mut cases: Vec<Case<'_>> = vec![
+                copy_then(sort),
+                copy_then(radix_sort),
+                copy_then(|v| v.sort_unstable()),
+                {
+                    let mut buf: Vec<Entry> = Vec::new();
+                    Box::new(move |b| {
+                        buf.clear();
+                        buf.extend_from_slice(b);
+                        lsd_radix(&mut buf, &mut scratch);
+                        buf[buf.len() / 2].to_raw()
+                    })
+                },
+                copy_then(|v| v.sort()),
+            ];
+            if n <= 2048 {
+                cases.push(copy_then(insertion_sort));
+            }
+            let r = measure(&pool, trial, trials, &mut cases);
+            let (ours, radix, unstable, lsd, stable) = (r[0], r[1], r[2], r[3], r[4]);
+            let insertion = r.get(5).copied().unwrap_or(f64::NAN);
             let fmt = |x: f64| {
                 if x.is_nan() {
                     "-".to_string()

@@ -78,9 +78,9 @@ impl From<Entry> for PfnRange {
 /// Buckets up to this length are insertion sorted.
 const INSERTION_MAX: usize = 20;
 
-/// Slices up to this length are left to `sort_unstable`, whose small-slice
-/// sort beats a 256-bucket partitioning pass there.
-const SMALL_MAX: usize = 64;
+/// Slices up to this length are left to `sort_unstable`, which the
+/// benchmark finds as fast or faster there.
+const SMALL_MAX: usize = 512;
 
 /// Bits per radix digit; 256 buckets.
 const RADIX_BITS: u32 = 8;
@@ -88,11 +88,11 @@ const BUCKETS: usize = 1 << RADIX_BITS;
 
 /// Largest slice [`sort`] gives to [`radix_sort`]; longer ones go to
 /// `sort_unstable`, which the benchmark finds faster there.
-pub const RADIX_MAX: usize = 4096;
+pub const RADIX_MAX: usize = 8192;
 
 /// Sorts `entries` by pfn, then order, in place: the sort of the pipeline.
 ///
-/// Slices of 65 to [`RADIX_MAX`] entries are sorted by [`radix_sort`],
+/// Slices of 513 to [`RADIX_MAX`] entries are sorted by [`radix_sort`],
 /// others by core's `sort_unstable` (pattern-defeating quicksort with a
 /// branchless small-slice sort). That split is what
 /// `tools/core-bench.sh` measured fastest for batches of freed pages:
@@ -117,14 +117,14 @@ pub fn sort(entries: &mut [Entry]) {
 /// (batches of freed pages have small keys: a 64 GiB guest has 24-bit pfns,
 /// so 32-bit entries). Buckets of up to 16 entries are then sorted with
 /// branchless sorting networks, up to 20 by insertion, larger ones
-/// recursively; slices of up to 64 entries go to core's `sort_unstable`,
+/// recursively; slices of up to 512 entries go to core's `sort_unstable`,
 /// and so do slices longer than `u32::MAX`. Already sorted slices are
 /// detected in one pass and left alone.
 ///
 /// It allocates nothing and never panics. Stack use is bounded: a
 /// partitioning pass takes two 256-entry `u32` tables (about 2.2 KiB in
-/// all, released before recursing) and each of the at most 16 recursion
-/// levels under 100 bytes.
+/// all, released before recursing) and each of the at most 10 recursion
+/// levels (each consumes at least 7 key bits) under 100 bytes.
 pub fn radix_sort(entries: &mut [Entry]) {
     if entries.len() > u32::MAX as usize {
         entries.sort_unstable();
@@ -575,8 +575,10 @@ mod tests {
 
     #[test]
     fn sort_small_and_large() {
-        for n in [2usize, 3, 19, 20, 21, 64, 300, 5000] {
-            let mut v = [Entry::default(); 5000];
+        for n in [
+            2usize, 3, 19, 20, 21, 64, 300, 513, 1000, 4096, 5000, 8192, 9000,
+        ] {
+            let mut v = [Entry::default(); 9000];
             let v = &mut v[..n];
             let mut x = 0x9e37_79b9_7f4a_7c15u64;
             for (i, slot) in v.iter_mut().enumerate() {
@@ -590,7 +592,7 @@ mod tests {
             for x in v.iter() {
                 sum = sum.wrapping_add(x.to_raw().wrapping_mul(0x1234_5678_9abc_def1));
             }
-            let mut w = [Entry::default(); 5000];
+            let mut w = [Entry::default(); 9000];
             let w = &mut w[..n];
             w.copy_from_slice(v);
             radix_sort(w);

@@ -5,7 +5,8 @@
 //! interval model built with std.
 //!
 //! Input layout: byte 0 picks `min_order`, bytes 1-2 the maximum entry
-//! size in pages, byte 3 the report length, byte 4 the pfn window; the rest
+//! size in pages, byte 3 the report length (and, in its top bit, whether to
+//! repeat the batch 16 times at other pfns), byte 4 the pfn window; the rest
 //! is read 4 bytes per entry (3 bytes of pfn offset, 1 byte of order).
 
 #![no_main]
@@ -52,6 +53,7 @@ fuzz_target!(|data: &[u8]| {
     let min_order = u32::from(data[0]) % (MAX_PAGE_ORDER + 2);
     let max_pages = u64::from(u16::from_le_bytes([data[1], data[2]]));
     let report_len = usize::from(data[3] % 40) + 1;
+    let expand = data[3] & 0x80 != 0;
     let base = match data[4] % 4 {
         0 => 0,
         1 => PFN_LIMIT - (1 << 24) - 2048,
@@ -67,6 +69,19 @@ fuzz_target!(|data: &[u8]| {
             Entry::new(base + off, u32::from(c[3] & 0x0f))
         })
         .collect();
+    if expand {
+        // Repeat the batch 16 times at shifted pfns, so that short inputs
+        // make batches big enough for radix_sort's partitioning passes
+        // (it leaves slices of up to 512 entries to sort_unstable).
+        let n = entries.len();
+        for rep in 1..16u64 {
+            for i in 0..n {
+                let e = entries[i];
+                let shifted = Entry::new(e.pfn() ^ (rep << 13), e.order());
+                entries.extend(shifted);
+            }
+        }
+    }
 
     // Capture: push everything through a small buffer, checking accounting.
     let mut buf = CaptureBuf::<64>::new();

@@ -50,8 +50,10 @@ def main():
     ap.add_argument("--fuzz-seconds", type=int, default=60)
     ap.add_argument("mutants", nargs="*", choices=[[]] + list(MUTANTS), default=[])
     args = ap.parse_args()
+    # Failures of mutants are not regressions: keep proptest from saving them.
     env = dict(os.environ, CARGO_TARGET_DIR=os.path.join(CACHE, "target"),
-               CARGO_BUILD_JOBS=os.environ.get("CARGO_BUILD_JOBS", "2"))
+               CARGO_BUILD_JOBS=os.environ.get("CARGO_BUILD_JOBS", "2"),
+               PROPTEST_DISABLE_FAILURE_PERSISTENCE="1")
     fenv = dict(env, CARGO_TARGET_DIR=os.path.join(CACHE, "target-fuzz"), RUSTC_BOOTSTRAP="1",
                 PATH=os.path.join(CACHE, "cargo-fuzz", "bin") + os.pathsep + os.environ["PATH"])
     survivors = 0

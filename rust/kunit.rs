@@ -52,7 +52,7 @@ impl Test {
                 bindings::kunit_assert_type_KUNIT_EXPECTATION,
                 &assert.assert,
                 Some(bindings::kunit_fail_assert_format),
-                c"%pA".as_ptr(),
+                kernel::c_str!("%pA").as_char_ptr(),
                 &args as *const fmt::Arguments<'_> as *const c_void,
             );
         }
@@ -157,7 +157,6 @@ pub(crate) const fn suite(name: &str, cases: *mut bindings::kunit_case) -> bindi
 macro_rules! kunit_suite {
     ($id:ident, $name:literal, [$($case:ident),+ $(,)?]) => {
         mod $id {
-            use super::*;
             use $crate::kunit::{Cases, Suite, SuiteRef};
             use kernel::bindings;
 

@@ -8,10 +8,26 @@
 
 use kernel::prelude::*;
 
+// The no_std core, the same files `cargo test` checks on the host.
+#[path = "core/src/batch.rs"]
+pub mod batch;
+#[path = "core/src/capture.rs"]
+pub mod capture;
+#[path = "core/src/knobs.rs"]
+pub mod knobs;
+#[path = "core/src/ranges.rs"]
+pub mod ranges;
+
+mod hinting;
+mod sys;
+mod transport;
+
 #[cfg(CONFIG_KUNIT)]
 mod kunit;
 #[cfg(CONFIG_KUNIT)]
 mod selftest;
+#[cfg(CONFIG_KUNIT)]
+mod tests;
 
 module! {
     type: PageHinting,
@@ -24,12 +40,28 @@ module! {
 /// The module's version, printed at load.
 pub const VERSION: &str = "0.1.0";
 
-struct PageHinting;
+struct PageHinting {
+    _hinting: hinting::Hinting,
+}
 
 impl kernel::Module for PageHinting {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        pr_info!("version {} loaded\n", VERSION);
-        Ok(PageHinting)
+        let params = hinting::Params {
+            threshold_pages: knobs::threshold_pages(4096, kernel::page::PAGE_SIZE as u64),
+            min_order: sys::pageblock_order(),
+            enabled: true,
+            flush_ms: 100,
+        };
+        let h = hinting::Hinting::new(&params)?;
+        pr_info!(
+            "version {} loaded: transport {}, min_order {}, threshold {} pages, flush {} ms\n",
+            VERSION,
+            h.transport_name(),
+            params.min_order,
+            params.threshold_pages,
+            params.flush_ms
+        );
+        Ok(PageHinting { _hinting: h })
     }
 }
 

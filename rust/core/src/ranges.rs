@@ -281,9 +281,13 @@ fn radix_sort_inner(v: &mut [Entry]) {
             .iter()
             .position(|e| digit(*e, shift, mask) != d)
             .unwrap_or(rest.len());
-        let Some((run, tail)) = rest.split_at_mut_checked(n) else {
+        // n <= rest.len() by construction; the check keeps the split
+        // panic-free (split_at_mut_checked needs Rust 1.80, the kernel's
+        // minimum is 1.78).
+        if n > rest.len() {
             return;
-        };
+        }
+        let (run, tail) = core::mem::take(&mut rest).split_at_mut(n);
         if run.len() > INSERTION_MAX {
             radix_sort_inner(run);
         }

@@ -1,0 +1,502 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The mechanism: capture in the free path, hand-off, the reporting worker.
+//!
+//! # Capture
+//!
+//! The free page hint hook calls [`free_hook`] for every freed block. It
+//! pushes `(pfn, order)` into this CPU's active capture buffer under this
+//! CPU's own lock with interrupts off (the only critical section in the
+//! free path: no allocation, no global lock), and queues this CPU's work
+//! item when the buffer is full or holds `threshold` pages. The first entry
+//! of an empty buffer arms the idle flush, which queues the work of every
+//! CPU with entries after `flush_ms`.
+//!
+//! # Hand-off (double buffering)
+//!
+//! Each CPU has two buffers. The work item swaps them under the lock (O(1):
+//! an index flips) and processes the full one without the lock while the
+//! free path fills the other. If the free path fills its buffer while the
+//! other is still being processed, further frees are dropped and counted:
+//! the free path never waits.
+//!
+//! # Worker
+//!
+//! Work items run on an ordered workqueue, one at a time. A batch is sorted,
+//! merged into ranges, cut to whole aligned `min_order` blocks (core), and
+//! each range is scanned by the kernel's `free_page_hint_isolate()`, which
+//! takes the blocks that are still free, not reported and of `min_order` or
+//! more off the free lists under the zone lock. Taken blocks go to the
+//! transport in reports; afterwards they go back to the free lists, marked
+//! reported if the host has them. At most `max_isolated` pages are held at
+//! once.
+
+use crate::batch::{Batcher, Limits};
+use crate::capture::{CaptureBuf, Entry, Push};
+use crate::ranges::{cut, merge, sort, PfnRange};
+use crate::sys::{
+    self, Block, CpuHotplug, DelayedWork, HintHook, HintOps, IrqOff, PerCpu, RawWork, Scan,
+    Workqueue, Zeroed,
+};
+use crate::transport::{AnyTransport, NullTransport, REPORT_MAX};
+use kernel::ffi::{c_int, c_uint, c_ulong};
+use core::{
+    mem::offset_of,
+    sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*},
+};
+use kernel::{bindings, c_str, new_mutex, prelude::*, sync::Mutex};
+
+/// Entries in each capture buffer (two per CPU, 8 KiB each).
+pub(crate) const CAPTURE_ENTRIES: usize = 1024;
+/// Blocks the worker isolates before it reports them.
+pub(crate) const BLOCKS: usize = 256;
+
+/// The knobs. Each is one atomic, so a reader never sees a torn value.
+pub(crate) struct Config {
+    /// Pending pages on a CPU that wake the worker.
+    pub(crate) threshold_pages: AtomicU64,
+    /// Smallest block order reported.
+    pub(crate) min_order: AtomicU32,
+    /// Capture and reporting on (true) or paused (false).
+    pub(crate) enabled: AtomicBool,
+    /// Idle flush delay in ms; 0 disables it.
+    pub(crate) flush_ms: AtomicU32,
+    /// Most pages held isolated at once.
+    pub(crate) max_isolated: AtomicU64,
+}
+
+/// Counters bumped by the worker (process context); the free path's
+/// counters are per CPU, in [`Cpu`].
+#[derive(Default)]
+pub(crate) struct Stats {
+    pub(crate) batches: AtomicU64,
+    pub(crate) reports: AtomicU64,
+    pub(crate) ranges_reported: AtomicU64,
+    pub(crate) pages_reported: AtomicU64,
+    pub(crate) skipped_busy: AtomicU64,
+    pub(crate) skipped_reported: AtomicU64,
+    pub(crate) skipped_small: AtomicU64,
+    pub(crate) skipped_low: AtomicU64,
+    pub(crate) dropped_disabled: AtomicU64,
+    pub(crate) transport_errors: AtomicU64,
+    pub(crate) isolated_now: AtomicU64,
+    pub(crate) isolated_peak: AtomicU64,
+    pub(crate) last_latency_ns: AtomicU64,
+    pub(crate) hotplug_handoffs: AtomicU64,
+}
+
+/// The part of a CPU's capture state that its lock protects (with the
+/// active buffer).
+#[derive(Default)]
+struct Locked {
+    /// The work item was queued since the last swap.
+    kicked: bool,
+    captured_pages: u64,
+    captured_blocks: u64,
+    overflow_entries: u64,
+    overflow_pages: u64,
+}
+
+// SAFETY: all-zero is a false flag and zero counters.
+unsafe impl Zeroed for Locked {}
+
+/// One CPU's capture state: two buffers, the lock, the work item.
+pub(crate) struct Cpu {
+    db: sys::DoubleBuf<Locked, CAPTURE_ENTRIES>,
+    work: RawWork,
+    cpu: AtomicU32,
+}
+
+// SAFETY: every field is zero-valid (see their `Zeroed` impls); the lock
+// and work item are initialised before use in `Shared::new`.
+unsafe impl Zeroed for Cpu {}
+
+/// Per-CPU counters summed over all CPUs.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct CpuTotals {
+    pub(crate) captured_pages: u64,
+    pub(crate) captured_blocks: u64,
+    pub(crate) overflow_entries: u64,
+    pub(crate) overflow_pages: u64,
+    pub(crate) pending_pages: u64,
+}
+
+/// What the worker needs exclusively: scratch arrays and the transport.
+pub(crate) struct Worker {
+    blocks: [Block; BLOCKS],
+    entries: [Entry; BLOCKS],
+    nblocks: usize,
+    held_pages: u64,
+    report: [PfnRange; REPORT_MAX],
+    pub(crate) transport: AnyTransport,
+}
+
+/// Everything the module's mechanism owns.
+#[pin_data]
+pub(crate) struct Shared {
+    pub(crate) cfg: Config,
+    pub(crate) stats: Stats,
+    cpus: PerCpu<Cpu>,
+    wq: Workqueue,
+    #[pin]
+    pub(crate) worker: Mutex<KBox<Worker>>,
+}
+
+/// The running mechanism, for the hook and the work items. Published in
+/// `Hinting::new` and cleared in `Hinting::drop` after the hook was detached
+/// (no CPU in the callback) and every work item and the flush were cancelled.
+static SHARED: sys::Published<Shared> = sys::Published::new();
+static FLUSH: DelayedWork = DelayedWork::new();
+static HOOK_OPS: HintOps = HintOps::new(free_hook);
+
+/// The running mechanism, if the module is set up.
+pub(crate) fn shared() -> Option<&'static Shared> {
+    SHARED.get()
+}
+
+/// Initial knob values.
+pub(crate) struct Params {
+    pub(crate) threshold_pages: u64,
+    pub(crate) min_order: u32,
+    pub(crate) enabled: bool,
+    pub(crate) flush_ms: u32,
+}
+
+/// The running mechanism; dropping it stops everything and gives back every
+/// page it holds.
+pub(crate) struct Hinting {
+    shared: Pin<KBox<Shared>>,
+    hook: Option<HintHook>,
+    hotplug: Option<CpuHotplug>,
+}
+
+impl Hinting {
+    /// Sets up the per-CPU state and the worker, then attaches the hook.
+    pub(crate) fn new(p: &Params) -> Result<Self> {
+        let ram = sys::totalram_pages();
+        // Hold at most 1/64 of RAM, between 4 MiB and 64 MiB: enough for
+        // large reports, never enough to push the guest towards OOM.
+        let max_isolated = (ram / 64).clamp(1 << 10, 1 << 14);
+        let zero = Entry::new(0, 0).ok_or(EINVAL)?;
+        let worker = KBox::new(
+            Worker {
+                blocks: [Block { pfn: 0, order: 0 }; BLOCKS],
+                entries: [zero; BLOCKS],
+                nblocks: 0,
+                held_pages: 0,
+                report: [PfnRange::default(); REPORT_MAX],
+                transport: AnyTransport::Null(NullTransport),
+            },
+            GFP_KERNEL,
+        )?;
+        let cpus = PerCpu::new()?;
+        let wq = Workqueue::new_ordered(c_str!("page_hinting"))?;
+        let shared = KBox::pin_init(
+            pin_init!(Shared {
+                cfg: Config {
+                    threshold_pages: AtomicU64::new(p.threshold_pages.max(1)),
+                    min_order: AtomicU32::new(p.min_order),
+                    enabled: AtomicBool::new(p.enabled),
+                    flush_ms: AtomicU32::new(p.flush_ms),
+                    max_isolated: AtomicU64::new(max_isolated),
+                },
+                stats: Stats::default(),
+                cpus,
+                wq,
+                worker <- new_mutex!(worker),
+            }),
+            GFP_KERNEL,
+        )?;
+        static LOCK_KEY: sys::LockKey = sys::LockKey::new();
+        static WORK_KEY: sys::LockKey = sys::LockKey::new();
+        let (lock_key, work_key) = (&LOCK_KEY, &WORK_KEY);
+        for cpu in 0..sys::nr_cpu_ids() {
+            let c = shared.cpus.get(cpu);
+            c.db.init(c_str!("page_hinting_cpu"), lock_key);
+            c.work.init(cpu_work, c_str!("page_hinting_work"), work_key);
+            c.cpu.store(cpu, Relaxed);
+        }
+        FLUSH.init(flush_work);
+        let mut h = Hinting {
+            shared,
+            hook: None,
+            hotplug: None,
+        };
+        // SAFETY: `h.shared` is pinned in a box that lives until `drop`,
+        // which clears the pointer only after the hook, the flush and every
+        // work item (the only users) have stopped.
+        unsafe { SHARED.publish(&h.shared) };
+        h.hotplug = Some(CpuHotplug::new_dead(c_str!("mm/page_hinting:dead"), cpu_dead)?);
+        h.hook = Some(HintHook::register(&HOOK_OPS)?);
+        Ok(h)
+    }
+
+}
+
+impl Hinting {
+    /// The name of the transport in use.
+    pub(crate) fn transport_name(&self) -> &'static str {
+        self.shared.worker.lock().transport.name()
+    }
+}
+
+impl Drop for Hinting {
+    fn drop(&mut self) {
+        // 1. No new captures: when this returns no CPU is in the hook.
+        self.hook = None;
+        // 2. No more flushes or work: the flush may queue work, so it goes
+        //    first; each work item finishes its batch, which gives back
+        //    every page it isolated before it returns.
+        FLUSH.cancel_sync();
+        for cpu in 0..sys::nr_cpu_ids() {
+            self.shared.cpus.get(cpu).work.cancel_sync();
+        }
+        self.hotplug = None;
+        SHARED.clear();
+        // 3. Whatever is still captured was never isolated: drop it.
+        let t = self.shared.cpu_totals();
+        if t.pending_pages > 0 {
+            pr_info!("dropped {} captured pages at unload\n", t.pending_pages);
+        }
+        let held = self.shared.stats.isolated_now.load(Relaxed);
+        if held != 0 {
+            pr_err!("{} pages still isolated at unload\n", held);
+        }
+    }
+}
+
+/// The free page hint callback: runs in every context that frees pages.
+extern "C" fn free_hook(pfn: c_ulong, order: c_uint) {
+    let Some(sh) = shared() else { return };
+    if !sh.cfg.enabled.load(Relaxed) {
+        return;
+    }
+    let Some(e) = Entry::new(pfn as u64, order) else {
+        return;
+    };
+    let threshold = sh.cfg.threshold_pages.load(Relaxed);
+    let irq = IrqOff::new();
+    let c = sh.cpus.this_cpu(&irq);
+    let (push, was_empty, kick) = c.db.with_active(|l, buf| {
+        let was_empty = buf.is_empty();
+        let push = buf.push(e, threshold);
+        match push {
+            Push::Full => {
+                l.overflow_entries += 1;
+                l.overflow_pages += e.pages();
+            }
+            _ => {
+                l.captured_pages += e.pages();
+                l.captured_blocks += 1;
+            }
+        }
+        let kick = push != Push::Stored && !l.kicked;
+        if kick {
+            l.kicked = true;
+        }
+        (push, was_empty, kick)
+    });
+    if kick {
+        c.work.queue(&sh.wq);
+    }
+    drop(irq);
+    if was_empty && push != Push::Full {
+        let ms = sh.cfg.flush_ms.load(Relaxed);
+        if ms != 0 {
+            FLUSH.queue(&sh.wq, ms);
+        }
+    }
+}
+
+/// The idle flush: queue the work of every CPU that holds entries.
+extern "C" fn flush_work(_w: *mut bindings::work_struct) {
+    let Some(sh) = shared() else { return };
+    for cpu in 0..sys::nr_cpu_ids() {
+        let c = sh.cpus.get(cpu);
+        if c.db.with_active(|_, buf| !buf.is_empty()) {
+            c.work.queue(&sh.wq);
+        }
+    }
+}
+
+/// CPU hotplug: a CPU went offline; process what it captured.
+extern "C" fn cpu_dead(cpu: c_uint) -> c_int {
+    if let Some(sh) = shared() {
+        if cpu < sys::nr_cpu_ids() {
+            let c = sh.cpus.get(cpu);
+            if c.db.with_active(|_, buf| !buf.is_empty()) {
+                sh.stats.hotplug_handoffs.fetch_add(1, Relaxed);
+                c.work.queue(&sh.wq);
+            }
+        }
+    }
+    0
+}
+
+/// A CPU's work item: take its full buffer and process it, until the CPU
+/// has nothing more.
+///
+/// # Safety
+///
+/// Only the workqueue calls it, with the `work` field of a live [`Cpu`].
+unsafe extern "C" fn cpu_work(w: *mut bindings::work_struct) {
+    // SAFETY: every work item queued with `cpu_work` is the `work` field of
+    // a `Cpu` in the live per-CPU allocation (it is cancelled before that
+    // is freed).
+    let c: &Cpu = unsafe { RawWork::container(w, offset_of!(Cpu, work)) };
+    let Some(sh) = shared() else { return };
+    while let Some(mut batch) = c.db.take(|l| {
+        l.kicked = false;
+    }) {
+        sh.process(batch.buf());
+    }
+}
+
+impl Shared {
+    /// Per-CPU counters, summed.
+    pub(crate) fn cpu_totals(&self) -> CpuTotals {
+        let mut t = CpuTotals::default();
+        for cpu in 0..sys::nr_cpu_ids() {
+            self.cpus.get(cpu).db.with_active(|l, buf| {
+                t.captured_pages += l.captured_pages;
+                t.captured_blocks += l.captured_blocks;
+                t.overflow_entries += l.overflow_entries;
+                t.overflow_pages += l.overflow_pages;
+                t.pending_pages += buf.pending_pages();
+            });
+        }
+        t
+    }
+
+    /// Wakes the work of every CPU holding entries and waits for all of it.
+    #[cfg(CONFIG_KUNIT)]
+    pub(crate) fn flush_all(&self) {
+        for cpu in 0..sys::nr_cpu_ids() {
+            self.cpus.get(cpu).work.queue(&self.wq);
+        }
+        for cpu in 0..sys::nr_cpu_ids() {
+            self.cpus.get(cpu).work.flush();
+        }
+    }
+
+    /// Waits for the work already queued (by the free path) to finish.
+    #[cfg(CONFIG_KUNIT)]
+    pub(crate) fn wait_queued(&self) {
+        self.wq.flush();
+    }
+
+    /// Runs `f` on this CPU's active capture buffer (tests look at what the
+    /// free path stored).
+    #[cfg(CONFIG_KUNIT)]
+    pub(crate) fn with_this_cpu_buf<R>(&self, f: impl FnOnce(&CaptureBuf<CAPTURE_ENTRIES>) -> R) -> R {
+        let irq = IrqOff::new();
+        self.cpus.this_cpu(&irq).db.with_active(|_, b| f(b))
+    }
+
+    /// Processes one batch (worker context).
+    fn process(&self, buf: &mut CaptureBuf<CAPTURE_ENTRIES>) {
+        let pending = buf.pending_pages();
+        self.process_entries(buf.as_mut_slice(), pending);
+    }
+
+    /// Processes a batch of captured entries holding `pending` pages:
+    /// sort, merge, cut, isolate, report, give back. Process context; the
+    /// worker lock serialises callers.
+    pub(crate) fn process_entries(&self, entries: &mut [Entry], pending: u64) {
+        self.stats.batches.fetch_add(1, Relaxed);
+        if !self.cfg.enabled.load(Relaxed) {
+            self.stats.dropped_disabled.fetch_add(pending, Relaxed);
+            return;
+        }
+        // The knob is validated, but a scan with a bad order would not
+        // advance: clamp here too.
+        let min_order = self.cfg.min_order.load(Relaxed).min(crate::capture::MAX_PAGE_ORDER);
+        let budget = self.cfg.max_isolated.load(Relaxed);
+        sort(entries);
+        let mut w = self.worker.lock();
+        for r in cut(merge(entries), min_order) {
+            let mut scan = Scan::new(r.start, r.end, min_order, budget.saturating_sub(w.held_pages));
+            loop {
+                let nb = w.nblocks;
+                let n = scan.isolate(&mut w.blocks[nb..]);
+                let mut pages = 0;
+                for i in nb..nb + n {
+                    let b = w.blocks[i];
+                    pages += 1u64 << b.order;
+                    if let Some(e) = Entry::new(b.pfn as u64, b.order) {
+                        w.entries[i] = e;
+                    }
+                }
+                w.nblocks += n;
+                w.held_pages += pages;
+                let now = self.stats.isolated_now.fetch_add(pages, Relaxed) + pages;
+                self.stats.isolated_peak.fetch_max(now, Relaxed);
+                if w.nblocks == BLOCKS || scan.over_budget() {
+                    self.report(&mut w);
+                    scan.set_budget(budget);
+                }
+                if scan.done() {
+                    break;
+                }
+                sys::cond_resched();
+            }
+            let k = scan.counts();
+            self.stats.skipped_busy.fetch_add(k.busy, Relaxed);
+            self.stats.skipped_reported.fetch_add(k.reported, Relaxed);
+            self.stats.skipped_small.fetch_add(k.small, Relaxed);
+            self.stats.skipped_low.fetch_add(k.low, Relaxed);
+        }
+        self.report(&mut w);
+    }
+
+    /// Sends the isolated blocks to the transport and gives them back.
+    fn report(&self, w: &mut Worker) {
+        let n = w.nblocks;
+        if n == 0 {
+            return;
+        }
+        let start = sys::ktime_ns();
+        let max_entries = w.transport.max_entries();
+        let limits = Limits::new(w.transport.max_entry_pages(), 0);
+        // Blocks come out of the scans in ascending pfn order and disjoint,
+        // so they merge without a sort.
+        let Worker {
+            entries,
+            report,
+            transport,
+            ..
+        } = w;
+        let mut marked = false;
+        let mut failed = limits.is_err();
+        let mut batcher = limits.ok().map(|l| Batcher::new(merge(&entries[..n]), l));
+        while let Some(batcher) = batcher.as_mut() {
+            let k = batcher.fill(&mut report[..max_entries]);
+            if k == 0 {
+                break;
+            }
+            match transport.report(&report[..k]) {
+                Ok(m) => {
+                    marked |= m;
+                    if m {
+                        self.stats.reports.fetch_add(1, Relaxed);
+                        self.stats.ranges_reported.fetch_add(k as u64, Relaxed);
+                        let pages: u64 = report[..k].iter().map(|r| r.pages()).sum();
+                        self.stats.pages_reported.fetch_add(pages, Relaxed);
+                    }
+                }
+                Err(_) => {
+                    self.stats.transport_errors.fetch_add(1, Relaxed);
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        sys::putback(&w.blocks[..n], marked && !failed);
+        self.stats.isolated_now.fetch_sub(w.held_pages, Relaxed);
+        w.nblocks = 0;
+        w.held_pages = 0;
+        self.stats
+            .last_latency_ns
+            .store(sys::ktime_ns().saturating_sub(start), Relaxed);
+    }
+}

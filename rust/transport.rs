@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Transports: how reports of free pfn ranges reach the host.
+//!
+//! A report is a slice of sorted, disjoint pfn ranges whose pages the worker
+//! holds isolated; `report` returns once the host is done with them (or
+//! failed), after which the worker gives the pages back to the allocator,
+//! marked reported if the transport says the host has them.
+
+use crate::ranges::PfnRange;
+use kernel::prelude::*;
+
+/// Entries in the largest report any transport takes.
+pub(crate) const REPORT_MAX: usize = 32;
+
+/// The operations every transport provides.
+pub(crate) trait Transport {
+    /// A short name for logs and sysfs.
+    fn name(&self) -> &'static str;
+    /// Most entries in one report (at most [`REPORT_MAX`]).
+    fn max_entries(&self) -> usize;
+    /// Most pages in one entry.
+    fn max_entry_pages(&self) -> u64;
+    /// Sends one report and waits for the host. `Ok(true)`: the host has the
+    /// pages (mark them reported); `Ok(false)`: nothing was sent; `Err`: the
+    /// report failed.
+    fn report(&mut self, ranges: &[PfnRange]) -> Result<bool>;
+}
+
+/// A transport that sends nothing: the mechanism runs (capture, validation,
+/// isolation) but no memory goes to the host and nothing is marked.
+pub(crate) struct NullTransport;
+
+impl Transport for NullTransport {
+    fn name(&self) -> &'static str {
+        "none"
+    }
+    fn max_entries(&self) -> usize {
+        REPORT_MAX
+    }
+    fn max_entry_pages(&self) -> u64 {
+        u64::from(u32::MAX) >> kernel::page::PAGE_SHIFT
+    }
+    fn report(&mut self, _ranges: &[PfnRange]) -> Result<bool> {
+        Ok(false)
+    }
+}
+
+/// A transport that records what it is given, for tests.
+#[cfg(CONFIG_KUNIT)]
+pub(crate) struct RecordingTransport {
+    /// Reports received.
+    pub(crate) reports: u64,
+    /// Entries received.
+    pub(crate) entries: u64,
+    /// Pages received.
+    pub(crate) pages: u64,
+    /// The first ranges received, up to the capacity.
+    pub(crate) ranges: [PfnRange; 64],
+    /// How many of `ranges` are filled.
+    pub(crate) nranges: usize,
+    /// Fail every report with this error.
+    pub(crate) fail: Option<Error>,
+    /// Entry limit to announce.
+    pub(crate) max_entries: usize,
+    /// Pages of a report entry that were still free buddy pages when the
+    /// transport saw them (must stay 0: reported pages are isolated).
+    pub(crate) seen_free: u64,
+}
+
+#[cfg(CONFIG_KUNIT)]
+impl RecordingTransport {
+    /// An empty recorder that accepts reports of `max_entries` entries.
+    pub(crate) fn new(max_entries: usize) -> Self {
+        RecordingTransport {
+            reports: 0,
+            entries: 0,
+            pages: 0,
+            ranges: [PfnRange::default(); 64],
+            nranges: 0,
+            fail: None,
+            max_entries: max_entries.min(REPORT_MAX),
+            seen_free: 0,
+        }
+    }
+
+    /// Whether `pfn` lies in a recorded range.
+    pub(crate) fn contains(&self, pfn: u64) -> bool {
+        self.ranges[..self.nranges]
+            .iter()
+            .any(|r| r.start <= pfn && pfn < r.end)
+    }
+}
+
+#[cfg(CONFIG_KUNIT)]
+impl Transport for RecordingTransport {
+    fn name(&self) -> &'static str {
+        "recording"
+    }
+    fn max_entries(&self) -> usize {
+        self.max_entries
+    }
+    fn max_entry_pages(&self) -> u64 {
+        u64::from(u32::MAX) >> kernel::page::PAGE_SHIFT
+    }
+    fn report(&mut self, ranges: &[PfnRange]) -> Result<bool> {
+        self.reports += 1;
+        for r in ranges {
+            self.entries += 1;
+            self.pages += r.pages();
+            self.seen_free += crate::sys::count_buddy_heads(*r);
+            if self.nranges < self.ranges.len() {
+                self.ranges[self.nranges] = *r;
+                self.nranges += 1;
+            }
+        }
+        match self.fail {
+            Some(e) => Err(e),
+            None => Ok(true),
+        }
+    }
+}
+
+/// The transport in use.
+pub(crate) enum AnyTransport {
+    /// See [`NullTransport`].
+    Null(NullTransport),
+    /// See [`RecordingTransport`].
+    #[cfg(CONFIG_KUNIT)]
+    Recording(KBox<RecordingTransport>),
+}
+
+impl AnyTransport {
+    fn inner(&mut self) -> &mut dyn Transport {
+        match self {
+            AnyTransport::Null(t) => t,
+            #[cfg(CONFIG_KUNIT)]
+            AnyTransport::Recording(t) => &mut **t,
+        }
+    }
+
+    /// See [`Transport::name`].
+    pub(crate) fn name(&mut self) -> &'static str {
+        self.inner().name()
+    }
+    /// See [`Transport::max_entries`].
+    pub(crate) fn max_entries(&mut self) -> usize {
+        self.inner().max_entries().clamp(1, REPORT_MAX)
+    }
+    /// See [`Transport::max_entry_pages`].
+    pub(crate) fn max_entry_pages(&mut self) -> u64 {
+        self.inner().max_entry_pages()
+    }
+    /// See [`Transport::report`].
+    pub(crate) fn report(&mut self, ranges: &[PfnRange]) -> Result<bool> {
+        self.inner().report(ranges)
+    }
+}

@@ -39,11 +39,11 @@ use crate::sys::{
     Workqueue, Zeroed,
 };
 use crate::transport::{AnyTransport, NullTransport, REPORT_MAX};
-use kernel::ffi::{c_int, c_uint, c_ulong};
 use core::{
     mem::offset_of,
     sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*},
 };
+use kernel::ffi::{c_int, c_uint, c_ulong};
 use kernel::{bindings, c_str, new_mutex, prelude::*, sync::Mutex};
 
 /// Entries in each capture buffer (two per CPU, 8 KiB each).
@@ -81,6 +81,7 @@ pub(crate) struct Stats {
     pub(crate) transport_errors: AtomicU64,
     pub(crate) isolated_now: AtomicU64,
     pub(crate) isolated_peak: AtomicU64,
+    pub(crate) pages_isolated: AtomicU64,
     pub(crate) last_latency_ns: AtomicU64,
     pub(crate) hotplug_handoffs: AtomicU64,
 }
@@ -226,11 +227,13 @@ impl Hinting {
         // which clears the pointer only after the hook, the flush and every
         // work item (the only users) have stopped.
         unsafe { SHARED.publish(&h.shared) };
-        h.hotplug = Some(CpuHotplug::new_dead(c_str!("mm/page_hinting:dead"), cpu_dead)?);
+        h.hotplug = Some(CpuHotplug::new_dead(
+            c_str!("mm/page_hinting:dead"),
+            cpu_dead,
+        )?);
         h.hook = Some(HintHook::register(&HOOK_OPS)?);
         Ok(h)
     }
-
 }
 
 impl Hinting {
@@ -244,20 +247,32 @@ impl Drop for Hinting {
     fn drop(&mut self) {
         // 1. No new captures: when this returns no CPU is in the hook.
         self.hook = None;
-        // 2. No more flushes or work: the flush may queue work, so it goes
+        // 2. No more hotplug callbacks, which queue work: removing the
+        //    state waits for a running one.
+        self.hotplug = None;
+        // 3. No more flushes or work: the flush may queue work, so it goes
         //    first; each work item finishes its batch, which gives back
         //    every page it isolated before it returns.
         FLUSH.cancel_sync();
         for cpu in 0..sys::nr_cpu_ids() {
             self.shared.cpus.get(cpu).work.cancel_sync();
         }
-        self.hotplug = None;
         SHARED.clear();
-        // 3. Whatever is still captured was never isolated: drop it.
+        // 4. Whatever is still captured was never isolated: drop it.
         let t = self.shared.cpu_totals();
-        if t.pending_pages > 0 {
-            pr_info!("dropped {} captured pages at unload\n", t.pending_pages);
-        }
+        let st = &self.shared.stats;
+        pr_info!(
+            "unloading: {} batches, {} pages isolated, {} reported, {} transport errors, {} captured pages dropped; skipped pages: {} busy, {} reported, {} small, {} low\n",
+            st.batches.load(Relaxed),
+            st.pages_isolated.load(Relaxed),
+            st.pages_reported.load(Relaxed),
+            st.transport_errors.load(Relaxed),
+            t.pending_pages,
+            st.skipped_busy.load(Relaxed),
+            st.skipped_reported.load(Relaxed),
+            st.skipped_small.load(Relaxed),
+            st.skipped_low.load(Relaxed)
+        );
         let held = self.shared.stats.isolated_now.load(Relaxed);
         if held != 0 {
             pr_err!("{} pages still isolated at unload\n", held);
@@ -268,7 +283,8 @@ impl Drop for Hinting {
 /// The free page hint callback: runs in every context that frees pages.
 extern "C" fn free_hook(pfn: c_ulong, order: c_uint) {
     let Some(sh) = shared() else { return };
-    if !sh.cfg.enabled.load(Relaxed) {
+    // Deliberately broken build (tools/check-teeth.sh): nothing is captured.
+    if !sh.cfg.enabled.load(Relaxed) || cfg!(ph_break_capture) {
         return;
     }
     let Some(e) = Entry::new(pfn as u64, order) else {
@@ -290,7 +306,8 @@ extern "C" fn free_hook(pfn: c_ulong, order: c_uint) {
                 l.captured_blocks += 1;
             }
         }
-        let kick = push != Push::Stored && !l.kicked;
+        // (A deliberately broken build never hands a batch off.)
+        let kick = push != Push::Stored && !l.kicked && !cfg!(ph_break_kick);
         if kick {
             l.kicked = true;
         }
@@ -324,7 +341,8 @@ extern "C" fn cpu_dead(cpu: c_uint) -> c_int {
     if let Some(sh) = shared() {
         if cpu < sys::nr_cpu_ids() {
             let c = sh.cpus.get(cpu);
-            if c.db.with_active(|_, buf| !buf.is_empty()) {
+            // (A deliberately broken build leaves the buffer behind.)
+            if c.db.with_active(|_, buf| !buf.is_empty()) && !cfg!(ph_break_hotplug) {
                 sh.stats.hotplug_handoffs.fetch_add(1, Relaxed);
                 c.work.queue(&sh.wq);
             }
@@ -388,7 +406,10 @@ impl Shared {
     /// Runs `f` on this CPU's active capture buffer (tests look at what the
     /// free path stored).
     #[cfg(CONFIG_KUNIT)]
-    pub(crate) fn with_this_cpu_buf<R>(&self, f: impl FnOnce(&CaptureBuf<CAPTURE_ENTRIES>) -> R) -> R {
+    pub(crate) fn with_this_cpu_buf<R>(
+        &self,
+        f: impl FnOnce(&CaptureBuf<CAPTURE_ENTRIES>) -> R,
+    ) -> R {
         let irq = IrqOff::new();
         self.cpus.this_cpu(&irq).db.with_active(|_, b| f(b))
     }
@@ -410,12 +431,21 @@ impl Shared {
         }
         // The knob is validated, but a scan with a bad order would not
         // advance: clamp here too.
-        let min_order = self.cfg.min_order.load(Relaxed).min(crate::capture::MAX_PAGE_ORDER);
+        let min_order = self
+            .cfg
+            .min_order
+            .load(Relaxed)
+            .min(crate::capture::MAX_PAGE_ORDER);
         let budget = self.cfg.max_isolated.load(Relaxed);
         sort(entries);
         let mut w = self.worker.lock();
         for r in cut(merge(entries), min_order) {
-            let mut scan = Scan::new(r.start, r.end, min_order, budget.saturating_sub(w.held_pages));
+            let mut scan = Scan::new(
+                r.start,
+                r.end,
+                min_order,
+                budget.saturating_sub(w.held_pages),
+            );
             loop {
                 let nb = w.nblocks;
                 let n = scan.isolate(&mut w.blocks[nb..]);
@@ -429,6 +459,7 @@ impl Shared {
                 }
                 w.nblocks += n;
                 w.held_pages += pages;
+                self.stats.pages_isolated.fetch_add(pages, Relaxed);
                 let now = self.stats.isolated_now.fetch_add(pages, Relaxed) + pages;
                 self.stats.isolated_peak.fetch_max(now, Relaxed);
                 if w.nblocks == BLOCKS || scan.over_budget() {
@@ -491,7 +522,11 @@ impl Shared {
                 }
             }
         }
-        sys::putback(&w.blocks[..n], marked && !failed);
+        // Deliberately broken builds (tools/check-teeth.sh): "error" marks
+        // blocks whose report failed, "leak" never returns one block.
+        let mark = (marked && !failed) || cfg!(ph_break_error);
+        let back = if cfg!(ph_break_leak) { n - 1 } else { n };
+        sys::putback(&w.blocks[..back], mark);
         self.stats.isolated_now.fetch_sub(w.held_pages, Relaxed);
         w.nblocks = 0;
         w.held_pages = 0;

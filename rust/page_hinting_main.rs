@@ -21,6 +21,8 @@ pub mod ranges;
 mod hinting;
 mod sys;
 mod transport;
+mod virtio;
+mod virtio_sys;
 
 #[cfg(CONFIG_KUNIT)]
 mod kunit;
@@ -41,11 +43,14 @@ module! {
 pub const VERSION: &str = "0.1.0";
 
 struct PageHinting {
+    // Fields drop in order: the virtio driver goes first (unbinding resets
+    // the device, which ends any report in flight), then the mechanism.
+    _virtio: Option<virtio::Driver>,
     _hinting: hinting::Hinting,
 }
 
 impl kernel::Module for PageHinting {
-    fn init(_module: &'static ThisModule) -> Result<Self> {
+    fn init(module: &'static ThisModule) -> Result<Self> {
         let params = hinting::Params {
             threshold_pages: knobs::threshold_pages(4096, kernel::page::PAGE_SIZE as u64),
             min_order: sys::pageblock_order(),
@@ -53,15 +58,28 @@ impl kernel::Module for PageHinting {
             flush_ms: 100,
         };
         let h = hinting::Hinting::new(&params)?;
+        // Binds the balloon device if one is present and free; the
+        // mechanism runs with no transport otherwise.
+        let v = match virtio::register(module) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                pr_warn!("virtio driver not registered ({:?}): no transport\n", e);
+                None
+            }
+        };
         pr_info!(
-            "version {} loaded: transport {}, min_order {}, threshold {} pages, flush {} ms\n",
+            "version {} loaded: transport {} (virtio-balloon: {}), min_order {}, threshold {} pages, flush {} ms\n",
             VERSION,
             h.transport_name(),
+            virtio::State::get().name(),
             params.min_order,
             params.threshold_pages,
             params.flush_ms
         );
-        Ok(PageHinting { _hinting: h })
+        Ok(PageHinting {
+            _virtio: v,
+            _hinting: h,
+        })
     }
 }
 

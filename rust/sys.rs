@@ -113,7 +113,6 @@ pub(crate) fn nr_cpu_ids() -> u32 {
     unsafe { bindings::nr_cpu_ids }
 }
 
-
 /// Interrupts are disabled on this CPU while this token lives; dropping it
 /// restores the previous state.
 pub(crate) struct IrqOff {
@@ -153,7 +152,7 @@ impl LockKey {
         LockKey(Opaque::uninit())
     }
 
-    fn as_ptr(&self) -> *mut bindings::lock_class_key {
+    pub(crate) fn as_ptr(&self) -> *mut bindings::lock_class_key {
         self.0.get()
     }
 }
@@ -317,12 +316,16 @@ impl<T: Sync> Published<T> {
     /// called *and* every context that may have called [`Published::get`]
     /// has finished using the reference.
     pub(crate) unsafe fn publish(&self, obj: &T) {
-        self.0.store((obj as *const T).cast_mut(), core::sync::atomic::Ordering::Release);
+        self.0.store(
+            (obj as *const T).cast_mut(),
+            core::sync::atomic::Ordering::Release,
+        );
     }
 
     /// Unpublishes.
     pub(crate) fn clear(&self) {
-        self.0.store(core::ptr::null_mut(), core::sync::atomic::Ordering::Release);
+        self.0
+            .store(core::ptr::null_mut(), core::sync::atomic::Ordering::Release);
     }
 
     /// The published object, if any.
@@ -373,7 +376,13 @@ impl RawWork {
         // SAFETY: the memory is a valid, unused work_struct slot; `name` and
         // `key` are static.
         unsafe {
-            bindings::init_work_with_key(self.0.get(), Some(func), false, name.as_char_ptr(), key.as_ptr())
+            bindings::init_work_with_key(
+                self.0.get(),
+                Some(func),
+                false,
+                name.as_char_ptr(),
+                key.as_ptr(),
+            )
         };
     }
 
@@ -382,7 +391,13 @@ impl RawWork {
     pub(crate) fn queue(&self, wq: &Workqueue) -> bool {
         // SAFETY: the work item is initialised and outlives its queueing (the
         // owner cancels it before it goes away); `wq` is live.
-        unsafe { bindings::queue_work_on(bindings::wq_misc_consts_WORK_CPU_UNBOUND as c_int, wq.0.as_ptr(), self.0.get()) }
+        unsafe {
+            bindings::queue_work_on(
+                bindings::wq_misc_consts_WORK_CPU_UNBOUND as c_int,
+                wq.0.as_ptr(),
+                self.0.get(),
+            )
+        }
     }
 
     /// Cancels the work and waits for a running instance to finish.
@@ -404,7 +419,10 @@ impl RawWork {
     /// # Safety
     ///
     /// `work` must point at the `RawWork` field at `offset` inside a live `T`.
-    pub(crate) unsafe fn container<'a, T>(work: *mut bindings::work_struct, offset: usize) -> &'a T {
+    pub(crate) unsafe fn container<'a, T>(
+        work: *mut bindings::work_struct,
+        offset: usize,
+    ) -> &'a T {
         // SAFETY: guaranteed by the caller.
         unsafe { &*((work as *mut u8).sub(offset) as *const T) }
     }
@@ -439,7 +457,12 @@ impl DelayedWork {
         // SAFETY: initialised (type invariant), `wq` live.
         unsafe {
             let j = bindings::__msecs_to_jiffies(delay_ms);
-            bindings::queue_delayed_work_on(bindings::wq_misc_consts_WORK_CPU_UNBOUND as c_int, wq.0.as_ptr(), self.0.get(), j)
+            bindings::queue_delayed_work_on(
+                bindings::wq_misc_consts_WORK_CPU_UNBOUND as c_int,
+                wq.0.as_ptr(),
+                self.0.get(),
+                j,
+            )
         }
     }
 
@@ -573,7 +596,15 @@ impl Scan {
         // SAFETY: `self.0` is a valid scan, `out` is valid for `cap` writes;
         // process context (the worker).
         let n = unsafe { bindings::free_page_hint_isolate(&mut self.0, out.as_mut_ptr(), cap) };
-        (n as usize).min(out.len())
+        let n = (n as usize).min(out.len());
+        #[cfg(ph_break_isolation)]
+        // SAFETY: deliberately broken build (tools/check-teeth.sh): the
+        // blocks go straight back to the allocator while the caller believes
+        // it holds them; `putback` is a no-op in this build.
+        unsafe {
+            bindings::free_page_hint_putback(out.as_ptr(), n as c_uint, false)
+        };
+        n
     }
 
     /// Whether the whole range was scanned.
@@ -609,6 +640,11 @@ impl Scan {
 /// Every block must have come from [`Scan::isolate`] and be given back once:
 /// the caller's ownership of the blocks ends here.
 pub(crate) fn putback(blocks: &[Block], reported: bool) {
+    if cfg!(ph_break_isolation) {
+        return;
+    }
+    // Deliberately broken build: the report is never recorded in the flags.
+    let reported = reported && !cfg!(ph_break_mark);
     let n = blocks.len().min(c_uint::MAX as usize) as c_uint;
     // SAFETY: `blocks` holds isolated blocks that this caller owns (the
     // contract above); process context.
@@ -697,14 +733,32 @@ pub(crate) struct OwnedBlock {
     order: u32,
 }
 
+/// How a test allocates.
+#[cfg(CONFIG_KUNIT)]
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Alloc {
+    /// `GFP_KERNEL`: may reclaim.
+    Normal,
+    /// Fails fast and quietly instead of reclaiming hard ("allocate
+    /// everything" loops).
+    NoRetry,
+    /// As `NoRetry`, and ignores the watermarks (`__GFP_MEMALLOC`), so a
+    /// loop can empty a free list down to its last block. Only for tests
+    /// that give everything back at once.
+    Reserves,
+}
+
 #[cfg(CONFIG_KUNIT)]
 impl OwnedBlock {
-    /// Allocates a block of `order`; with `no_retry`, fails fast and quietly
-    /// instead of reclaiming hard (for "allocate everything" loops).
-    pub(crate) fn alloc(order: u32, no_retry: bool) -> Option<Self> {
+    /// Allocates a block of `order` the way `how` says.
+    pub(crate) fn alloc(order: u32, how: Alloc) -> Option<Self> {
         let mut gfp = bindings::GFP_KERNEL | bindings::__GFP_NOWARN;
-        if no_retry {
-            gfp |= 1 << bindings::___GFP_NORETRY_BIT;
+        match how {
+            Alloc::Normal => {}
+            Alloc::NoRetry => gfp |= 1 << bindings::___GFP_NORETRY_BIT,
+            Alloc::Reserves => {
+                gfp |= (1 << bindings::___GFP_NORETRY_BIT) | (1 << bindings::___GFP_MEMALLOC_BIT)
+            }
         }
         // SAFETY: process context (KUnit tests), valid flags.
         let page = unsafe { bindings::alloc_pages(gfp, order) };
@@ -713,6 +767,11 @@ impl OwnedBlock {
             page: NonNull::new(page)?,
             order,
         })
+    }
+
+    /// The block's order.
+    pub(crate) fn order(&self) -> u32 {
+        self.order
     }
 
     /// The block's first pfn.
@@ -797,4 +856,46 @@ pub(crate) fn page_state(pfn: u64) -> PageState {
             uptodate: bindings::PageUptodate(p),
         }
     }
+}
+
+/// Runs `f` on `cpu` in interrupt context (an IPI) and waits for it.
+#[cfg(CONFIG_KUNIT)]
+pub(crate) fn run_on_cpu<F: FnMut()>(cpu: u32, f: &mut F) -> Result {
+    /// # Safety
+    ///
+    /// `info` points to an `F` that is valid and not otherwise used for the
+    /// duration of the call.
+    unsafe extern "C" fn tramp<F: FnMut()>(info: *mut c_void) {
+        // SAFETY: guaranteed by the caller (`run_on_cpu` passes `f`).
+        let f = unsafe { &mut *info.cast::<F>() };
+        f();
+    }
+    let cpu = c_int::try_from(cpu).map_err(|_| EINVAL)?;
+    // SAFETY: `wait` is 1, so the call returns only after `tramp` has run
+    // and `f` (borrowed for the whole call) is used by nothing else meanwhile.
+    let r = unsafe {
+        bindings::smp_call_function_single(cpu, Some(tramp::<F>), (f as *mut F).cast(), 1)
+    };
+    to_result(r)
+}
+
+/// Takes `cpu` offline (as `echo 0 > .../cpuN/online` does).
+#[cfg(CONFIG_KUNIT)]
+pub(crate) fn cpu_down(cpu: u32) -> Result {
+    // SAFETY: process context; the hotplug core checks `cpu`.
+    to_result(unsafe { bindings::remove_cpu(cpu) })
+}
+
+/// Brings `cpu` back online.
+#[cfg(CONFIG_KUNIT)]
+pub(crate) fn cpu_up(cpu: u32) -> Result {
+    // SAFETY: process context; the hotplug core checks `cpu`.
+    to_result(unsafe { bindings::add_cpu(cpu) })
+}
+
+/// Whether `cpu` is online.
+#[cfg(CONFIG_KUNIT)]
+pub(crate) fn cpu_online(cpu: u32) -> bool {
+    // SAFETY: reads the online mask; `cpu` is checked against nr_cpu_ids.
+    cpu < nr_cpu_ids() && unsafe { bindings::cpu_online(cpu) }
 }

@@ -11,7 +11,7 @@
 use crate::capture::{Entry, MAX_PAGE_ORDER};
 use crate::hinting::{self, Shared};
 use crate::kunit::{kexpect, kexpect_eq, kunit_suite, Test};
-use crate::sys::{self, OwnedBlock, Scan};
+use crate::sys::{self, Alloc, OwnedBlock, Scan};
 use crate::transport::{AnyTransport, NullTransport, RecordingTransport};
 use core::sync::atomic::Ordering::Relaxed;
 use kernel::prelude::*;
@@ -66,18 +66,28 @@ impl Drop for Knobs<'_> {
     }
 }
 
-/// Installs a recording transport for the life of the guard.
-struct Recorder<'a>(&'a Shared);
+/// Installs a recording transport for the life of the guard, then puts the
+/// previous one back.
+struct Recorder<'a> {
+    sh: &'a Shared,
+    prev: Option<AnyTransport>,
+}
 
 impl<'a> Recorder<'a> {
     fn install(sh: &'a Shared, max_entries: usize) -> Result<Self> {
         let rec = KBox::new(RecordingTransport::new(max_entries), GFP_KERNEL)?;
-        sh.worker.lock().transport = AnyTransport::Recording(rec);
-        Ok(Recorder(sh))
+        let prev = core::mem::replace(
+            &mut sh.worker.lock().transport,
+            AnyTransport::Recording(rec),
+        );
+        Ok(Recorder {
+            sh,
+            prev: Some(prev),
+        })
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut RecordingTransport) -> R) -> Option<R> {
-        match &mut self.0.worker.lock().transport {
+        match &mut self.sh.worker.lock().transport {
             AnyTransport::Recording(r) => Some(f(r)),
             _ => None,
         }
@@ -86,7 +96,84 @@ impl<'a> Recorder<'a> {
 
 impl Drop for Recorder<'_> {
     fn drop(&mut self) {
-        self.0.worker.lock().transport = AnyTransport::Null(NullTransport);
+        let mut w = self.sh.worker.lock();
+        let prev = self
+            .prev
+            .take()
+            .unwrap_or(AnyTransport::Null(NullTransport));
+        // A virtio device removed meanwhile took its queues with it.
+        w.transport = match prev {
+            AnyTransport::Virtio(_)
+                if crate::virtio::State::get() != crate::virtio::State::Active =>
+            {
+                AnyTransport::Null(NullTransport)
+            }
+            p => p,
+        };
+    }
+}
+
+/// Blocks a test holds, chained through their own first bytes (so holding
+/// any number of them allocates nothing else); all freed on drop.
+struct Hoard {
+    head: Option<OwnedBlock>,
+    pages: u64,
+}
+
+/// End of a [`Hoard`] chain.
+const CHAIN_END: u64 = u64::MAX;
+
+impl Hoard {
+    fn new() -> Self {
+        Hoard {
+            head: None,
+            pages: 0,
+        }
+    }
+
+    fn push(&mut self, b: OwnedBlock) {
+        let next = self.head.take().map_or(CHAIN_END, |h| {
+            let order = u64::from(h.order());
+            (h.leak() << 4) | order
+        });
+        b.write_u64(next);
+        self.pages += 1 << b.order();
+        self.head = Some(b);
+    }
+
+    /// Allocates blocks of every order from `TOP` down, as long as the
+    /// allocator gives them and more than `RESERVE` pages stay free; calls
+    /// `check` on each. Top-order blocks are taken past the watermarks, so
+    /// that list is emptied to its last block.
+    fn take_all(&mut self, mut check: impl FnMut(&OwnedBlock)) {
+        for order in (0..=TOP).rev() {
+            let how = if order == TOP {
+                Alloc::Reserves
+            } else {
+                Alloc::NoRetry
+            };
+            while sys::nr_free_pages() > RESERVE {
+                let Some(b) = OwnedBlock::alloc(order, how) else {
+                    break;
+                };
+                check(&b);
+                self.push(b);
+            }
+        }
+    }
+}
+
+impl Drop for Hoard {
+    fn drop(&mut self) {
+        while let Some(b) = self.head.take() {
+            let next = b.read_u64();
+            drop(b);
+            if next != CHAIN_END {
+                // SAFETY: `next` was leaked by `push` from a block of the
+                // order stored in its low bits, and is freed only here.
+                self.head = Some(unsafe { OwnedBlock::from_pfn(next >> 4, (next & 15) as u32) });
+            }
+        }
     }
 }
 
@@ -95,7 +182,7 @@ impl Drop for Recorder<'_> {
 fn free_top_blocks(t: &Test, pfns: &mut [u64]) -> usize {
     let mut n = 0;
     for slot in pfns.iter_mut() {
-        match OwnedBlock::alloc(TOP, false) {
+        match OwnedBlock::alloc(TOP, Alloc::Normal) {
             Some(b) => {
                 *slot = b.leak();
                 n += 1;
@@ -103,7 +190,12 @@ fn free_top_blocks(t: &Test, pfns: &mut [u64]) -> usize {
             None => break,
         }
     }
-    kexpect!(t, n == pfns.len(), "could only allocate {} top-order blocks", n);
+    kexpect!(
+        t,
+        n == pfns.len(),
+        "could only allocate {} top-order blocks",
+        n
+    );
     // Free them all on one CPU, which is then the one that captured them.
     let irq = sys::IrqOff::new();
     for &pfn in &pfns[..n] {
@@ -131,7 +223,10 @@ fn capture_records_frees(t: &Test) {
     let Some(sh) = sh(t) else { return };
     let knobs = Knobs::save(sh);
     knobs.quiesce();
-    let (Some(a), Some(b)) = (OwnedBlock::alloc(0, false), OwnedBlock::alloc(3, false)) else {
+    let (Some(a), Some(b)) = (
+        OwnedBlock::alloc(0, Alloc::Normal),
+        OwnedBlock::alloc(3, Alloc::Normal),
+    ) else {
         kexpect!(t, false, "allocation failed");
         return;
     };
@@ -150,8 +245,18 @@ fn capture_records_frees(t: &Test) {
         )
     });
     drop(irq);
-    kexpect!(t, found_a, "order-0 free of pfn {:#x} not in this CPU's buffer", pa);
-    kexpect!(t, found_b, "order-3 free of pfn {:#x} not in this CPU's buffer", pb);
+    kexpect!(
+        t,
+        found_a,
+        "order-0 free of pfn {:#x} not in this CPU's buffer",
+        pa
+    );
+    kexpect!(
+        t,
+        found_b,
+        "order-3 free of pfn {:#x} not in this CPU's buffer",
+        pb
+    );
     let after = sh.cpu_totals();
     kexpect!(t, after.captured_pages >= before.captured_pages + 9);
     kexpect!(t, after.captured_blocks >= before.captured_blocks + 2);
@@ -173,27 +278,25 @@ fn isolation_keeps_pages_out(t: &Test) {
     kexpect_eq!(t, nheld, n);
     let free_before = sys::nr_free_pages();
 
-    // Take everything the allocator will give, one page at a time, chained
-    // through the pages themselves, and check none is a held page.
-    let mut chain: Option<OwnedBlock> = None;
-    let mut got = 0u64;
+    // Take everything the allocator will give and check that none of it
+    // is a held page.
+    let mut hoard = Hoard::new();
     let mut leaked = 0u64;
-    // Stop 16 MiB short of empty: other allocations in the guest must not
-    // be pushed into the OOM killer while the test holds everything else.
-    while sys::nr_free_pages() > RESERVE {
-        let Some(p) = OwnedBlock::alloc(0, true) else { break };
-        let pfn = p.pfn();
+    hoard.take_all(|blk| {
+        let (lo, hi) = (blk.pfn(), blk.pfn() + (1u64 << blk.order()));
         if held[..nheld]
             .iter()
-            .any(|b| (b.pfn as u64) <= pfn && pfn < b.pfn as u64 + TOP_PAGES)
+            .any(|h| lo < h.pfn as u64 + TOP_PAGES && (h.pfn as u64) < hi)
         {
             leaked += 1;
         }
-        p.write_u64(chain.map_or(u64::MAX, |c| c.leak()));
-        chain = Some(p);
-        got += 1;
-    }
-    kexpect!(t, got > 1000, "only {} pages could be allocated", got);
+    });
+    kexpect!(
+        t,
+        hoard.pages > 1000,
+        "only {} pages could be allocated",
+        hoard.pages
+    );
     kexpect!(
         t,
         sys::nr_free_pages() < free_before / 8,
@@ -202,20 +305,18 @@ fn isolation_keeps_pages_out(t: &Test) {
         free_before
     );
     kexpect_eq!(t, leaked, 0);
-    while let Some(p) = chain.take() {
-        let next = p.read_u64();
-        drop(p);
-        if next != u64::MAX {
-            // SAFETY: `next` was leaked from an order-0 `OwnedBlock` above.
-            chain = Some(unsafe { OwnedBlock::from_pfn(next, 0) });
-        }
-    }
+    drop(hoard);
 
     sys::putback(&held[..nheld], false);
     for b in &held[..nheld] {
         let st = sys::page_state(b.pfn as u64);
         kexpect!(t, st.buddy, "pfn {:#x} is not free after putback", b.pfn);
-        kexpect!(t, !st.reported, "pfn {:#x} marked reported without a report", b.pfn);
+        kexpect!(
+            t,
+            !st.reported,
+            "pfn {:#x} marked reported without a report",
+            b.pfn
+        );
     }
 }
 
@@ -239,7 +340,9 @@ fn reported_flag_lifecycle(t: &Test) {
 
     let (pages, seen_free, covered) = rec
         .with(|r| {
-            let covered = pfns[..n].iter().all(|&p| r.contains(p) && r.contains(p + TOP_PAGES - 1));
+            let covered = pfns[..n]
+                .iter()
+                .all(|&p| r.contains(p) && r.contains(p + TOP_PAGES - 1));
             (r.pages, r.seen_free, covered)
         })
         .unwrap_or((0, 1, false));
@@ -248,7 +351,14 @@ fn reported_flag_lifecycle(t: &Test) {
     kexpect_eq!(t, seen_free, 0);
     for &pfn in &pfns[..n] {
         let st = sys::page_state(pfn);
-        kexpect!(t, st.buddy && st.reported, "pfn {:#x}: buddy {} reported {}", pfn, st.buddy, st.reported);
+        kexpect!(
+            t,
+            st.buddy && st.reported,
+            "pfn {:#x}: buddy {} reported {}",
+            pfn,
+            st.buddy,
+            st.reported
+        );
     }
 
     // The same blocks again: nothing new goes out.
@@ -256,34 +366,35 @@ fn reported_flag_lifecycle(t: &Test) {
     sh.process_entries(&mut e[..ne], n as u64 * TOP_PAGES);
     let pages2 = rec.with(|r| r.pages).unwrap_or(0);
     kexpect_eq!(t, pages2, pages);
-    kexpect!(t, sh.stats.skipped_reported.load(Relaxed) >= skipped_before + n as u64 * TOP_PAGES);
+    kexpect!(
+        t,
+        sh.stats.skipped_reported.load(Relaxed) >= skipped_before + n as u64 * TOP_PAGES
+    );
 
     // Allocate every top-order block: ours come back with the flag clear.
-    let mut chain: Option<OwnedBlock> = None;
+    // Reported blocks sit at the tail of the free list, hence the loop
+    // that empties it, past the watermarks: ours are the last blocks of
+    // that list. The smaller free blocks stay for everyone else.
+    let mut hoard = Hoard::new();
     let mut seen = 0;
-    // Reported blocks sit at the tail of the free lists: keep taking
-    // top-order blocks (which leaves smaller free blocks to everyone else)
-    // until ours came out.
-    while seen < n {
-        let Some(b) = OwnedBlock::alloc(TOP, true) else { break };
+    while seen < n && sys::nr_free_pages() > TOP_PAGES {
+        let Some(b) = OwnedBlock::alloc(TOP, Alloc::Reserves) else {
+            break;
+        };
         let pfn = b.pfn();
         if pfns[..n].contains(&pfn) {
             seen += 1;
             let st = sys::page_state(pfn);
-            kexpect!(t, !st.reported && !st.uptodate, "allocated pfn {:#x} kept PG_reported/PG_uptodate", pfn);
+            kexpect!(
+                t,
+                !st.reported && !st.uptodate,
+                "allocated pfn {:#x} kept PG_reported/PG_uptodate",
+                pfn
+            );
         }
-        b.write_u64(chain.map_or(u64::MAX, |c| c.leak()));
-        chain = Some(b);
+        hoard.push(b);
     }
     kexpect_eq!(t, seen, n);
-    while let Some(b) = chain.take() {
-        let next = b.read_u64();
-        drop(b);
-        if next != u64::MAX {
-            // SAFETY: leaked from a top-order `OwnedBlock` above.
-            chain = Some(unsafe { OwnedBlock::from_pfn(next, TOP) });
-        }
-    }
 }
 
 /// A failed report gives the pages back unmarked and counts the error.
@@ -291,7 +402,9 @@ fn transport_error_leaves_unmarked(t: &Test) {
     let Some(sh) = sh(t) else { return };
     let knobs = Knobs::save(sh);
     knobs.quiesce();
-    let Ok(rec) = Recorder::install(sh, 32) else { return };
+    let Ok(rec) = Recorder::install(sh, 32) else {
+        return;
+    };
     rec.with(|r| r.fail = Some(EIO));
     let mut pfns = [0u64; 2];
     let n = free_top_blocks(t, &mut pfns);
@@ -304,7 +417,14 @@ fn transport_error_leaves_unmarked(t: &Test) {
     kexpect_eq!(t, sh.stats.isolated_now.load(Relaxed), 0);
     for &pfn in &pfns[..n] {
         let st = sys::page_state(pfn);
-        kexpect!(t, st.buddy && !st.reported, "pfn {:#x} after a failed report: buddy {} reported {}", pfn, st.buddy, st.reported);
+        kexpect!(
+            t,
+            st.buddy && !st.reported,
+            "pfn {:#x} after a failed report: buddy {} reported {}",
+            pfn,
+            st.buddy,
+            st.reported
+        );
     }
 }
 
@@ -314,15 +434,85 @@ fn threshold_triggers_report(t: &Test) {
     let Some(sh) = sh(t) else { return };
     let knobs = Knobs::save(sh);
     knobs.quiesce();
-    let Ok(rec) = Recorder::install(sh, 32) else { return };
+    let Ok(rec) = Recorder::install(sh, 32) else {
+        return;
+    };
     sh.cfg.threshold_pages.store(4 * TOP_PAGES, Relaxed);
     let mut pfns = [0u64; 8];
     let n = free_top_blocks(t, &mut pfns);
     // No flush: only the free path's own hand-off can have queued work.
     sh.wait_queued();
     let pages = rec.with(|r| r.pages).unwrap_or(0);
-    kexpect!(t, pages >= 4 * TOP_PAGES, "only {} pages reported after {} freed", pages, n as u64 * TOP_PAGES);
+    kexpect!(
+        t,
+        pages >= 4 * TOP_PAGES,
+        "only {} pages reported after {} freed",
+        pages,
+        n as u64 * TOP_PAGES
+    );
     kexpect_eq!(t, sh.stats.isolated_now.load(Relaxed), 0);
+}
+
+/// A CPU going offline hands what its buffer holds to the worker: blocks
+/// freed on it, from interrupt context, are reported once it is down.
+fn cpu_offline_hands_over(t: &Test) {
+    let Some(sh) = sh(t) else { return };
+    // CPU 0 cannot go offline on x86. If the test runs on the chosen CPU,
+    // the IPI runs locally with interrupts off and hotplug migrates us.
+    let Some(cpu) = (1..sys::nr_cpu_ids()).rev().find(|&c| sys::cpu_online(c)) else {
+        kexpect!(t, false, "needs a second online CPU that can go offline");
+        return;
+    };
+    let knobs = Knobs::save(sh);
+    knobs.quiesce();
+    let Ok(rec) = Recorder::install(sh, 32) else {
+        return;
+    };
+    let mut blocks = [
+        OwnedBlock::alloc(TOP, Alloc::Normal),
+        OwnedBlock::alloc(TOP, Alloc::Normal),
+    ];
+    let mut pfns = [0u64; 2];
+    for (p, b) in pfns.iter_mut().zip(&blocks) {
+        *p = b.as_ref().map_or(0, |b| b.pfn());
+    }
+    kexpect!(
+        t,
+        pfns.iter().all(|&p| p != 0),
+        "top-order allocation failed"
+    );
+    let handoffs = sh.stats.hotplug_handoffs.load(Relaxed);
+    let mut free_there = || blocks.iter_mut().for_each(|b| drop(b.take()));
+    kexpect!(
+        t,
+        sys::run_on_cpu(cpu, &mut free_there).is_ok(),
+        "IPI to CPU {} failed",
+        cpu
+    );
+    let down = sys::cpu_down(cpu);
+    kexpect!(t, down.is_ok(), "CPU {} would not go offline", cpu);
+    sh.wait_queued();
+    if down.is_ok() {
+        kexpect!(
+            t,
+            sys::cpu_up(cpu).is_ok(),
+            "CPU {} would not come back",
+            cpu
+        );
+    }
+    kexpect!(t, sh.stats.hotplug_handoffs.load(Relaxed) > handoffs);
+    let covered = rec
+        .with(|r| {
+            pfns.iter()
+                .all(|&p| p != 0 && r.contains(p) && r.contains(p + TOP_PAGES - 1))
+        })
+        .unwrap_or(false);
+    kexpect!(
+        t,
+        covered,
+        "blocks freed on CPU {} were not reported after it went offline",
+        cpu
+    );
 }
 
 kunit_suite!(
@@ -333,6 +523,7 @@ kunit_suite!(
         isolation_keeps_pages_out,
         reported_flag_lifecycle,
         transport_error_leaves_unmarked,
-        threshold_triggers_report
+        threshold_triggers_report,
+        cpu_offline_hands_over
     ]
 );

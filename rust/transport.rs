@@ -125,6 +125,8 @@ impl Transport for RecordingTransport {
 pub(crate) enum AnyTransport {
     /// See [`NullTransport`].
     Null(NullTransport),
+    /// See [`crate::virtio::VirtioTransport`].
+    Virtio(KBox<crate::virtio::VirtioTransport>),
     /// See [`RecordingTransport`].
     #[cfg(CONFIG_KUNIT)]
     Recording(KBox<RecordingTransport>),
@@ -134,6 +136,7 @@ impl AnyTransport {
     fn inner(&mut self) -> &mut dyn Transport {
         match self {
             AnyTransport::Null(t) => t,
+            AnyTransport::Virtio(t) => &mut **t,
             #[cfg(CONFIG_KUNIT)]
             AnyTransport::Recording(t) => &mut **t,
         }

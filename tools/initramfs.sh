@@ -6,6 +6,7 @@
 # built for that kernel, the init script and the scenarios.
 #
 # Usage: tools/initramfs.sh normal|debug     prints the path of the image
+# (PH_BREAK: see tools/module.sh)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -24,7 +25,7 @@ for src in "$G"/*.c; do
 	fi
 done
 
-stage=$CACHE/initramfs-$variant
+stage=$CACHE/initramfs-$variant${PH_BREAK:+-break-$PH_BREAK}
 rm -rf "$stage"
 mkdir -p "$stage"/{bin,sbin,proc,sys,dev,tmp,lib/modules,scenarios}
 cp /bin/busybox "$stage/bin/busybox"
@@ -35,7 +36,7 @@ cp "$ko" "$stage/lib/modules/page_hinting.ko"
 cp "$kbuild/drivers/virtio/virtio_balloon.ko" "$stage/lib/modules/virtio_balloon.ko"
 chmod +x "$stage/init"
 
-out=$OUT/initramfs-$variant.cpio.gz
+out=$OUT/initramfs-$variant${PH_BREAK:+-break-$PH_BREAK}.cpio.gz
 mkdir -p "$OUT"
 (cd "$stage" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1 >"$out.tmp")
 mv "$out.tmp" "$out"

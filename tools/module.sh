@@ -7,6 +7,10 @@
 # mirrored to a directory under the cache and built there.
 #
 # Usage: tools/module.sh normal|debug     prints the path of the .ko
+#
+# PH_BREAK=<name> builds a deliberately broken variant (rust code under
+# `#[cfg(ph_break_<name>)]`) in its own directory; tools/check-teeth.sh
+# uses it to show that each test catches the bug it guards against.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -14,16 +18,20 @@ variant=${1:-normal}
 case $variant in normal | debug) ;; *) die "usage: $0 normal|debug" ;; esac
 
 kbuild=$("$ROOT/tools/kernel.sh" "$variant")
-mdir=$CACHE/module-$variant
+brk=${PH_BREAK:-}
+[[ $brk =~ ^[a-z_]*$ ]] || die "bad PH_BREAK: $brk"
+mdir=$CACHE/module-$variant${brk:+-break-$brk}
+rflags=-Dwarnings
+[[ -z $brk ]] || rflags+=" --cfg ph_break_${brk//-/_}"
 mkdir -p "$mdir"
 # -a keeps mtimes, so make only rebuilds what changed.
 rsync -a --delete --include='/Kbuild' --include='/rust/' --include='/rust/*.rs' \
 	--include='/rust/core/' --include='/rust/core/src/' --include='/rust/core/src/*.rs' \
 	--exclude='*' "$ROOT/" "$mdir/"
 
-log=$CACHE/module-$variant.log
+log=$mdir.log
 if ! make -C "$kbuild" M="$mdir" RUSTC="$KRUSTC" HOSTRUSTC="$KRUSTC" BINDGEN="$KBINDGEN" \
-	CLIPPY_DRIVER=/usr/bin/clippy-driver CLIPPY=1 KRUSTFLAGS=-Dwarnings KCFLAGS=-Werror \
+	CLIPPY_DRIVER=/usr/bin/clippy-driver CLIPPY=1 KRUSTFLAGS="$rflags" KCFLAGS=-Werror \
 	modules >"$log" 2>&1; then
 	grep -v '^make\|^  [A-Z]' "$log" | head -n 60 >&2
 	die "page_hinting.ko ($variant) failed to build (log: $log)"

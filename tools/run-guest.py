@@ -145,7 +145,9 @@ def pick_accel(args):
     return verdict
 
 
-SPLAT = re.compile(r"WARNING:|BUG:|BUG |Oops|general protection|lockdep|possible recursive locking"
+SPLAT = re.compile(r"WARNING:|BUG:|BUG |Oops|general protection|INFO: possible|INFO: trying to register"
+                   r"|DEBUG_LOCKS_WARN_ON|suspicious RCU usage|turning off the locking correctness"
+                   r"|possible recursive locking"
                    r"|possible circular locking|inconsistent lock state|bad page|Bad page"
                    r"|KASAN|UBSAN|kernel BUG|Call Trace:|pagealloc: memory corruption"
                    r"|rcu_sched detected stall|RCU stall|soft lockup|hung task|Kernel panic")

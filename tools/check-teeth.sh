@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Show that the in-guest tests catch the bugs they guard against: build the
+# debug module once per deliberate break (code under `#[cfg(ph_break_<name>)]`
+# in rust/), boot the check-kunit scenario with it, and require the test that
+# guards against that bug to fail. Any break that leaves its test green fails
+# this script. Not part of `make check` (one guest boot per break, ~2 min
+# each here); run it with `make check-teeth` after changing a test.
+#
+# Usage: tools/check-teeth.sh [break...]
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+# break name -> what must fail: a KUnit test case, or "leakcheck" for the
+# load/unload leak check of the kunit scenario.
+declare -A GUARD=(
+	[capture]=capture_records_frees
+	[isolation]=isolation_keeps_pages_out
+	[mark]=reported_flag_lifecycle
+	[error]=transport_error_leaves_unmarked
+	[kick]=threshold_triggers_report
+	[hotplug]=cpu_offline_hands_over
+	[leak]=leakcheck
+)
+breaks=("$@")
+((${#breaks[@]})) || breaks=(capture isolation mark error kick hotplug leak)
+
+kbuild=$("$ROOT/tools/kernel.sh" debug)
+res=$OUT/teeth
+mkdir -p "$res"
+bad=0
+for b in "${breaks[@]}"; do
+	want=${GUARD[$b]:-}
+	[[ -n $want ]] || die "unknown break '$b' (known: ${!GUARD[*]})"
+	initrd=$(PH_BREAK=$b "$ROOT/tools/initramfs.sh" debug)
+	t0=$SECONDS
+	"$ROOT/tools/run-guest.py" --kernel "$kbuild/arch/x86/boot/bzImage" --initrd "$initrd" \
+		--scenario kunit --timeout 400 --append "page_poison=1" --quiet \
+		--json "$res/$b.json" >/dev/null 2>&1 || true
+	python3 -c 'import json,sys; [print(l) for _, l in json.load(open(sys.argv[1]))["console"]]' \
+		"$res/$b.json" >"$res/$b.log"
+	failed=$(sed -n 's/^\[ *[0-9.]*\] *not ok [0-9]* \([a-z_]*\)$/\1/p' "$res/$b.log" | sort -u | tr '\n' ' ')
+	grep -q '^PH-FAIL free memory fell' "$res/$b.log" && failed+="leakcheck "
+	if [[ " $failed" == *" $want "* ]]; then
+		info "teeth: break '$b' -> $want fails, as it must ($((SECONDS - t0)) s; failed: ${failed% })"
+	else
+		info "teeth: break '$b' -> $want PASSED: the test does not catch this bug (failed: ${failed:-nothing}; log: $res/$b.log)"
+		bad=1
+	fi
+done
+((bad == 0)) || die "some tests do not catch the bug they guard against"
+info "teeth: every break was caught"

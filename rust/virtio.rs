@@ -230,11 +230,11 @@ fn probe_reporting(dev: Device) -> Result {
     if let Some(sq) = t.stats_vq.as_mut() {
         // The spec asks for one stats buffer up front. It is never
         // refilled: the driver has no stats to offer.
+        let len = core::mem::size_of::<Stat>() as u32;
         // SAFETY: `t.stats` lives in the box until the transport is dropped,
         // which happens after the device was reset (`remove`, or `undo`).
-        if let Err(e) =
-            unsafe { sq.add_outbuf_kick(stats_ptr.cast(), core::mem::size_of::<Stat>() as u32) }
-        {
+        let r = unsafe { sq.add_outbuf_kick(stats_ptr.cast(), len) };
+        if let Err(e) = r {
             pr_warn!("virtio-balloon: stats buffer not queued: {:?}\n", e);
         }
     }

@@ -6,6 +6,7 @@
 #   make run          install what is missing, build, boot a guest with the
 #                     module loaded, show memory going back to the host
 #   make check        the whole test suite (check-host, check-kunit, check-e2e)
+#   make check-teeth  show each in-guest test fails on the bug it guards against
 #
 # The Linux kernel's out-of-tree module build also reads this directory's
 # Kbuild file; it never runs this Makefile.
@@ -13,7 +14,7 @@
 SHELL := /bin/bash
 T := tools
 
-.PHONY: run check check-host check-kunit check-e2e deps kernel debug-kernel \
+.PHONY: run check check-host check-kunit check-e2e check-teeth deps kernel debug-kernel \
 	module debug-module initramfs debug-initramfs paths patches-edit \
 	patches-export fmt bench-core fuzz clean
 
@@ -31,6 +32,9 @@ check-kunit: deps
 
 check-e2e: deps
 	@$(T)/check-e2e.py
+
+check-teeth: deps
+	@$(T)/check-teeth.sh
 
 deps:
 	@$(T)/deps.sh

@@ -389,6 +389,9 @@ impl Shared {
     /// Wakes the work of every CPU holding entries and waits for all of it.
     #[cfg(CONFIG_KUNIT)]
     pub(crate) fn flush_all(&self) {
+        // An idle flush armed before the caller changed the knobs would
+        // otherwise hand batches to the worker behind its back.
+        FLUSH.cancel_sync();
         for cpu in 0..sys::nr_cpu_ids() {
             self.cpus.get(cpu).work.queue(&self.wq);
         }

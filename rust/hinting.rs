@@ -466,7 +466,7 @@ impl Shared {
                 let now = self.stats.isolated_now.fetch_add(pages, Relaxed) + pages;
                 self.stats.isolated_peak.fetch_max(now, Relaxed);
                 if w.nblocks == BLOCKS || scan.over_budget() {
-                    self.report(&mut w);
+                    self.report(&mut w, min_order);
                     scan.set_budget(budget);
                 }
                 if scan.done() {
@@ -480,18 +480,23 @@ impl Shared {
             self.stats.skipped_small.fetch_add(k.small, Relaxed);
             self.stats.skipped_low.fetch_add(k.low, Relaxed);
         }
-        self.report(&mut w);
+        self.report(&mut w, min_order);
     }
 
-    /// Sends the isolated blocks to the transport and gives them back.
-    fn report(&self, w: &mut Worker) {
+    /// Sends the isolated blocks (of order `min_order` or more) to the
+    /// transport and gives them back.
+    fn report(&self, w: &mut Worker, min_order: u32) {
         let n = w.nblocks;
         if n == 0 {
             return;
         }
         let start = sys::ktime_ns();
         let max_entries = w.transport.max_entries();
-        let limits = Limits::new(w.transport.max_entry_pages(), 0);
+        let limits = Limits::from_max_bytes(
+            w.transport.max_entry_bytes(),
+            kernel::page::PAGE_SHIFT as u32,
+            min_order,
+        );
         // Blocks come out of the scans in ascending pfn order and disjoint,
         // so they merge without a sort.
         let Worker {

@@ -19,8 +19,10 @@ pub(crate) trait Transport {
     fn name(&self) -> &'static str;
     /// Most entries in one report (at most [`REPORT_MAX`]).
     fn max_entries(&self) -> usize;
-    /// Most pages in one entry.
-    fn max_entry_pages(&self) -> u64;
+    /// Most bytes in one entry. The worker rounds it down to whole
+    /// `2^min_order`-page pieces and splits longer ranges there, so no
+    /// entry ends inside a block of the reporting order.
+    fn max_entry_bytes(&self) -> u64;
     /// Sends one report and waits for the host. `Ok(true)`: the host has the
     /// pages (mark them reported); `Ok(false)`: nothing was sent; `Err`: the
     /// report failed.
@@ -38,8 +40,8 @@ impl Transport for NullTransport {
     fn max_entries(&self) -> usize {
         REPORT_MAX
     }
-    fn max_entry_pages(&self) -> u64 {
-        u64::from(u32::MAX) >> kernel::page::PAGE_SHIFT
+    fn max_entry_bytes(&self) -> u64 {
+        u32::MAX.into()
     }
     fn report(&mut self, _ranges: &[PfnRange]) -> Result<bool> {
         Ok(false)
@@ -100,8 +102,8 @@ impl Transport for RecordingTransport {
     fn max_entries(&self) -> usize {
         self.max_entries
     }
-    fn max_entry_pages(&self) -> u64 {
-        u64::from(u32::MAX) >> kernel::page::PAGE_SHIFT
+    fn max_entry_bytes(&self) -> u64 {
+        u32::MAX.into()
     }
     fn report(&mut self, ranges: &[PfnRange]) -> Result<bool> {
         self.reports += 1;
@@ -150,9 +152,9 @@ impl AnyTransport {
     pub(crate) fn max_entries(&mut self) -> usize {
         self.inner().max_entries().clamp(1, REPORT_MAX)
     }
-    /// See [`Transport::max_entry_pages`].
-    pub(crate) fn max_entry_pages(&mut self) -> u64 {
-        self.inner().max_entry_pages()
+    /// See [`Transport::max_entry_bytes`].
+    pub(crate) fn max_entry_bytes(&mut self) -> u64 {
+        self.inner().max_entry_bytes()
     }
     /// See [`Transport::report`].
     pub(crate) fn report(&mut self, ranges: &[PfnRange]) -> Result<bool> {

@@ -95,8 +95,8 @@ impl State {
 
 /// Whether the guest relies on what free pages contain.
 fn guest_keeps_free_contents() -> bool {
-    // SAFETY: both read static keys set at boot.
-    unsafe { bindings::want_init_on_free() || bindings::page_poisoning_enabled_static() }
+    // SAFETY: reads a static key set at boot.
+    init_on_free() || unsafe { bindings::page_poisoning_enabled_static() }
 }
 
 /// The registered driver; dropping it unbinds the device (resetting it,
@@ -179,7 +179,7 @@ fn probe_reporting(dev: Device) -> Result {
     if dev.has_feature(F_PAGE_POISON) {
         // The value free pages hold, so that the host keeps it (0: the
         // guest zeroes them on free).
-        let v = if !cfg_init_on_free() {
+        let v = if !init_on_free() {
             u32::from_ne_bytes([PAGE_POISON; 4])
         } else {
             0
@@ -258,7 +258,7 @@ fn probe_reporting(dev: Device) -> Result {
 
 /// Whether `init_on_free` (rather than page poisoning) decides what free
 /// pages contain.
-fn cfg_init_on_free() -> bool {
+fn init_on_free() -> bool {
     // SAFETY: reads a static key.
     unsafe { bindings::want_init_on_free() }
 }
@@ -291,18 +291,16 @@ impl Transport for VirtioTransport {
         self.max_entries
     }
 
-    fn max_entry_pages(&self) -> u64 {
-        // Scatterlist lengths are u32 bytes; keep entries whole multiples of
-        // the largest block so no entry ends inside a host huge page.
-        let max = u64::from(u32::MAX) >> kernel::page::PAGE_SHIFT;
-        max & !((1u64 << crate::capture::MAX_PAGE_ORDER) - 1)
+    fn max_entry_bytes(&self) -> u64 {
+        // Scatterlist lengths are u32.
+        u32::MAX.into()
     }
 
     fn report(&mut self, ranges: &[PfnRange]) -> Result<bool> {
         if GONE.load(SeqCst) {
             return Err(ENODEV);
         }
-        let max = self.max_entry_pages();
+        let max = self.max_entry_bytes() >> kernel::page::PAGE_SHIFT;
         if ranges.iter().any(|r| r.pages() == 0 || r.pages() > max) {
             return Err(EINVAL);
         }

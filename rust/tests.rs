@@ -113,6 +113,25 @@ impl Drop for Recorder<'_> {
     }
 }
 
+/// What a reporting test runs with: the knobs quiesced and a recording
+/// transport. Dropping it puts the transport back, then the knobs.
+struct Setup<'a> {
+    rec: Recorder<'a>,
+    _knobs: Knobs<'a>,
+}
+
+fn quiet_recording<'a>(t: &Test, sh: &'a Shared) -> Option<Setup<'a>> {
+    let knobs = Knobs::save(sh);
+    knobs.quiesce();
+    match Recorder::install(sh, 32) {
+        Ok(rec) => Some(Setup { rec, _knobs: knobs }),
+        Err(_) => {
+            kexpect!(t, false, "no memory for the recorder");
+            None
+        }
+    }
+}
+
 /// Blocks a test holds, chained through their own first bytes (so holding
 /// any number of them allocates nothing else); all freed on drop.
 struct Hoard {
@@ -324,12 +343,10 @@ fn isolation_keeps_pages_out(t: &Test) {
 /// allocating them clears the flag (the PG_uptodate alias).
 fn reported_flag_lifecycle(t: &Test) {
     let Some(sh) = sh(t) else { return };
-    let knobs = Knobs::save(sh);
-    knobs.quiesce();
-    let Ok(rec) = Recorder::install(sh, 32) else {
-        kexpect!(t, false, "no memory for the recorder");
+    let Some(setup) = quiet_recording(t, sh) else {
         return;
     };
+    let rec = &setup.rec;
     let mut pfns = [0u64; 4];
     let n = free_top_blocks(t, &mut pfns);
     let zero = Entry::new(0, 0).unwrap_or_else(|| unreachable!());
@@ -400,11 +417,10 @@ fn reported_flag_lifecycle(t: &Test) {
 /// A failed report gives the pages back unmarked and counts the error.
 fn transport_error_leaves_unmarked(t: &Test) {
     let Some(sh) = sh(t) else { return };
-    let knobs = Knobs::save(sh);
-    knobs.quiesce();
-    let Ok(rec) = Recorder::install(sh, 32) else {
+    let Some(setup) = quiet_recording(t, sh) else {
         return;
     };
+    let rec = &setup.rec;
     rec.with(|r| r.fail = Some(EIO));
     let mut pfns = [0u64; 2];
     let n = free_top_blocks(t, &mut pfns);
@@ -432,11 +448,10 @@ fn transport_error_leaves_unmarked(t: &Test) {
 /// explicit flush, through the real free path, hook and worker.
 fn threshold_triggers_report(t: &Test) {
     let Some(sh) = sh(t) else { return };
-    let knobs = Knobs::save(sh);
-    knobs.quiesce();
-    let Ok(rec) = Recorder::install(sh, 32) else {
+    let Some(setup) = quiet_recording(t, sh) else {
         return;
     };
+    let rec = &setup.rec;
     sh.cfg.threshold_pages.store(4 * TOP_PAGES, Relaxed);
     let mut pfns = [0u64; 8];
     let n = free_top_blocks(t, &mut pfns);
@@ -463,11 +478,10 @@ fn cpu_offline_hands_over(t: &Test) {
         kexpect!(t, false, "needs a second online CPU that can go offline");
         return;
     };
-    let knobs = Knobs::save(sh);
-    knobs.quiesce();
-    let Ok(rec) = Recorder::install(sh, 32) else {
+    let Some(setup) = quiet_recording(t, sh) else {
         return;
     };
+    let rec = &setup.rec;
     let mut blocks = [
         OwnedBlock::alloc(TOP, Alloc::Normal),
         OwnedBlock::alloc(TOP, Alloc::Normal),

@@ -14,10 +14,7 @@ res=$OUT/kunit
 mkdir -p "$res"
 
 rc=0
-"$ROOT/tools/run-guest.py" --kernel "$kbuild/arch/x86/boot/bzImage" --initrd "$initrd" \
-	--scenario kunit --timeout 600 --append "page_poison=1" --strict-console --quiet --json "$res/run.json" || rc=$?
-python3 -c 'import json,sys; [print(l) for _, l in json.load(open(sys.argv[1]))["console"]]' \
-	"$res/run.json" >"$res/console.log"
+kunit_boot "$kbuild/arch/x86/boot/bzImage" "$initrd" "$res/console" --strict-console || rc=$?
 # The module's KTAP: from the start of the guest's own scenario on (the
 # kernel's built-in executor prints an empty "1..0" plan at boot).
 sed -n '/^PH-INIT/,$p' "$res/console.log" >"$res/ktap.log"

@@ -35,11 +35,7 @@ for b in "${breaks[@]}"; do
 	[[ -n $want ]] || die "unknown break '$b' (known: ${!GUARD[*]})"
 	initrd=$(PH_BREAK=$b "$ROOT/tools/initramfs.sh" debug)
 	t0=$SECONDS
-	"$ROOT/tools/run-guest.py" --kernel "$kbuild/arch/x86/boot/bzImage" --initrd "$initrd" \
-		--scenario kunit --timeout 400 --append "page_poison=1" --quiet \
-		--json "$res/$b.json" >/dev/null 2>&1 || true
-	python3 -c 'import json,sys; [print(l) for _, l in json.load(open(sys.argv[1]))["console"]]' \
-		"$res/$b.json" >"$res/$b.log"
+	kunit_boot "$kbuild/arch/x86/boot/bzImage" "$initrd" "$res/$b" >/dev/null 2>&1 || true
 	failed=$(sed -n 's/^\[ *[0-9.]*\] *not ok [0-9]* \([a-z_]*\)$/\1/p' "$res/$b.log" | sort -u | tr '\n' ' ')
 	grep -q '^PH-FAIL free memory fell' "$res/$b.log" && failed+="leakcheck "
 	if [[ " $failed" == *" $want "* ]]; then

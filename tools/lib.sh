@@ -15,3 +15,17 @@ die() {
 	printf '[page-hinting] error: %s\n' "$*" >&2
 	exit 1
 }
+
+# Boot the debug kernel $1 with initramfs $2 into the kunit scenario (the
+# module's KUnit suites, then the load/unload leak check), with page
+# poisoning on; writes the run to $3.json and the console to $3.log. Further
+# arguments go to run-guest.py. Returns the guest's status.
+kunit_boot() {
+	local kernel=$1 initrd=$2 out=$3 rc=0
+	shift 3
+	"$ROOT/tools/run-guest.py" --kernel "$kernel" --initrd "$initrd" --scenario kunit \
+		--timeout 600 --append "page_poison=1" --quiet --json "$out.json" "$@" || rc=$?
+	python3 -c 'import json,sys; [print(l) for _, l in json.load(open(sys.argv[1]))["console"]]' \
+		"$out.json" >"$out.log"
+	return "$rc"
+}

@@ -30,13 +30,23 @@
 //! transport in reports; afterwards they go back to the free lists, marked
 //! reported if the host has them. At most `max_isolated` pages are held at
 //! once.
+//!
+//! # Retry
+//!
+//! A freed block reaches the buddy free lists only after a stay on the page
+//! allocator's per-CPU lists. A scan that finds free pages still there puts
+//! the range on the worker's retry list (core [`crate::retry`]); a delayed
+//! round drains the per-CPU lists (`drain_all_pages()`) and scans the list
+//! again: 200 ms after the free, then 1 s and 5 s later for what is still
+//! not on the free lists.
 
 use crate::batch::{Batcher, Limits};
 use crate::capture::{CaptureBuf, Entry, Push};
 use crate::ranges::{cut, merge, sort, PfnRange};
+use crate::retry::Retry;
 use crate::sys::{
     self, Block, CpuHotplug, DelayedWork, HintHook, HintOps, IrqOff, PerCpu, RawWork, Scan,
-    Workqueue, Zeroed,
+    ScanCounts, Workqueue, Zeroed,
 };
 use crate::transport::{AnyTransport, NullTransport, REPORT_MAX};
 use core::{
@@ -50,10 +60,15 @@ use kernel::{bindings, c_str, new_mutex, prelude::*, sync::Mutex};
 pub(crate) const CAPTURE_ENTRIES: usize = 1024;
 /// Blocks the worker isolates before it reports them.
 pub(crate) const BLOCKS: usize = 256;
+/// Ranges on the retry list (16 bytes each, plus a byte).
+pub(crate) const RETRY_RANGES: usize = 256;
 
 /// The knobs. Each is one atomic, so a reader never sees a torn value.
 pub(crate) struct Config {
-    /// Pending pages on a CPU that wake the worker.
+    /// The threshold as set, in KiB.
+    pub(crate) threshold_kb: AtomicU64,
+    /// Pending pages on a CPU that wake the worker (`threshold_kb` in
+    /// pages, rounded up).
     pub(crate) threshold_pages: AtomicU64,
     /// Smallest block order reported.
     pub(crate) min_order: AtomicU32,
@@ -74,6 +89,11 @@ pub(crate) struct Stats {
     pub(crate) ranges_reported: AtomicU64,
     pub(crate) pages_reported: AtomicU64,
     pub(crate) skipped_busy: AtomicU64,
+    pub(crate) unlisted: AtomicU64,
+    pub(crate) retry_rounds: AtomicU64,
+    pub(crate) retry_dropped: AtomicU64,
+    pub(crate) retry_given_up: AtomicU64,
+    pub(crate) drains: AtomicU64,
     pub(crate) skipped_reported: AtomicU64,
     pub(crate) skipped_small: AtomicU64,
     pub(crate) skipped_low: AtomicU64,
@@ -122,13 +142,28 @@ pub(crate) struct CpuTotals {
     pub(crate) pending_pages: u64,
 }
 
-/// What the worker needs exclusively: scratch arrays and the transport.
-pub(crate) struct Worker {
+/// The blocks the worker holds isolated, and scratch space to report them.
+struct Held {
     blocks: [Block; BLOCKS],
     entries: [Entry; BLOCKS],
+    /// INVARIANT: `blocks[..nblocks]` are isolated, owned by the worker,
+    /// and hold `pages` pages; `entries[..nblocks]` mirror them.
     nblocks: usize,
-    held_pages: u64,
+    pages: u64,
     report: [PfnRange; REPORT_MAX],
+}
+
+// SAFETY: arrays of zero-valid blocks, entries and ranges, and zero counts
+// (no block held, which keeps the invariant).
+unsafe impl Zeroed for Held {}
+
+/// What the worker needs exclusively: the blocks it holds, the retry list
+/// and the transport.
+pub(crate) struct Worker {
+    held: KBox<Held>,
+    retry: KBox<Retry<RETRY_RANGES>>,
+    /// When the armed retry round runs (ktime ns), 0 if none is armed.
+    retry_due_ns: u64,
     pub(crate) transport: AnyTransport,
 }
 
@@ -141,6 +176,10 @@ pub(crate) struct Shared {
     wq: Workqueue,
     #[pin]
     pub(crate) worker: Mutex<KBox<Worker>>,
+    /// Serialises knob writers, so that a knob made of two values
+    /// (`threshold_kb`) is never left torn.
+    #[pin]
+    pub(crate) knob_lock: Mutex<()>,
 }
 
 /// The running mechanism, for the hook and the work items. Published in
@@ -148,6 +187,7 @@ pub(crate) struct Shared {
 /// (no CPU in the callback) and every work item and the flush were cancelled.
 static SHARED: sys::Published<Shared> = sys::Published::new();
 static FLUSH: DelayedWork = DelayedWork::new();
+static RETRY: DelayedWork = DelayedWork::new();
 static HOOK_OPS: HintOps = HintOps::new(free_hook);
 
 /// The running mechanism, if the module is set up.
@@ -157,7 +197,7 @@ pub(crate) fn shared() -> Option<&'static Shared> {
 
 /// Initial knob values.
 pub(crate) struct Params {
-    pub(crate) threshold_pages: u64,
+    pub(crate) threshold_kb: u64,
     pub(crate) min_order: u32,
     pub(crate) enabled: bool,
     pub(crate) flush_ms: u32,
@@ -178,14 +218,13 @@ impl Hinting {
         // Hold at most 1/64 of RAM, between 4 MiB and 64 MiB: enough for
         // large reports, never enough to push the guest towards OOM.
         let max_isolated = (ram / 64).clamp(1 << 10, 1 << 14);
-        let zero = Entry::new(0, 0).ok_or(EINVAL)?;
+        // The scratch arrays are built in place: the kernel stack has no
+        // room for them.
         let worker = KBox::new(
             Worker {
-                blocks: [Block { pfn: 0, order: 0 }; BLOCKS],
-                entries: [zero; BLOCKS],
-                nblocks: 0,
-                held_pages: 0,
-                report: [PfnRange::default(); REPORT_MAX],
+                held: sys::zeroed_box()?,
+                retry: sys::zeroed_box()?,
+                retry_due_ns: 0,
                 transport: AnyTransport::Null(NullTransport),
             },
             GFP_KERNEL,
@@ -195,7 +234,11 @@ impl Hinting {
         let shared = KBox::pin_init(
             pin_init!(Shared {
                 cfg: Config {
-                    threshold_pages: AtomicU64::new(p.threshold_pages.max(1)),
+                    threshold_kb: AtomicU64::new(p.threshold_kb),
+                    threshold_pages: AtomicU64::new(crate::knobs::threshold_pages(
+                        p.threshold_kb,
+                        kernel::page::PAGE_SIZE as u64,
+                    )),
                     min_order: AtomicU32::new(p.min_order),
                     enabled: AtomicBool::new(p.enabled),
                     flush_ms: AtomicU32::new(p.flush_ms),
@@ -205,6 +248,7 @@ impl Hinting {
                 cpus,
                 wq,
                 worker <- new_mutex!(worker),
+                knob_lock <- new_mutex!(()),
             }),
             GFP_KERNEL,
         )?;
@@ -218,6 +262,7 @@ impl Hinting {
             c.cpu.store(cpu, Relaxed);
         }
         FLUSH.init(flush_work);
+        RETRY.init(retry_work);
         let mut h = Hinting {
             shared,
             hook: None,
@@ -236,13 +281,6 @@ impl Hinting {
     }
 }
 
-impl Hinting {
-    /// The name of the transport in use.
-    pub(crate) fn transport_name(&self) -> &'static str {
-        self.shared.worker.lock().transport.name()
-    }
-}
-
 impl Drop for Hinting {
     fn drop(&mut self) {
         // 1. No new captures: when this returns no CPU is in the hook.
@@ -252,22 +290,27 @@ impl Drop for Hinting {
         self.hotplug = None;
         // 3. No more flushes or work: the flush may queue work, so it goes
         //    first; each work item finishes its batch, which gives back
-        //    every page it isolated before it returns.
+        //    every page it isolated before it returns. Work items arm the
+        //    retry round, so it goes last.
         FLUSH.cancel_sync();
         for cpu in 0..sys::nr_cpu_ids() {
             self.shared.cpus.get(cpu).work.cancel_sync();
         }
+        RETRY.cancel_sync();
         SHARED.clear();
         // 4. Whatever is still captured was never isolated: drop it.
         let t = self.shared.cpu_totals();
         let st = &self.shared.stats;
         pr_info!(
-            "unloading: {} batches, {} pages isolated, {} reported, {} transport errors, {} captured pages dropped; skipped pages: {} busy, {} reported, {} small, {} low\n",
+            "unloading: {} batches, {} pages isolated, {} reported, {} transport errors, {} captured pages dropped; {} retry rounds, {} drains; skipped pages: {} on per-cpu lists, {} busy, {} reported, {} small, {} low\n",
             st.batches.load(Relaxed),
             st.pages_isolated.load(Relaxed),
             st.pages_reported.load(Relaxed),
             st.transport_errors.load(Relaxed),
             t.pending_pages,
+            st.retry_rounds.load(Relaxed),
+            st.drains.load(Relaxed),
+            st.unlisted.load(Relaxed),
             st.skipped_busy.load(Relaxed),
             st.skipped_reported.load(Relaxed),
             st.skipped_small.load(Relaxed),
@@ -336,6 +379,13 @@ extern "C" fn flush_work(_w: *mut bindings::work_struct) {
     }
 }
 
+/// The retry round (see the module documentation).
+extern "C" fn retry_work(_w: *mut bindings::work_struct) {
+    if let Some(sh) = shared() {
+        sh.retry_round();
+    }
+}
+
 /// CPU hotplug: a CPU went offline; process what it captured.
 extern "C" fn cpu_dead(cpu: c_uint) -> c_int {
     if let Some(sh) = shared() {
@@ -386,6 +436,22 @@ impl Shared {
         t
     }
 
+    /// Pauses or resumes hinting. Pausing drops what the CPUs captured and
+    /// the retry list (counted in `dropped_disabled`) and returns when the
+    /// worker holds no page. Process context.
+    pub(crate) fn set_enabled(&self, on: bool) {
+        let was = self.cfg.enabled.swap(on, Relaxed);
+        if was && !on {
+            // Every work item now drops its batch; wait for them, then
+            // drop the retry list.
+            for cpu in 0..sys::nr_cpu_ids() {
+                self.cpus.get(cpu).work.queue(&self.wq);
+            }
+            self.wq.flush();
+            self.retry_round();
+        }
+    }
+
     /// Wakes the work of every CPU holding entries and waits for all of it.
     #[cfg(CONFIG_KUNIT)]
     pub(crate) fn flush_all(&self) {
@@ -423,8 +489,18 @@ impl Shared {
         self.process_entries(buf.as_mut_slice(), pending);
     }
 
+    /// The `min_order` knob, clamped: a scan with a bad order would not
+    /// advance.
+    fn min_order(&self) -> u32 {
+        self.cfg
+            .min_order
+            .load(Relaxed)
+            .min(crate::capture::MAX_PAGE_ORDER)
+    }
+
     /// Processes a batch of captured entries holding `pending` pages:
-    /// sort, merge, cut, isolate, report, give back. Process context; the
+    /// sort, merge, cut, isolate, report, give back; ranges with pages
+    /// still on per-CPU lists go on the retry list. Process context; the
     /// worker lock serialises callers.
     pub(crate) fn process_entries(&self, entries: &mut [Entry], pending: u64) {
         self.stats.batches.fetch_add(1, Relaxed);
@@ -432,79 +508,135 @@ impl Shared {
             self.stats.dropped_disabled.fetch_add(pending, Relaxed);
             return;
         }
-        // The knob is validated, but a scan with a bad order would not
-        // advance: clamp here too.
-        let min_order = self
-            .cfg
-            .min_order
-            .load(Relaxed)
-            .min(crate::capture::MAX_PAGE_ORDER);
-        let budget = self.cfg.max_isolated.load(Relaxed);
+        let min_order = self.min_order();
         sort(entries);
-        let mut w = self.worker.lock();
+        let mut guard = self.worker.lock();
+        let w = &mut **guard;
         for r in cut(merge(entries), min_order) {
-            let mut scan = Scan::new(
-                r.start,
-                r.end,
-                min_order,
-                budget.saturating_sub(w.held_pages),
-            );
-            loop {
-                let nb = w.nblocks;
-                let n = scan.isolate(&mut w.blocks[nb..]);
-                let mut pages = 0;
-                for i in nb..nb + n {
-                    let b = w.blocks[i];
-                    pages += 1u64 << b.order;
-                    if let Some(e) = Entry::new(b.pfn as u64, b.order) {
-                        w.entries[i] = e;
-                    }
-                }
-                w.nblocks += n;
-                w.held_pages += pages;
-                self.stats.pages_isolated.fetch_add(pages, Relaxed);
-                let now = self.stats.isolated_now.fetch_add(pages, Relaxed) + pages;
-                self.stats.isolated_peak.fetch_max(now, Relaxed);
-                if w.nblocks == BLOCKS || scan.over_budget() {
-                    self.report(&mut w, min_order);
-                    scan.set_budget(budget);
-                }
-                if scan.done() {
-                    break;
-                }
-                sys::cond_resched();
+            let k = self.scan_range(&mut w.held, &mut w.transport, r, min_order);
+            // (A deliberately broken build never looks again.)
+            if k.unlisted != 0 && !cfg!(ph_break_retry) && !w.retry.push(r) {
+                self.stats.retry_dropped.fetch_add(r.pages(), Relaxed);
             }
-            let k = scan.counts();
-            self.stats.skipped_busy.fetch_add(k.busy, Relaxed);
-            self.stats.skipped_reported.fetch_add(k.reported, Relaxed);
-            self.stats.skipped_small.fetch_add(k.small, Relaxed);
-            self.stats.skipped_low.fetch_add(k.low, Relaxed);
         }
-        self.report(&mut w, min_order);
+        self.report(&mut w.held, &mut w.transport, min_order);
+        self.arm_retry(w);
+    }
+
+    /// Isolates the free blocks of `r`, reporting whenever the held blocks
+    /// fill up or reach the isolation cap. Returns what the scan skipped.
+    fn scan_range(
+        &self,
+        held: &mut Held,
+        transport: &mut AnyTransport,
+        r: PfnRange,
+        min_order: u32,
+    ) -> ScanCounts {
+        let budget = self.cfg.max_isolated.load(Relaxed);
+        let mut scan = Scan::new(r.start, r.end, min_order, budget.saturating_sub(held.pages));
+        loop {
+            let nb = held.nblocks;
+            let n = scan.isolate(&mut held.blocks[nb..]);
+            let mut pages = 0;
+            for i in nb..nb + n {
+                let b = held.blocks[i];
+                pages += 1u64 << b.order;
+                if let Some(e) = Entry::new(b.pfn as u64, b.order) {
+                    held.entries[i] = e;
+                }
+            }
+            // INVARIANT: the scan isolated `blocks[nb..nb + n]` for us.
+            held.nblocks += n;
+            held.pages += pages;
+            self.stats.pages_isolated.fetch_add(pages, Relaxed);
+            let now = self.stats.isolated_now.fetch_add(pages, Relaxed) + pages;
+            self.stats.isolated_peak.fetch_max(now, Relaxed);
+            if held.nblocks == BLOCKS || scan.over_budget() {
+                self.report(held, transport, min_order);
+                scan.set_budget(budget);
+            }
+            if scan.done() {
+                break;
+            }
+            sys::cond_resched();
+        }
+        let k = scan.counts();
+        let st = &self.stats;
+        st.skipped_busy.fetch_add(k.busy, Relaxed);
+        st.unlisted.fetch_add(k.unlisted, Relaxed);
+        st.skipped_reported.fetch_add(k.reported, Relaxed);
+        st.skipped_small.fetch_add(k.small, Relaxed);
+        st.skipped_low.fetch_add(k.low, Relaxed);
+        k
+    }
+
+    /// Arms the retry round for the range on the list that is due first,
+    /// unless a round is already armed no later than that.
+    fn arm_retry(&self, w: &mut Worker) {
+        let Some(ms) = w.retry.next_delay_ms() else {
+            return;
+        };
+        let due = sys::ktime_ns().saturating_add(u64::from(ms) * 1_000_000);
+        if w.retry_due_ns == 0 || due < w.retry_due_ns {
+            w.retry_due_ns = due;
+            RETRY.modify(&self.wq, ms);
+        }
+    }
+
+    /// A retry round: drains the per-CPU lists, then scans every range on
+    /// the retry list again, reporting what is free now. Process context.
+    pub(crate) fn retry_round(&self) {
+        let mut guard = self.worker.lock();
+        let w = &mut **guard;
+        w.retry_due_ns = 0;
+        if w.retry.is_empty() {
+            return;
+        }
+        if !self.cfg.enabled.load(Relaxed) {
+            let pages = w.retry.clear();
+            self.stats.dropped_disabled.fetch_add(pages, Relaxed);
+            return;
+        }
+        let min_order = self.min_order();
+        self.stats.retry_rounds.fetch_add(1, Relaxed);
+        // (A deliberately broken build never drains.)
+        if !cfg!(ph_break_drain) {
+            sys::drain_pcp();
+            self.stats.drains.fetch_add(1, Relaxed);
+        }
+        let Worker {
+            held,
+            retry,
+            transport,
+            ..
+        } = &mut *w;
+        let k = retry.round(|r| self.scan_range(held, transport, r, min_order).unlisted != 0);
+        self.stats
+            .retry_given_up
+            .fetch_add(k.given_up_pages, Relaxed);
+        self.report(held, transport, min_order);
+        self.arm_retry(w);
     }
 
     /// Sends the isolated blocks (of order `min_order` or more) to the
     /// transport and gives them back.
-    fn report(&self, w: &mut Worker, min_order: u32) {
-        let n = w.nblocks;
+    fn report(&self, held: &mut Held, transport: &mut AnyTransport, min_order: u32) {
+        let n = held.nblocks;
         if n == 0 {
             return;
         }
         let start = sys::ktime_ns();
-        let max_entries = w.transport.max_entries();
+        let max_entries = transport.max_entries();
         let limits = Limits::from_max_bytes(
-            w.transport.max_entry_bytes(),
+            transport.max_entry_bytes(),
             kernel::page::PAGE_SHIFT as u32,
             min_order,
         );
         // Blocks come out of the scans in ascending pfn order and disjoint,
         // so they merge without a sort.
-        let Worker {
-            entries,
-            report,
-            transport,
-            ..
-        } = w;
+        let Held {
+            entries, report, ..
+        } = held;
         let mut marked = false;
         let mut failed = limits.is_err();
         let mut batcher = limits.ok().map(|l| Batcher::new(merge(&entries[..n]), l));
@@ -534,10 +666,11 @@ impl Shared {
         // blocks whose report failed, "leak" never returns one block.
         let mark = (marked && !failed) || cfg!(ph_break_error);
         let back = if cfg!(ph_break_leak) { n - 1 } else { n };
-        sys::putback(&w.blocks[..back], mark);
-        self.stats.isolated_now.fetch_sub(w.held_pages, Relaxed);
-        w.nblocks = 0;
-        w.held_pages = 0;
+        sys::putback(&held.blocks[..back], mark);
+        self.stats.isolated_now.fetch_sub(held.pages, Relaxed);
+        // INVARIANT: every held block went back.
+        held.nblocks = 0;
+        held.pages = 0;
         self.stats
             .last_latency_ns
             .store(sys::ktime_ns().saturating_sub(start), Relaxed);

@@ -17,9 +17,13 @@ pub mod capture;
 pub mod knobs;
 #[path = "core/src/ranges.rs"]
 pub mod ranges;
+#[path = "core/src/retry.rs"]
+pub mod retry;
 
 mod hinting;
 mod sys;
+mod sysfs;
+mod sysfs_sys;
 mod transport;
 mod virtio;
 mod virtio_sys;
@@ -40,23 +44,46 @@ module! {
 }
 
 /// The module's version, printed at load.
-pub const VERSION: &str = "0.1.0";
+pub const VERSION: &str = "0.2.0";
 
 struct PageHinting {
-    // Fields drop in order: the virtio driver goes first (unbinding resets
-    // the device, which ends any report in flight), then the mechanism.
+    // Fields drop in order: sysfs goes first (no knob write can reach the
+    // mechanism after it), then the virtio driver (unbinding resets the
+    // device, which ends any report in flight), then the mechanism.
+    _sysfs: sysfs_sys::MmDir,
     _virtio: Option<virtio::Driver>,
     _hinting: hinting::Hinting,
 }
 
+/// What `/sys/kernel/mm/page_hinting/transport` shows: the transport, its
+/// state, and why it does not report if it does not.
+pub(crate) fn transport_status() -> impl core::fmt::Display {
+    struct Status(&'static str, virtio::State);
+    impl core::fmt::Display for Status {
+        fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+            match self.0 {
+                "virtio" | "none" => {
+                    write!(f, "virtio-balloon {}", self.1.name())?;
+                    if let Some(why) = self.1.reason() {
+                        write!(f, ": {}", why)?;
+                    }
+                    Ok(())
+                }
+                name => write!(f, "{} active", name),
+            }
+        }
+    }
+    let name = hinting::shared().map_or("none", |sh| sh.worker.lock().transport.name());
+    Status(name, virtio::State::get())
+}
+
 impl kernel::Module for PageHinting {
     fn init(module: &'static ThisModule) -> Result<Self> {
-        let params = hinting::Params {
-            threshold_pages: knobs::threshold_pages(4096, kernel::page::PAGE_SIZE as u64),
-            min_order: sys::pageblock_order(),
-            enabled: true,
-            flush_ms: 100,
-        };
+        let (params, choice) = sysfs::params();
+        if choice == sysfs::TransportChoice::Hypercall {
+            pr_err!("transport=hypercall: the host offers no memory heat hint hypercall\n");
+            return Err(ENODEV);
+        }
         let h = hinting::Hinting::new(&params)?;
         // Binds the balloon device if one is present and free; the
         // mechanism runs with no transport otherwise.
@@ -67,16 +94,18 @@ impl kernel::Module for PageHinting {
                 None
             }
         };
+        let dir = sysfs::create()?;
         pr_info!(
-            "version {} loaded: transport {} (virtio-balloon: {}), min_order {}, threshold {} pages, flush {} ms\n",
+            "version {} loaded: transport {}, min_order {}, threshold {} KiB, flush {} ms{}\n",
             VERSION,
-            h.transport_name(),
-            virtio::State::get().name(),
+            transport_status(),
             params.min_order,
-            params.threshold_pages,
-            params.flush_ms
+            params.threshold_kb,
+            params.flush_ms,
+            if params.enabled { "" } else { ", paused" }
         );
         Ok(PageHinting {
+            _sysfs: dir,
             _virtio: v,
             _hinting: h,
         })

@@ -44,6 +44,26 @@ unsafe impl<T> Zeroed for Opaque<T> {}
 // SAFETY: `CaptureBuf` is an array of `u64`-backed entries, a length and a
 // page count; all-zero is the empty buffer.
 unsafe impl<const N: usize> Zeroed for crate::capture::CaptureBuf<N> {}
+// SAFETY: an entry is a `u64`; zero is pfn 0, order 0.
+unsafe impl Zeroed for crate::capture::Entry {}
+// SAFETY: two `u64`s; zero is the empty range.
+unsafe impl Zeroed for crate::ranges::PfnRange {}
+// SAFETY: arrays of ranges and counts and a length; all-zero is the empty
+// list, which keeps its invariant.
+unsafe impl<const N: usize> Zeroed for crate::retry::Retry<N> {}
+// SAFETY: a C struct of an integer pfn and order.
+unsafe impl Zeroed for bindings::free_page_hint_block {}
+// SAFETY: zero is a valid integer.
+unsafe impl Zeroed for u64 {}
+
+/// A zero-initialised `T` on the heap, built in place (for structures too
+/// big to build on the kernel stack and move).
+pub(crate) fn zeroed_box<T: Zeroed>() -> Result<KBox<T>> {
+    let b = KBox::<T>::new_uninit(GFP_KERNEL | __GFP_ZERO)?;
+    // SAFETY: `__GFP_ZERO` zeroed the allocation, and all-zero is a valid
+    // `T` (`Zeroed`).
+    Ok(unsafe { b.assume_init() })
+}
 
 /// One `T` per possible CPU, zero-initialised, from `alloc_percpu`.
 ///
@@ -466,6 +486,21 @@ impl DelayedWork {
         }
     }
 
+    /// Queues the work to run after `delay_ms`, or moves its timer there if
+    /// it is already pending. Callable from any context.
+    pub(crate) fn modify(&self, wq: &Workqueue, delay_ms: u32) {
+        // SAFETY: initialised (type invariant), `wq` live.
+        unsafe {
+            let j = bindings::__msecs_to_jiffies(delay_ms);
+            bindings::mod_delayed_work_on(
+                bindings::wq_misc_consts_WORK_CPU_UNBOUND as c_int,
+                wq.0.as_ptr(),
+                self.0.get(),
+                j,
+            );
+        }
+    }
+
     /// Cancels the work and waits for a running instance.
     pub(crate) fn cancel_sync(&self) {
         // SAFETY: initialised; process context.
@@ -502,7 +537,6 @@ impl Workqueue {
 
 impl Workqueue {
     /// Waits until every item queued so far has run.
-    #[cfg(CONFIG_KUNIT)]
     pub(crate) fn flush(&self) {
         // SAFETY: live workqueue (type invariant); process context.
         unsafe { bindings::__flush_workqueue(self.0.as_ptr()) };
@@ -559,7 +593,11 @@ pub(crate) type Block = bindings::free_page_hint_block;
 /// Statistics of an isolation scan.
 #[derive(Default, Clone, Copy)]
 pub(crate) struct ScanCounts {
+    /// Pages that were not free (allocated again).
     pub(crate) busy: u64,
+    /// Pages that were free but not on the buddy free lists (on a per-CPU
+    /// list): the range is worth another look after a drain.
+    pub(crate) unlisted: u64,
     pub(crate) reported: u64,
     pub(crate) small: u64,
     pub(crate) low: u64,
@@ -579,6 +617,7 @@ impl Scan {
             min_order,
             max_pages: max_pages as c_ulong,
             nr_busy: 0,
+            nr_unlisted: 0,
             nr_reported: 0,
             nr_small: 0,
             nr_low: 0,
@@ -625,8 +664,11 @@ impl Scan {
 
     /// What the scan skipped so far.
     pub(crate) fn counts(&self) -> ScanCounts {
+        // The C scan counts unlisted pages within `nr_busy`.
+        let unlisted = self.0.nr_unlisted as u64;
         ScanCounts {
-            busy: self.0.nr_busy as u64,
+            busy: (self.0.nr_busy as u64).saturating_sub(unlisted),
+            unlisted,
             reported: self.0.nr_reported as u64,
             small: self.0.nr_small as u64,
             low: self.0.nr_low as u64,
@@ -649,6 +691,15 @@ pub(crate) fn putback(blocks: &[Block], reported: bool) {
     // SAFETY: `blocks` holds isolated blocks that this caller owns (the
     // contract above); process context.
     unsafe { bindings::free_page_hint_putback(blocks.as_ptr(), n, reported) };
+}
+
+/// Spills every CPU's per-CPU free lists into the buddy allocator, so that
+/// pages freed a while ago can be isolated. Skipped if a drain is already
+/// running. Process context; may sleep.
+pub(crate) fn drain_pcp() {
+    // SAFETY: `drain_all_pages(NULL)` has no preconditions beyond process
+    // context (it takes a mutex), which the worker is.
+    unsafe { bindings::drain_all_pages(core::ptr::null_mut()) };
 }
 
 /// Total RAM pages the kernel manages.

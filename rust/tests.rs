@@ -529,6 +529,68 @@ fn cpu_offline_hands_over(t: &Test) {
     );
 }
 
+/// Pageblock-order blocks freed in a row stay on the page allocator's
+/// per-CPU lists, off the free lists the worker isolates from: the batch
+/// finds some of them there, puts them on the retry list, and the retry
+/// round drains the per-CPU lists and reports them.
+fn per_cpu_frees_are_retried(t: &Test) {
+    const N: usize = 32;
+    let Some(sh) = sh(t) else { return };
+    let Some(setup) = quiet_recording(t, sh) else {
+        return;
+    };
+    let order = sys::pageblock_order();
+    let pages = 1u64 << order;
+    sh.cfg.min_order.store(order, Relaxed);
+    let mut pfns = [0u64; N];
+    let mut n = 0;
+    for slot in pfns.iter_mut() {
+        let Some(b) = OwnedBlock::alloc(order, Alloc::Normal) else {
+            break;
+        };
+        *slot = b.leak();
+        n += 1;
+    }
+    kexpect_eq!(t, n, N);
+    let irq = sys::IrqOff::new();
+    for &pfn in &pfns[..n] {
+        // SAFETY: each pfn was leaked from an `OwnedBlock` of `order` above.
+        drop(unsafe { OwnedBlock::from_pfn(pfn, order) });
+    }
+    drop(irq);
+    let reported = |rec: &Recorder<'_>| {
+        rec.with(|r| {
+            pfns[..n]
+                .iter()
+                .filter(|&&p| r.contains(p) && r.contains(p + pages - 1))
+                .count()
+        })
+        .unwrap_or(0)
+    };
+    let unlisted = sh.stats.unlisted.load(Relaxed);
+    let rounds = sh.stats.retry_rounds.load(Relaxed);
+    sh.flush_all();
+    let first = reported(&setup.rec);
+    kexpect!(
+        t,
+        sh.stats.unlisted.load(Relaxed) > unlisted,
+        "none of {} freed blocks was on a per-CPU list ({} reported at once)",
+        n,
+        first
+    );
+    sh.retry_round();
+    let after = reported(&setup.rec);
+    kexpect!(t, sh.stats.retry_rounds.load(Relaxed) > rounds);
+    kexpect!(
+        t,
+        after == n,
+        "{} of {} blocks reported after the retry round ({} at once)",
+        after,
+        n,
+        first
+    );
+}
+
 kunit_suite!(
     page_hinting_mechanism,
     "page_hinting_mechanism",
@@ -538,6 +600,7 @@ kunit_suite!(
         reported_flag_lifecycle,
         transport_error_leaves_unmarked,
         threshold_triggers_report,
-        cpu_offline_hands_over
+        cpu_offline_hands_over,
+        per_cpu_frees_are_retried
     ]
 );

@@ -82,6 +82,18 @@ impl State {
         }
     }
 
+    /// Why the device does not report, if it does not.
+    pub(crate) fn reason(self) -> Option<&'static str> {
+        match self {
+            State::NoDevice => Some("no virtio-balloon device is bound to page_hinting"),
+            State::Active => None,
+            State::NoReporting => Some("the device does not offer free page reporting"),
+            State::PoisonRefused => Some(
+                "the guest poisons or zeroes free pages and the host does not offer VIRTIO_BALLOON_F_PAGE_POISON with the guest's value",
+            ),
+        }
+    }
+
     /// The current state.
     pub(crate) fn get() -> State {
         match STATE.load(Relaxed) {

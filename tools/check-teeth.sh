@@ -22,9 +22,11 @@ declare -A GUARD=(
 	[kick]=threshold_triggers_report
 	[hotplug]=cpu_offline_hands_over
 	[leak]=leakcheck
+	[retry]=per_cpu_frees_are_retried
+	[drain]=per_cpu_frees_are_retried
 )
 breaks=("$@")
-((${#breaks[@]})) || breaks=(capture isolation mark error kick hotplug leak)
+((${#breaks[@]})) || breaks=(capture isolation mark error kick hotplug leak retry drain)
 
 kbuild=$("$ROOT/tools/kernel.sh" debug)
 res=$OUT/teeth

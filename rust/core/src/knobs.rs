@@ -40,14 +40,16 @@ pub enum KnobError {
 }
 
 impl KnobError {
-    /// The (positive) errno a sysfs `store` should return: `EINVAL` (22)
-    /// for [`Empty`](Self::Empty) and [`Invalid`](Self::Invalid), `ERANGE`
-    /// (34) for [`Overflow`](Self::Overflow) and
-    /// [`OutOfRange`](Self::OutOfRange), as `kstrtou64` does.
+    /// The (positive) errno a sysfs `store` returns: `EINVAL` (22) for
+    /// every rejected write, an overflow or a value out of range included,
+    /// as the knobs' ABI document promises (`kstrtou64` would answer
+    /// `ERANGE` for those); the variant says why.
     pub const fn errno(&self) -> i32 {
         match self {
-            KnobError::Empty | KnobError::Invalid => 22,
-            KnobError::Overflow | KnobError::OutOfRange { .. } => 34,
+            KnobError::Empty
+            | KnobError::Invalid
+            | KnobError::Overflow
+            | KnobError::OutOfRange { .. } => 22,
         }
     }
 }
@@ -289,8 +291,8 @@ mod tests {
     fn errnos() {
         assert_eq!(KnobError::Empty.errno(), 22);
         assert_eq!(KnobError::Invalid.errno(), 22);
-        assert_eq!(KnobError::Overflow.errno(), 34);
-        assert_eq!(KnobError::OutOfRange { min: 0, max: 1 }.errno(), 34);
+        assert_eq!(KnobError::Overflow.errno(), 22);
+        assert_eq!(KnobError::OutOfRange { min: 0, max: 1 }.errno(), 22);
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //!   into maximal page ranges and [`ranges::cut`] to aligned pieces.
 //! - [`batch`]: [`batch::Batcher`], which splits ranges into transport-sized
 //!   reports.
+//! - [`retry`]: [`retry::Retry`], the bounded list of ranges the worker
+//!   scans again later, with its back-off.
 //! - [`knobs`]: parsing and validation of the sysfs knobs, and
 //!   [`knobs::threshold_pages`].
 //!
@@ -29,3 +31,4 @@ pub mod batch;
 pub mod capture;
 pub mod knobs;
 pub mod ranges;
+pub mod retry;

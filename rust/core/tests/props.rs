@@ -12,6 +12,7 @@ use page_hinting_core::batch::{Batcher, Limits};
 use page_hinting_core::capture::{CaptureBuf, Entry, Push, MAX_PAGE_ORDER, PFN_LIMIT};
 use page_hinting_core::knobs::{self, KnobError};
 use page_hinting_core::ranges::{cut, merge, radix_sort, sort, PfnRange};
+use page_hinting_core::retry::{Retry, DELAYS_MS};
 use proptest::prelude::*;
 
 /// Orders as the free path sees them: mostly 0, some 9, anything up to 10.
@@ -317,6 +318,96 @@ proptest! {
 
 /// Byte strings near the knob grammar: digits, newlines and the usual
 /// mistakes, plus well-formed numbers around the u64 limit.
+/// One step on a retry list: push a range, or run a round in which the
+/// ranges whose start has bit `mask` set still hold unlisted pages.
+#[derive(Clone, Debug)]
+enum RetryOp {
+    Push(u64, u64),
+    Round(u64),
+}
+
+fn retry_ops() -> impl Strategy<Value = Vec<RetryOp>> {
+    prop::collection::vec(
+        prop_oneof![
+            4 => (0..256u64, 0..40u64).prop_map(|(s, l)| RetryOp::Push(s, s + l)),
+            1 => (0..8u64).prop_map(RetryOp::Round),
+        ],
+        0..60,
+    )
+}
+
+proptest! {
+    /// The retry list against a model: the pages it holds are exactly the
+    /// pages pushed (while there was room) minus those dropped by rounds,
+    /// no range goes through more than `DELAYS_MS.len()` rounds, and the
+    /// next delay follows the freshest range.
+    #[test]
+    fn retry_matches_model(ops in retry_ops()) {
+        const N: usize = 6;
+        let mut l = Retry::<N>::new();
+        // (pfns, rounds) per range, in order.
+        let mut model: Vec<(BTreeSet<u64>, usize)> = Vec::new();
+        for op in ops {
+            match op {
+                RetryOp::Push(s, e) => {
+                    let set: BTreeSet<u64> = (s..e).collect();
+                    let ok = l.push(PfnRange::new(s, e));
+                    if set.is_empty() {
+                        prop_assert!(ok);
+                        continue;
+                    }
+                    let merged = match model.last_mut() {
+                        Some((last, 0)) if *last.first().unwrap() <= e && s <= *last.last().unwrap() + 1 => {
+                            last.extend(set.iter().copied());
+                            true
+                        }
+                        _ => false,
+                    };
+                    if !merged {
+                        prop_assert_eq!(ok, model.len() < N);
+                        if ok {
+                            model.push((set, 0));
+                        }
+                    } else {
+                        prop_assert!(ok);
+                    }
+                }
+                RetryOp::Round(bit) => {
+                    let mut seen = Vec::new();
+                    let k = l.round(|r| {
+                        seen.push(r);
+                        r.start & (1 << bit) != 0
+                    });
+                    prop_assert_eq!(k.scanned, model.len());
+                    let mut given_up = 0;
+                    let mut next = Vec::new();
+                    for ((set, tries), r) in model.drain(..).zip(&seen) {
+                        prop_assert_eq!(*set.first().unwrap(), r.start);
+                        prop_assert_eq!(*set.last().unwrap() + 1, r.end);
+                        if r.start & (1 << bit) == 0 {
+                            continue;
+                        }
+                        if tries + 1 >= DELAYS_MS.len() {
+                            given_up += r.pages();
+                        } else {
+                            next.push((set, tries + 1));
+                        }
+                    }
+                    model = next;
+                    prop_assert_eq!(k.kept, model.len());
+                    prop_assert_eq!(k.given_up_pages, given_up);
+                }
+            }
+            prop_assert_eq!(l.len(), model.len());
+            prop_assert!(l.len() <= N);
+            let pages: u64 = model.iter().map(|(s, _)| s.len() as u64).sum();
+            prop_assert_eq!(l.pages(), pages);
+            let want = model.iter().map(|(_, t)| *t).min().map(|t| DELAYS_MS[t]);
+            prop_assert_eq!(l.next_delay_ms(), want);
+        }
+    }
+}
+
 fn knob_bytes() -> impl Strategy<Value = Vec<u8>> {
     let byte = prop_oneof![
         8 => b'0'..=b'9',

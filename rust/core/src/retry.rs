@@ -1,0 +1,261 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Ranges the worker looks at again later.
+//!
+//! The free path learns about a freed block before the block reaches the
+//! buddy free lists: the page allocator first keeps it on a per-CPU list,
+//! from where it reaches the free lists when that list overflows, when
+//! vmstat decays it (seconds to tens of seconds), or when someone drains
+//! the lists. A scan that finds such pages cannot report them yet.
+//!
+//! The worker keeps those ranges in a [`Retry`] list and scans them again in
+//! *rounds*, after a delay that grows with each round ([`DELAYS_MS`]); before
+//! each round the module drains the per-CPU lists, so the pages that stayed
+//! free that long reach the free lists. A range stays on the list while a
+//! round still finds free pages in it that are not on the free lists, for
+//! at most [`DELAYS_MS`]`.len()` rounds; a range whose pages were allocated
+//! again is dropped (if they are freed again, the free path sees them
+//! again).
+//!
+//! The list has a fixed capacity; a range that does not fit is dropped and
+//! counted, never waited for.
+
+use crate::ranges::PfnRange;
+
+/// Delay before each round, in milliseconds, by the number of rounds a
+/// range has already been through: 200 ms, then 1 s, then 5 s.
+///
+/// The first delay is the time freed memory stays free before it is
+/// drained from the per-CPU lists and reported: long enough that a
+/// workload that frees and at once reallocates keeps its per-CPU caches,
+/// short enough that memory freed for good is back with the host within a
+/// second.
+pub const DELAYS_MS: [u32; 3] = [200, 1000, 5000];
+
+/// What a round did with the list.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Round {
+    /// Ranges scanned.
+    pub scanned: usize,
+    /// Ranges kept for another round.
+    pub kept: usize,
+    /// Pages of ranges dropped after their last round while still not free.
+    pub given_up_pages: u64,
+}
+
+/// A bounded list of ranges to scan again, each with the number of rounds
+/// it has been through.
+///
+/// INVARIANT: `len <= N`, every `tries[i]` for `i < len` is below
+/// `DELAYS_MS.len()`, and no range in `ranges[..len]` is empty.
+#[derive(Clone, Debug)]
+pub struct Retry<const N: usize> {
+    ranges: [PfnRange; N],
+    tries: [u8; N],
+    len: usize,
+}
+
+impl<const N: usize> Default for Retry<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> Retry<N> {
+    /// An empty list.
+    pub const fn new() -> Self {
+        Retry {
+            ranges: [PfnRange { start: 0, end: 0 }; N],
+            tries: [0; N],
+            len: 0,
+        }
+    }
+
+    /// Number of ranges on the list.
+    pub const fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the list is empty.
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Pages of all ranges on the list (ranges may overlap: a page freed
+    /// twice is counted twice).
+    pub fn pages(&self) -> u64 {
+        self.ranges[..self.len].iter().map(|r| r.pages()).sum()
+    }
+
+    /// Adds a range no round has looked at yet. A range that touches or
+    /// overlaps the last one added, and like it has not been through a
+    /// round, extends it (a batch's ranges come sorted). Returns `false`,
+    /// and leaves the list as it was, if the list is full; an empty range
+    /// is ignored and returns `true`.
+    pub fn push(&mut self, r: PfnRange) -> bool {
+        if r.is_empty() {
+            return true;
+        }
+        if let Some(i) = self.len.checked_sub(1) {
+            let last = &mut self.ranges[i];
+            if self.tries[i] == 0 && r.start <= last.end && last.start <= r.end {
+                last.start = last.start.min(r.start);
+                last.end = last.end.max(r.end);
+                return true;
+            }
+        }
+        if self.len == N {
+            return false;
+        }
+        // INVARIANT: `len < N` before the increment, the range is not
+        // empty and 0 is below `DELAYS_MS.len()`.
+        self.ranges[self.len] = r;
+        self.tries[self.len] = 0;
+        self.len += 1;
+        true
+    }
+
+    /// The delay before the next round, by the range that has been through
+    /// the fewest rounds; `None` if the list is empty.
+    pub fn next_delay_ms(&self) -> Option<u32> {
+        let min = self.tries[..self.len].iter().min()?;
+        Some(DELAYS_MS[usize::from(*min)])
+    }
+
+    /// One round: calls `scan` on every range, in the order they were
+    /// added. A range for which `scan` returns `true` (it still holds free
+    /// pages that are not on the free lists) is kept for another round
+    /// unless this was its last; the others leave the list.
+    pub fn round(&mut self, mut scan: impl FnMut(PfnRange) -> bool) -> Round {
+        let mut out = Round {
+            scanned: self.len,
+            ..Round::default()
+        };
+        let mut kept = 0;
+        for i in 0..self.len {
+            let r = self.ranges[i];
+            let tries = self.tries[i] + 1;
+            if !scan(r) {
+                continue;
+            }
+            if usize::from(tries) >= DELAYS_MS.len() {
+                out.given_up_pages += r.pages();
+                continue;
+            }
+            // INVARIANT: `kept <= i < len`, and `tries` was just checked
+            // against `DELAYS_MS.len()`.
+            self.ranges[kept] = r;
+            self.tries[kept] = tries;
+            kept += 1;
+        }
+        self.len = kept;
+        out.kept = kept;
+        out
+    }
+
+    /// Empties the list and returns the pages it held.
+    pub fn clear(&mut self) -> u64 {
+        let pages = self.pages();
+        self.len = 0;
+        pages
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn r(start: u64, end: u64) -> PfnRange {
+        PfnRange::new(start, end)
+    }
+
+    #[test]
+    fn empty_list_has_no_round() {
+        let l = Retry::<4>::new();
+        assert!(l.is_empty());
+        assert_eq!(l.next_delay_ms(), None);
+        assert_eq!(l.pages(), 0);
+    }
+
+    #[test]
+    fn push_merges_touching_fresh_ranges() {
+        let mut l = Retry::<4>::new();
+        assert!(l.push(r(0, 512)));
+        assert!(l.push(r(512, 1024)));
+        assert!(l.push(r(600, 700)));
+        assert_eq!(l.len(), 1);
+        assert_eq!(l.pages(), 1024);
+        assert!(l.push(r(2048, 2560)));
+        assert_eq!(l.len(), 2);
+        assert!(l.push(r(5, 5)), "an empty range is accepted and ignored");
+        assert_eq!(l.len(), 2);
+    }
+
+    #[test]
+    fn push_refuses_when_full() {
+        let mut l = Retry::<2>::new();
+        assert!(l.push(r(0, 1)));
+        assert!(l.push(r(10, 11)));
+        assert!(!l.push(r(20, 21)));
+        assert_eq!(l.len(), 2);
+        // Still merges into the last range when full.
+        assert!(l.push(r(11, 12)));
+        assert_eq!(l.pages(), 3);
+    }
+
+    #[test]
+    fn rounds_back_off_and_give_up() {
+        let mut l = Retry::<4>::new();
+        l.push(r(0, 512));
+        for (i, d) in DELAYS_MS.iter().enumerate() {
+            assert_eq!(l.next_delay_ms(), Some(*d));
+            let k = l.round(|_| true);
+            assert_eq!(k.scanned, 1);
+            if i + 1 < DELAYS_MS.len() {
+                assert_eq!((k.kept, k.given_up_pages), (1, 0));
+            } else {
+                assert_eq!((k.kept, k.given_up_pages), (0, 512));
+            }
+        }
+        assert!(l.is_empty());
+    }
+
+    #[test]
+    fn round_drops_ranges_that_are_done_and_keeps_order() {
+        let mut l = Retry::<8>::new();
+        for i in 0..6u64 {
+            l.push(r(i * 10, i * 10 + 1));
+        }
+        let mut seen = [0u64; 6];
+        let mut n = 0;
+        let k = l.round(|x| {
+            seen[n] = x.start;
+            n += 1;
+            x.start % 20 == 0
+        });
+        assert_eq!(seen, [0, 10, 20, 30, 40, 50]);
+        assert_eq!((k.scanned, k.kept), (6, 3));
+        let mut left = [0u64; 3];
+        let mut m = 0;
+        l.round(|x| {
+            left[m] = x.start;
+            m += 1;
+            false
+        });
+        assert_eq!(left, [0, 20, 40]);
+        assert!(l.is_empty());
+    }
+
+    #[test]
+    fn fresh_range_after_a_round_is_not_merged_and_sets_the_delay() {
+        let mut l = Retry::<4>::new();
+        l.push(r(0, 512));
+        l.round(|_| true);
+        assert_eq!(l.next_delay_ms(), Some(DELAYS_MS[1]));
+        l.push(r(512, 1024));
+        assert_eq!(l.len(), 2, "a retried range does not absorb a new one");
+        assert_eq!(l.next_delay_ms(), Some(DELAYS_MS[0]));
+        assert_eq!(l.clear(), 1024);
+        assert!(l.is_empty());
+    }
+}

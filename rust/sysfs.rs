@@ -1,0 +1,321 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The user interface: `/sys/kernel/mm/page_hinting/` (knobs, the
+//! transport's state, `stats/`) and the module parameters that give the
+//! knobs' initial values.
+//!
+//! Every write goes through the core's parser ([`crate::knobs`]): a bad
+//! value gets `-EINVAL` and leaves the knob as it was. Writers are
+//! serialised, so concurrent writes leave one of the written values, never
+//! a mix. `Documentation/ABI/testing/sysfs-kernel-mm-page_hinting` is the
+//! reference for every file.
+
+use crate::hinting::{self, CpuTotals, Shared};
+use crate::knobs::{self, KnobError};
+use crate::sysfs_sys::{Attr, AttrList, Attrs, Group, MmDir, Param, ParamOps, ParamSet, ShowBuf};
+use core::fmt::Write;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use kernel::prelude::*;
+
+/// Default `threshold_kb`: see `Documentation/admin-guide/mm/page_hinting.rst`.
+pub(crate) const DEFAULT_THRESHOLD_KB: u64 = 4096;
+/// Default `flush_ms`.
+pub(crate) const DEFAULT_FLUSH_MS: u32 = 100;
+
+/// The transport chosen at load.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum TransportChoice {
+    /// The virtio-balloon free page reporting queue.
+    Virtio,
+    /// Hyper-V's memory heat hint hypercall.
+    Hypercall,
+}
+
+// Module parameters: parsed before `init`, read once by it.
+static P_THRESHOLD_KB: AtomicU64 = AtomicU64::new(DEFAULT_THRESHOLD_KB);
+/// `u32::MAX`: not given, use the pageblock order.
+static P_MIN_ORDER: AtomicU32 = AtomicU32::new(u32::MAX);
+static P_ENABLED: AtomicBool = AtomicBool::new(true);
+static P_FLUSH_MS: AtomicU32 = AtomicU32::new(DEFAULT_FLUSH_MS);
+static P_HYPERCALL: AtomicBool = AtomicBool::new(false);
+
+/// Logs why a value was refused and turns the error into `EINVAL`.
+fn refuse(what: &str, input: &[u8], e: KnobError) -> Error {
+    let shown = core::str::from_utf8(input).unwrap_or("(not UTF-8)");
+    pr_err!(
+        "{}={:?} refused: {}\n",
+        what,
+        shown.trim_end_matches('\n'),
+        e
+    );
+    Error::from_errno(-e.errno())
+}
+
+struct PThreshold;
+impl ParamSet for PThreshold {
+    fn set(input: &[u8]) -> Result {
+        let v = knobs::parse_threshold_kb(input).map_err(|e| refuse("threshold_kb", input, e))?;
+        P_THRESHOLD_KB.store(v, Relaxed);
+        Ok(())
+    }
+}
+
+struct PMinOrder;
+impl ParamSet for PMinOrder {
+    fn set(input: &[u8]) -> Result {
+        let v = knobs::parse_min_order(input).map_err(|e| refuse("min_order", input, e))?;
+        P_MIN_ORDER.store(v, Relaxed);
+        Ok(())
+    }
+}
+
+struct PEnabled;
+impl ParamSet for PEnabled {
+    fn set(input: &[u8]) -> Result {
+        let v = knobs::parse_enabled(input).map_err(|e| refuse("enabled", input, e))?;
+        P_ENABLED.store(v, Relaxed);
+        Ok(())
+    }
+}
+
+struct PFlush;
+impl ParamSet for PFlush {
+    fn set(input: &[u8]) -> Result {
+        let v = knobs::parse_flush_ms(input).map_err(|e| refuse("flush_ms", input, e))?;
+        P_FLUSH_MS.store(v, Relaxed);
+        Ok(())
+    }
+}
+
+struct PTransport;
+impl ParamSet for PTransport {
+    fn set(input: &[u8]) -> Result {
+        match input.strip_suffix(b"\n").unwrap_or(input) {
+            b"virtio" => P_HYPERCALL.store(false, Relaxed),
+            b"hypercall" => P_HYPERCALL.store(true, Relaxed),
+            _ => {
+                let shown = core::str::from_utf8(input).unwrap_or("(not UTF-8)");
+                pr_err!(
+                    "transport={:?} refused: not \"virtio\" or \"hypercall\"\n",
+                    shown
+                );
+                return Err(EINVAL);
+            }
+        }
+        Ok(())
+    }
+}
+
+static OPS_THRESHOLD: ParamOps = ParamOps::new::<PThreshold>();
+static OPS_MIN_ORDER: ParamOps = ParamOps::new::<PMinOrder>();
+static OPS_ENABLED: ParamOps = ParamOps::new::<PEnabled>();
+static OPS_FLUSH: ParamOps = ParamOps::new::<PFlush>();
+static OPS_TRANSPORT: ParamOps = ParamOps::new::<PTransport>();
+
+#[link_section = "__param"]
+#[used]
+static PARAM_THRESHOLD: Param = Param::new(c"threshold_kb", &OPS_THRESHOLD);
+#[link_section = "__param"]
+#[used]
+static PARAM_MIN_ORDER: Param = Param::new(c"min_order", &OPS_MIN_ORDER);
+#[link_section = "__param"]
+#[used]
+static PARAM_ENABLED: Param = Param::new(c"enabled", &OPS_ENABLED);
+#[link_section = "__param"]
+#[used]
+static PARAM_FLUSH: Param = Param::new(c"flush_ms", &OPS_FLUSH);
+#[link_section = "__param"]
+#[used]
+static PARAM_TRANSPORT: Param = Param::new(c"transport", &OPS_TRANSPORT);
+
+/// The initial knob values from the module parameters (defaults where none
+/// was given), and the chosen transport.
+pub(crate) fn params() -> (hinting::Params, TransportChoice) {
+    let min_order = match P_MIN_ORDER.load(Relaxed) {
+        u32::MAX => crate::sys::pageblock_order(),
+        o => o,
+    };
+    let choice = if P_HYPERCALL.load(Relaxed) {
+        TransportChoice::Hypercall
+    } else {
+        TransportChoice::Virtio
+    };
+    (
+        hinting::Params {
+            threshold_kb: P_THRESHOLD_KB.load(Relaxed),
+            min_order,
+            enabled: P_ENABLED.load(Relaxed),
+            flush_ms: P_FLUSH_MS.load(Relaxed),
+        },
+        choice,
+    )
+}
+
+fn shared() -> Result<&'static Shared> {
+    hinting::shared().ok_or(ENODEV)
+}
+
+/// `/sys/kernel/mm/page_hinting/*`.
+struct Knobs;
+
+const THRESHOLD_KB: usize = 0;
+const MIN_ORDER: usize = 1;
+const ENABLED: usize = 2;
+const FLUSH_MS: usize = 3;
+const TRANSPORT: usize = 4;
+
+impl Attrs for Knobs {
+    fn show(idx: usize, out: &mut ShowBuf<'_>) -> Result {
+        let sh = shared()?;
+        let c = &sh.cfg;
+        let r = match idx {
+            THRESHOLD_KB => writeln!(out, "{}", c.threshold_kb.load(Relaxed)),
+            MIN_ORDER => writeln!(out, "{}", c.min_order.load(Relaxed)),
+            ENABLED => writeln!(out, "{}", u8::from(c.enabled.load(Relaxed))),
+            FLUSH_MS => writeln!(out, "{}", c.flush_ms.load(Relaxed)),
+            TRANSPORT => writeln!(out, "{}", crate::transport_status()),
+            _ => return Err(EINVAL),
+        };
+        r.map_err(|_| EINVAL)
+    }
+
+    fn store(idx: usize, input: &[u8]) -> Result {
+        let sh = shared()?;
+        let c = &sh.cfg;
+        let _guard = sh.knob_lock.lock();
+        match idx {
+            THRESHOLD_KB => {
+                let kb = knobs::parse_threshold_kb(input).map_err(bad)?;
+                let pages = knobs::threshold_pages(kb, kernel::page::PAGE_SIZE as u64);
+                c.threshold_kb.store(kb, Relaxed);
+                c.threshold_pages.store(pages, Relaxed);
+            }
+            MIN_ORDER => {
+                let o = knobs::parse_min_order(input).map_err(bad)?;
+                c.min_order.store(o, Relaxed);
+            }
+            ENABLED => {
+                let on = knobs::parse_enabled(input).map_err(bad)?;
+                sh.set_enabled(on);
+            }
+            FLUSH_MS => {
+                let ms = knobs::parse_flush_ms(input).map_err(bad)?;
+                c.flush_ms.store(ms, Relaxed);
+            }
+            _ => return Err(EINVAL),
+        }
+        Ok(())
+    }
+}
+
+/// A refused write: `-EINVAL` (the store's caller sees why in errno only;
+/// the log stays quiet so that userspace cannot flood it).
+fn bad(e: KnobError) -> Error {
+    Error::from_errno(-e.errno())
+}
+
+static KNOB_ATTRS: [Attr; 5] = [
+    Attr::new::<Knobs, THRESHOLD_KB>(c"threshold_kb", true),
+    Attr::new::<Knobs, MIN_ORDER>(c"min_order", true),
+    Attr::new::<Knobs, ENABLED>(c"enabled", true),
+    Attr::new::<Knobs, FLUSH_MS>(c"flush_ms", true),
+    Attr::new::<Knobs, TRANSPORT>(c"transport", false),
+];
+static KNOB_LIST: AttrList<6> = AttrList::new(&KNOB_ATTRS);
+static KNOB_GROUP: Group = Group::new(None, &KNOB_LIST);
+
+/// One statistic: its file name and how to read it.
+type StatFn = fn(&Shared, &CpuTotals) -> u64;
+
+/// `/sys/kernel/mm/page_hinting/stats/*`, in this order.
+const STATS: [(&core::ffi::CStr, StatFn); 25] = [
+    (c"captured_pages", |_, t| t.captured_pages),
+    (c"captured_blocks", |_, t| t.captured_blocks),
+    (c"pending_pages", |_, t| t.pending_pages),
+    (c"overflow_blocks", |_, t| t.overflow_entries),
+    (c"overflow_pages", |_, t| t.overflow_pages),
+    (c"batches", |s, _| s.stats.batches.load(Relaxed)),
+    (c"reports", |s, _| s.stats.reports.load(Relaxed)),
+    (c"reported_ranges", |s, _| {
+        s.stats.ranges_reported.load(Relaxed)
+    }),
+    (c"reported_pages", |s, _| {
+        s.stats.pages_reported.load(Relaxed)
+    }),
+    (c"skipped_busy_pages", |s, _| {
+        s.stats.skipped_busy.load(Relaxed)
+    }),
+    (c"skipped_reported_pages", |s, _| {
+        s.stats.skipped_reported.load(Relaxed)
+    }),
+    (c"skipped_small_pages", |s, _| {
+        s.stats.skipped_small.load(Relaxed)
+    }),
+    (c"skipped_low_pages", |s, _| {
+        s.stats.skipped_low.load(Relaxed)
+    }),
+    (c"unlisted_pages", |s, _| s.stats.unlisted.load(Relaxed)),
+    (c"retry_rounds", |s, _| s.stats.retry_rounds.load(Relaxed)),
+    (c"pcp_drains", |s, _| s.stats.drains.load(Relaxed)),
+    (c"retry_dropped_pages", |s, _| {
+        s.stats.retry_dropped.load(Relaxed)
+    }),
+    (c"retry_given_up_pages", |s, _| {
+        s.stats.retry_given_up.load(Relaxed)
+    }),
+    (c"disabled_dropped_pages", |s, _| {
+        s.stats.dropped_disabled.load(Relaxed)
+    }),
+    (c"transport_errors", |s, _| {
+        s.stats.transport_errors.load(Relaxed)
+    }),
+    (c"isolated_pages", |s, _| s.stats.isolated_now.load(Relaxed)),
+    (c"isolated_peak_pages", |s, _| {
+        s.stats.isolated_peak.load(Relaxed)
+    }),
+    (c"isolated_total_pages", |s, _| {
+        s.stats.pages_isolated.load(Relaxed)
+    }),
+    (c"last_report_latency_us", |s, _| {
+        s.stats.last_latency_ns.load(Relaxed) / 1000
+    }),
+    (c"hotplug_handoffs", |s, _| {
+        s.stats.hotplug_handoffs.load(Relaxed)
+    }),
+];
+
+/// `stats/*`.
+struct Stats;
+
+impl Attrs for Stats {
+    fn show(idx: usize, out: &mut ShowBuf<'_>) -> Result {
+        let sh = shared()?;
+        let (_, f) = STATS.get(idx).ok_or(EINVAL)?;
+        let v = f(sh, &sh.cpu_totals());
+        writeln!(out, "{}", v).map_err(|_| EINVAL)
+    }
+
+    fn store(_idx: usize, _input: &[u8]) -> Result {
+        Err(EPERM)
+    }
+}
+
+macro_rules! stat_attrs {
+    ($($i:literal),*) => {
+        [$(Attr::new::<Stats, $i>(STATS[$i].0, false)),*]
+    };
+}
+
+static STAT_ATTRS: [Attr; 25] = stat_attrs!(
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24
+);
+static STAT_LIST: AttrList<26> = AttrList::new(&STAT_ATTRS);
+static STAT_GROUP: Group = Group::new(Some(c"stats"), &STAT_LIST);
+
+static GROUPS: [&Group; 2] = [&KNOB_GROUP, &STAT_GROUP];
+
+/// Creates `/sys/kernel/mm/page_hinting/`; dropping it removes the
+/// directory and waits for running reads and writes.
+pub(crate) fn create() -> Result<MmDir> {
+    MmDir::new(c"page_hinting", &GROUPS)
+}

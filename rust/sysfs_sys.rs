@@ -1,0 +1,323 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Thin safe wrappers around sysfs attributes and module parameters, which
+//! 6.12's `kernel` crate does not have: a directory under
+//! `/sys/kernel/mm/` with groups of `kobj_attribute`s in statics, and
+//! `kernel_param`s in the `__param` section that the module loader parses
+//! before `init`.
+//!
+//! The attributes of a group dispatch to one [`Attrs`] implementation by
+//! index, through a monomorphised trampoline per (type, index). Like
+//! `sys.rs`, this file holds `unsafe` blocks only as thin wrappers, each
+//! with the argument for why it is sound.
+
+use core::{
+    cell::UnsafeCell,
+    ffi::CStr,
+    fmt::{self, Write},
+    mem::MaybeUninit,
+    ptr::{self, NonNull},
+};
+use kernel::{
+    bindings,
+    ffi::{c_char, c_int},
+    prelude::*,
+};
+
+/// What a sysfs `show` writes into: one page, truncated if longer (no
+/// value shown here comes close).
+pub(crate) struct ShowBuf<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl ShowBuf<'_> {
+    /// Bytes written.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+}
+
+impl Write for ShowBuf<'_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let n = s.len().min(self.buf.len() - self.len);
+        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+/// The attributes of one group: shows and stores by index.
+pub(crate) trait Attrs: 'static {
+    /// Writes attribute `idx`'s value (with its newline).
+    fn show(idx: usize, out: &mut ShowBuf<'_>) -> Result;
+    /// Takes a write of `input` to attribute `idx`.
+    fn store(idx: usize, input: &[u8]) -> Result;
+}
+
+/// Converts a result to what sysfs wants: a length or a negative errno.
+fn ret(r: Result<usize>) -> isize {
+    match r {
+        Ok(n) => n as isize,
+        Err(e) => e.to_errno() as isize,
+    }
+}
+
+/// # Safety
+///
+/// Only sysfs calls it, as the `show` of an [`Attr`], with a page-sized
+/// buffer.
+unsafe extern "C" fn show_tramp<T: Attrs, const I: usize>(
+    _kobj: *mut bindings::kobject,
+    _attr: *mut bindings::kobj_attribute,
+    buf: *mut c_char,
+) -> isize {
+    // SAFETY: sysfs hands `show` a zeroed buffer of PAGE_SIZE bytes that is
+    // ours until we return.
+    let page =
+        unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), kernel::page::PAGE_SIZE) };
+    let mut out = ShowBuf { buf: page, len: 0 };
+    ret(T::show(I, &mut out).map(|()| out.len()))
+}
+
+/// # Safety
+///
+/// Only sysfs calls it, as the `store` of an [`Attr`], with `count` valid
+/// bytes at `buf`.
+unsafe extern "C" fn store_tramp<T: Attrs, const I: usize>(
+    _kobj: *mut bindings::kobject,
+    _attr: *mut bindings::kobj_attribute,
+    buf: *const c_char,
+    count: usize,
+) -> isize {
+    // SAFETY: sysfs hands `store` the `count` bytes written, valid until we
+    // return.
+    let input = unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), count) };
+    ret(T::store(I, input).map(|()| count))
+}
+
+/// A sysfs attribute in a static.
+///
+/// # Invariants
+///
+/// `attr.name` points to a `'static` NUL-terminated name; `show` and `store`
+/// are trampolines into one [`Attrs`] type.
+#[repr(transparent)]
+pub(crate) struct Attr(UnsafeCell<bindings::kobj_attribute>);
+
+// SAFETY: sysfs only reads the attribute, and Rust never touches it after
+// construction.
+unsafe impl Sync for Attr {}
+
+impl Attr {
+    /// Attribute `I` of `T`: read-only (0444) if `writable` is false, else
+    /// 0644 (only root writes).
+    pub(crate) const fn new<T: Attrs, const I: usize>(name: &'static CStr, writable: bool) -> Self {
+        // SAFETY: all-zero is a valid `kobj_attribute` (null pointers, no
+        // callbacks, and with lockdep no key: sysfs then uses the
+        // attribute's own static key).
+        let mut a: bindings::kobj_attribute = unsafe { MaybeUninit::zeroed().assume_init() };
+        a.attr.name = name.as_ptr().cast();
+        a.attr.mode = if writable { 0o644 } else { 0o444 };
+        a.show = Some(show_tramp::<T, I>);
+        if writable {
+            a.store = Some(store_tramp::<T, I>);
+        }
+        // INVARIANT: a static name and `T`'s trampolines.
+        Attr(UnsafeCell::new(a))
+    }
+}
+
+/// The null-terminated pointer array of a group's attributes.
+///
+/// # Invariants
+///
+/// `ptrs[..N]` point to `'static` [`Attr`]s, `ptrs[N]` is null.
+pub(crate) struct AttrList<const M: usize> {
+    ptrs: UnsafeCell<[*mut bindings::attribute; M]>,
+}
+
+// SAFETY: the array is only read (by sysfs).
+unsafe impl<const M: usize> Sync for AttrList<M> {}
+
+impl<const M: usize> AttrList<M> {
+    /// The list of `attrs`, which must hold `M - 1` attributes.
+    pub(crate) const fn new(attrs: &'static [Attr]) -> Self {
+        assert!(attrs.len() + 1 == M);
+        let mut ptrs = [ptr::null_mut(); M];
+        let mut i = 0;
+        while i < attrs.len() {
+            // `struct attribute` is the first field of `kobj_attribute`.
+            ptrs[i] = attrs[i].0.get().cast::<bindings::attribute>();
+            i += 1;
+        }
+        // INVARIANT: `M - 1` static attributes and a null terminator.
+        AttrList {
+            ptrs: UnsafeCell::new(ptrs),
+        }
+    }
+}
+
+/// A group of attributes; a named group is a subdirectory.
+#[repr(transparent)]
+pub(crate) struct Group(UnsafeCell<bindings::attribute_group>);
+
+// SAFETY: the group is only read (by sysfs).
+unsafe impl Sync for Group {}
+
+impl Group {
+    /// The group of `list`, in a subdirectory `name` if given.
+    pub(crate) const fn new<const M: usize>(
+        name: Option<&'static CStr>,
+        list: &'static AttrList<M>,
+    ) -> Self {
+        // SAFETY: all-zero is a valid group (no name, no callbacks).
+        let mut g: bindings::attribute_group = unsafe { MaybeUninit::zeroed().assume_init() };
+        if let Some(n) = name {
+            g.name = n.as_ptr().cast();
+        }
+        g.attrs = list.ptrs.get().cast::<*mut bindings::attribute>();
+        Group(UnsafeCell::new(g))
+    }
+}
+
+/// A directory under `/sys/kernel/mm/` holding attribute groups; removed
+/// on drop.
+///
+/// # Invariants
+///
+/// `kobj` is a kobject we hold a reference to, with every group of
+/// `groups` created on it.
+pub(crate) struct MmDir {
+    kobj: NonNull<bindings::kobject>,
+    groups: &'static [&'static Group],
+}
+
+// SAFETY: the kobject is only used through the thread-safe sysfs API.
+unsafe impl Send for MmDir {}
+// SAFETY: as above.
+unsafe impl Sync for MmDir {}
+
+impl MmDir {
+    /// Creates `/sys/kernel/mm/<name>/` with `groups`.
+    pub(crate) fn new(name: &'static CStr, groups: &'static [&'static Group]) -> Result<Self> {
+        // SAFETY: `mm_kobj` is set up at boot and exported by the series;
+        // `name` is NUL-terminated.
+        let kobj =
+            unsafe { bindings::kobject_create_and_add(name.as_ptr().cast(), bindings::mm_kobj) };
+        let kobj = NonNull::new(kobj).ok_or(ENOMEM)?;
+        for (i, g) in groups.iter().enumerate() {
+            // SAFETY: `kobj` is live; the group is static.
+            let r = unsafe { bindings::sysfs_create_group(kobj.as_ptr(), g.0.get()) };
+            if r != 0 {
+                for g in &groups[..i] {
+                    // SAFETY: created above on this kobject.
+                    unsafe { bindings::sysfs_remove_group(kobj.as_ptr(), g.0.get()) };
+                }
+                // SAFETY: drops the reference `kobject_create_and_add` gave.
+                unsafe { bindings::kobject_put(kobj.as_ptr()) };
+                return Err(Error::from_errno(r));
+            }
+        }
+        // INVARIANT: created, every group added.
+        Ok(MmDir { kobj, groups })
+    }
+}
+
+impl Drop for MmDir {
+    fn drop(&mut self) {
+        for g in self.groups {
+            // SAFETY: created in `new` on this kobject. Removal waits for
+            // every running show/store, so none runs after this.
+            unsafe { bindings::sysfs_remove_group(self.kobj.as_ptr(), g.0.get()) };
+        }
+        // SAFETY: our reference from `new`; this removes the directory.
+        unsafe { bindings::kobject_put(self.kobj.as_ptr()) };
+    }
+}
+
+/// How a module parameter's value is taken at load.
+pub(crate) trait ParamSet: 'static {
+    /// Parses and stores the value given at `insmod` or on the kernel
+    /// command line; an error fails the load.
+    fn set(input: &[u8]) -> Result;
+}
+
+/// # Safety
+///
+/// Only the module loader's parser calls it, as the `set` of a [`ParamOps`],
+/// with a NUL-terminated value or null.
+unsafe extern "C" fn param_set_tramp<T: ParamSet>(
+    val: *const c_char,
+    _kp: *const bindings::kernel_param,
+) -> c_int {
+    if val.is_null() {
+        // `name` without `=value`.
+        return EINVAL.to_errno();
+    }
+    // SAFETY: the parser hands us a NUL-terminated string valid for the
+    // call.
+    let input = unsafe { CStr::from_ptr(val.cast()) }.to_bytes();
+    match T::set(input) {
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+/// The ops of a parameter parsed by `T`.
+pub(crate) struct ParamOps(bindings::kernel_param_ops);
+
+// SAFETY: read-only after construction.
+unsafe impl Sync for ParamOps {}
+
+impl ParamOps {
+    /// Ops that parse with `T` (no `get`: the parameters are not shown in
+    /// `/sys/module`; the sysfs knobs show the live values).
+    pub(crate) const fn new<T: ParamSet>() -> Self {
+        ParamOps(bindings::kernel_param_ops {
+            flags: 0,
+            set: Some(param_set_tramp::<T>),
+            get: None,
+            free: None,
+        })
+    }
+}
+
+/// A module parameter: put it in a `#[link_section = "__param"] #[used]`
+/// static, which the module loader walks before `init`.
+///
+/// # Invariants
+///
+/// `name` is a `'static` NUL-terminated string and `ops` a static
+/// [`ParamOps`].
+#[repr(transparent)]
+pub(crate) struct Param(bindings::kernel_param);
+
+// SAFETY: the loader reads it; its pointers are to statics.
+unsafe impl Sync for Param {}
+
+// `struct module` holds an empty arch struct on x86; only its address is
+// taken here, as `module!` does.
+#[allow(improper_ctypes)]
+extern "C" {
+    /// This module, defined by modpost in the `.mod.c` file.
+    static __this_module: kernel::types::Opaque<bindings::module>;
+}
+
+impl Param {
+    /// The parameter `name` parsed by `ops`; permission 0 (no file in
+    /// `/sys/module/<module>/parameters`).
+    pub(crate) const fn new(name: &'static CStr, ops: &'static ParamOps) -> Self {
+        // SAFETY: all-zero is a valid `kernel_param` (null pointers, level
+        // and flags 0).
+        let mut p: bindings::kernel_param = unsafe { MaybeUninit::zeroed().assume_init() };
+        p.name = name.as_ptr().cast();
+        // Only the address of the module's own `struct module` is taken, as
+        // C's THIS_MODULE does.
+        p.mod_ = (&raw const __this_module).cast_mut().cast();
+        p.ops = &ops.0;
+        p.perm = 0;
+        // INVARIANT: static name and ops.
+        Param(p)
+    }
+}

@@ -62,6 +62,9 @@ pub(crate) const CAPTURE_ENTRIES: usize = 1024;
 pub(crate) const BLOCKS: usize = 256;
 /// Ranges on the retry list (16 bytes each, plus a byte).
 pub(crate) const RETRY_RANGES: usize = 256;
+/// Ranges this close (pages) share a retry entry: scattered frees become
+/// one entry, and a rescan of the pages between costs little.
+pub(crate) const RETRY_GAP: u64 = 512;
 
 /// The knobs. Each is one atomic, so a reader never sees a torn value.
 pub(crate) struct Config {
@@ -515,7 +518,7 @@ impl Shared {
         for r in cut(merge(entries), min_order) {
             let k = self.scan_range(&mut w.held, &mut w.transport, r, min_order);
             // (A deliberately broken build never looks again.)
-            if k.unlisted != 0 && !cfg!(ph_break_retry) && !w.retry.push(r) {
+            if k.unlisted != 0 && !cfg!(ph_break_retry) && !w.retry.push(r, RETRY_GAP) {
                 self.stats.retry_dropped.fetch_add(r.pages(), Relaxed);
             }
         }

@@ -4,8 +4,11 @@
  *
  *   memhog alloc-free MIB [HOLD_MS]   one anonymous mapping, touched, then
  *                                     unmapped at once
- *   memhog scatter MIB [HOLD_MS]      touch MIB, free every other 4 KiB page
- *                                     (MADV_DONTNEED), hold, then free the rest
+ *   memhog scatter MIB [HOLD_MS]      touch MIB of small pages (no THP: a
+ *                                     partly unmapped THP is only freed when
+ *                                     memory runs short), free every other
+ *                                     4 KiB page (MADV_DONTNEED), hold, then
+ *                                     free the rest
  *
  * Prints "PH-MARK <event> <MiB>" lines that the host runner timestamps.
  */
@@ -31,7 +34,7 @@ static void sleep_ms(unsigned long ms)
 	nanosleep(&ts, NULL);
 }
 
-static char *alloc_touch(unsigned long bytes)
+static char *alloc_touch(unsigned long bytes, int huge)
 {
 	char *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -40,7 +43,7 @@ static char *alloc_touch(unsigned long bytes)
 		perror("mmap");
 		exit(2);
 	}
-	madvise(p, bytes, MADV_HUGEPAGE);
+	madvise(p, bytes, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
 	for (unsigned long off = 0; off < bytes; off += PAGE)
 		p[off] = (char)(off >> 12) | 1;
 	return p;
@@ -59,7 +62,7 @@ int main(int argc, char **argv)
 	hold = argc > 3 ? strtoul(argv[3], NULL, 0) : 1000;
 	bytes = mib << 20;
 
-	p = alloc_touch(bytes);
+	p = alloc_touch(bytes, strcmp(argv[1], "scatter") != 0);
 	mark("allocated", mib);
 	sleep_ms(hold);
 

@@ -17,8 +17,11 @@
 //! again is dropped (if they are freed again, the free path sees them
 //! again).
 //!
-//! The list has a fixed capacity; a range that does not fit is dropped and
-//! counted, never waited for.
+//! The list has a fixed capacity. Close ranges share an entry (the pages
+//! between them are scanned too, which is harmless: a scan takes only free
+//! pages), and a full list grows its last entry rather than lose a range;
+//! only when that entry has already been through a round is a range
+//! dropped (and counted), never waited for.
 
 use crate::ranges::PfnRange;
 
@@ -87,18 +90,26 @@ impl<const N: usize> Retry<N> {
         self.ranges[..self.len].iter().map(|r| r.pages()).sum()
     }
 
-    /// Adds a range no round has looked at yet. A range that touches or
-    /// overlaps the last one added, and like it has not been through a
-    /// round, extends it (a batch's ranges come sorted). Returns `false`,
-    /// and leaves the list as it was, if the list is full; an empty range
-    /// is ignored and returns `true`.
-    pub fn push(&mut self, r: PfnRange) -> bool {
+    /// Adds a range no round has looked at yet. If the last range added
+    /// has not been through a round either and lies at most `max_gap`
+    /// pages away (overlapping or touching: 0), it grows to cover both;
+    /// when the list is full it grows whatever the gap, since scanning the
+    /// pages in between costs a little time (a scan takes only pages that
+    /// are free) while dropping the range loses it. Returns `false`, with
+    /// the list unchanged, only if the list is full and its last range has
+    /// been through a round. An empty range is ignored (`true`).
+    pub fn push(&mut self, r: PfnRange, max_gap: u64) -> bool {
         if r.is_empty() {
             return true;
         }
         if let Some(i) = self.len.checked_sub(1) {
             let last = &mut self.ranges[i];
-            if self.tries[i] == 0 && r.start <= last.end && last.start <= r.end {
+            let gap = if r.start > last.end {
+                r.start - last.end
+            } else {
+                last.start.saturating_sub(r.end)
+            };
+            if self.tries[i] == 0 && (gap <= max_gap || self.len == N) {
                 last.start = last.start.min(r.start);
                 last.end = last.end.max(r.end);
                 return true;
@@ -178,35 +189,44 @@ mod tests {
     }
 
     #[test]
-    fn push_merges_touching_fresh_ranges() {
+    fn push_merges_close_fresh_ranges() {
         let mut l = Retry::<4>::new();
-        assert!(l.push(r(0, 512)));
-        assert!(l.push(r(512, 1024)));
-        assert!(l.push(r(600, 700)));
+        assert!(l.push(r(0, 512), 0));
+        assert!(l.push(r(512, 1024), 0));
+        assert!(l.push(r(600, 700), 0));
         assert_eq!(l.len(), 1);
         assert_eq!(l.pages(), 1024);
-        assert!(l.push(r(2048, 2560)));
+        assert!(l.push(r(2048, 2560), 0));
         assert_eq!(l.len(), 2);
-        assert!(l.push(r(5, 5)), "an empty range is accepted and ignored");
-        assert_eq!(l.len(), 2);
+        // Every other page: with a gap of 1 allowed, one range.
+        assert!(l.push(r(4000, 4001), 1));
+        assert!(l.push(r(4002, 4003), 1));
+        assert!(l.push(r(3998, 3999), 1), "below the last range works too");
+        assert_eq!(l.len(), 3);
+        assert_eq!(l.pages(), 1024 + 512 + 5);
+        assert!(l.push(r(5, 5), 0), "an empty range is accepted and ignored");
+        assert_eq!(l.len(), 3);
     }
 
     #[test]
-    fn push_refuses_when_full() {
+    fn full_list_grows_its_last_fresh_range() {
         let mut l = Retry::<2>::new();
-        assert!(l.push(r(0, 1)));
-        assert!(l.push(r(10, 11)));
-        assert!(!l.push(r(20, 21)));
+        assert!(l.push(r(0, 1), 0));
+        assert!(l.push(r(10, 11), 0));
+        assert!(l.push(r(20, 21), 0), "full: the last range covers it");
         assert_eq!(l.len(), 2);
-        // Still merges into the last range when full.
-        assert!(l.push(r(11, 12)));
-        assert_eq!(l.pages(), 3);
+        assert_eq!(l.pages(), 1 + 11);
+        // Once the last range went through a round, a full list refuses.
+        l.round(|_| true);
+        assert!(!l.push(r(30, 31), 0));
+        assert!(!l.push(r(21, 22), 0), "not even a touching range");
+        assert_eq!(l.pages(), 12);
     }
 
     #[test]
     fn rounds_back_off_and_give_up() {
         let mut l = Retry::<4>::new();
-        l.push(r(0, 512));
+        l.push(r(0, 512), 0);
         for (i, d) in DELAYS_MS.iter().enumerate() {
             assert_eq!(l.next_delay_ms(), Some(*d));
             let k = l.round(|_| true);
@@ -224,7 +244,7 @@ mod tests {
     fn round_drops_ranges_that_are_done_and_keeps_order() {
         let mut l = Retry::<8>::new();
         for i in 0..6u64 {
-            l.push(r(i * 10, i * 10 + 1));
+            l.push(r(i * 10, i * 10 + 1), 0);
         }
         let mut seen = [0u64; 6];
         let mut n = 0;
@@ -249,10 +269,10 @@ mod tests {
     #[test]
     fn fresh_range_after_a_round_is_not_merged_and_sets_the_delay() {
         let mut l = Retry::<4>::new();
-        l.push(r(0, 512));
+        l.push(r(0, 512), 0);
         l.round(|_| true);
         assert_eq!(l.next_delay_ms(), Some(DELAYS_MS[1]));
-        l.push(r(512, 1024));
+        l.push(r(512, 1024), 0);
         assert_eq!(l.len(), 2, "a retried range does not absorb a new one");
         assert_eq!(l.next_delay_ms(), Some(DELAYS_MS[0]));
         assert_eq!(l.clear(), 1024);

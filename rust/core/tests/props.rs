@@ -318,18 +318,19 @@ proptest! {
 
 /// Byte strings near the knob grammar: digits, newlines and the usual
 /// mistakes, plus well-formed numbers around the u64 limit.
-/// One step on a retry list: push a range, or run a round in which the
-/// ranges whose start has bit `mask` set still hold unlisted pages.
+/// One step on a retry list: push a range with a gap allowance, or run a
+/// round in which the ranges whose start has bit `mask` set still hold
+/// unlisted pages.
 #[derive(Clone, Debug)]
 enum RetryOp {
-    Push(u64, u64),
+    Push(u64, u64, u64),
     Round(u64),
 }
 
 fn retry_ops() -> impl Strategy<Value = Vec<RetryOp>> {
     prop::collection::vec(
         prop_oneof![
-            4 => (0..256u64, 0..40u64).prop_map(|(s, l)| RetryOp::Push(s, s + l)),
+            4 => (0..256u64, 0..40u64, 0..4u64).prop_map(|(s, l, g)| RetryOp::Push(s, s + l, g)),
             1 => (0..8u64).prop_map(RetryOp::Round),
         ],
         0..60,
@@ -337,39 +338,37 @@ fn retry_ops() -> impl Strategy<Value = Vec<RetryOp>> {
 }
 
 proptest! {
-    /// The retry list against a model: the pages it holds are exactly the
-    /// pages pushed (while there was room) minus those dropped by rounds,
-    /// no range goes through more than `DELAYS_MS.len()` rounds, and the
-    /// next delay follows the freshest range.
+    /// The retry list against a model of (start, end, rounds) entries:
+    /// every page pushed is covered until a round drops its entry (unless
+    /// the push was refused), no entry goes through more than
+    /// `DELAYS_MS.len()` rounds, a push is refused only when the list is
+    /// full and its last entry went through a round, and the next delay
+    /// follows the freshest entry.
     #[test]
     fn retry_matches_model(ops in retry_ops()) {
         const N: usize = 6;
         let mut l = Retry::<N>::new();
-        // (pfns, rounds) per range, in order.
-        let mut model: Vec<(BTreeSet<u64>, usize)> = Vec::new();
+        let mut model: Vec<(u64, u64, usize)> = Vec::new();
         for op in ops {
             match op {
-                RetryOp::Push(s, e) => {
-                    let set: BTreeSet<u64> = (s..e).collect();
-                    let ok = l.push(PfnRange::new(s, e));
-                    if set.is_empty() {
+                RetryOp::Push(s, e, gap) => {
+                    let ok = l.push(PfnRange::new(s, e), gap);
+                    if s >= e {
                         prop_assert!(ok);
                         continue;
                     }
-                    let merged = match model.last_mut() {
-                        Some((last, 0)) if *last.first().unwrap() <= e && s <= *last.last().unwrap() + 1 => {
-                            last.extend(set.iter().copied());
-                            true
+                    let full = model.len() == N;
+                    match model.last_mut() {
+                        Some((ls, le, 0)) if (s <= *le + gap && *ls <= e + gap) || full => {
+                            prop_assert!(ok);
+                            *ls = (*ls).min(s);
+                            *le = (*le).max(e);
                         }
-                        _ => false,
-                    };
-                    if !merged {
-                        prop_assert_eq!(ok, model.len() < N);
-                        if ok {
-                            model.push((set, 0));
+                        _ if full => prop_assert!(!ok),
+                        _ => {
+                            prop_assert!(ok);
+                            model.push((s, e, 0));
                         }
-                    } else {
-                        prop_assert!(ok);
                     }
                 }
                 RetryOp::Round(bit) => {
@@ -381,16 +380,15 @@ proptest! {
                     prop_assert_eq!(k.scanned, model.len());
                     let mut given_up = 0;
                     let mut next = Vec::new();
-                    for ((set, tries), r) in model.drain(..).zip(&seen) {
-                        prop_assert_eq!(*set.first().unwrap(), r.start);
-                        prop_assert_eq!(*set.last().unwrap() + 1, r.end);
+                    for ((s, e, tries), r) in model.drain(..).zip(&seen) {
+                        prop_assert_eq!((s, e), (r.start, r.end));
                         if r.start & (1 << bit) == 0 {
                             continue;
                         }
                         if tries + 1 >= DELAYS_MS.len() {
                             given_up += r.pages();
                         } else {
-                            next.push((set, tries + 1));
+                            next.push((s, e, tries + 1));
                         }
                     }
                     model = next;
@@ -400,9 +398,9 @@ proptest! {
             }
             prop_assert_eq!(l.len(), model.len());
             prop_assert!(l.len() <= N);
-            let pages: u64 = model.iter().map(|(s, _)| s.len() as u64).sum();
+            let pages: u64 = model.iter().map(|(s, e, _)| e - s).sum();
             prop_assert_eq!(l.pages(), pages);
-            let want = model.iter().map(|(_, t)| *t).min().map(|t| DELAYS_MS[t]);
+            let want = model.iter().map(|(_, _, t)| *t).min().map(|t| DELAYS_MS[t]);
             prop_assert_eq!(l.next_delay_ms(), want);
         }
     }

@@ -12,3 +12,9 @@ load_hinting() {
 }
 
 free_kib() { awk '/^MemFree:/ { print $2 }' /proc/meminfo; }
+
+SYS=/sys/kernel/mm/page_hinting
+stat() { cat "$SYS/stats/$1"; }
+# mark NAME with the current reported_pages count
+mark_reported() { mark "$1" "$(stat reported_pages)"; }
+dump_stats() { for f in "$SYS"/stats/*; do echo "stat ${f##*/} $(cat "$f")"; done; }

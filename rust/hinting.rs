@@ -97,6 +97,7 @@ pub(crate) struct Stats {
     pub(crate) retry_dropped: AtomicU64,
     pub(crate) retry_given_up: AtomicU64,
     pub(crate) drains: AtomicU64,
+    pub(crate) spill_ranges: AtomicU64,
     pub(crate) skipped_reported: AtomicU64,
     pub(crate) skipped_small: AtomicU64,
     pub(crate) skipped_low: AtomicU64,
@@ -284,6 +285,13 @@ impl Hinting {
     }
 }
 
+impl Hinting {
+    /// Installs the transport the worker reports through.
+    pub(crate) fn set_transport(&self, t: AnyTransport) {
+        self.shared.worker.lock().transport = t;
+    }
+}
+
 impl Drop for Hinting {
     fn drop(&mut self) {
         // 1. No new captures: when this returns no CPU is in the hook.
@@ -439,6 +447,16 @@ impl Shared {
         t
     }
 
+    /// Arms the idle flush for `flush_ms` from now (after the knob
+    /// changed), so that what the CPUs hold now is flushed too, and a flush
+    /// armed with the old, longer interval comes sooner.
+    pub(crate) fn arm_flush(&self) {
+        let ms = self.cfg.flush_ms.load(Relaxed);
+        if ms != 0 {
+            FLUSH.modify(&self.wq, ms);
+        }
+    }
+
     /// Pauses or resumes hinting. Pausing drops what the CPUs captured and
     /// the retry list (counted in `dropped_disabled`) and returns when the
     /// worker holds no page. Process context.
@@ -486,10 +504,24 @@ impl Shared {
         self.cpus.this_cpu(&irq).db.with_active(|_, b| f(b))
     }
 
-    /// Processes one batch (worker context).
+    /// Processes one batch (worker context). The span of the frees the
+    /// buffer had to turn away goes on the retry list: nothing freed is
+    /// lost because the worker fell behind.
     fn process(&self, buf: &mut CaptureBuf<CAPTURE_ENTRIES>) {
         let pending = buf.pending_pages();
         self.process_entries(buf.as_mut_slice(), pending);
+        let spill = buf.spilled();
+        // (A deliberately broken build forgets what was turned away.)
+        if !spill.is_empty() && self.cfg.enabled.load(Relaxed) && !cfg!(ph_break_spill) {
+            let mut guard = self.worker.lock();
+            let w = &mut **guard;
+            if w.retry.push(spill, RETRY_GAP) {
+                self.stats.spill_ranges.fetch_add(1, Relaxed);
+            } else {
+                self.stats.retry_dropped.fetch_add(spill.pages(), Relaxed);
+            }
+            self.arm_retry(w);
+        }
     }
 
     /// The `min_order` knob, clamped: a scan with a bad order would not

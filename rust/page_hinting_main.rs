@@ -13,6 +13,8 @@ use kernel::prelude::*;
 pub mod batch;
 #[path = "core/src/capture.rs"]
 pub mod capture;
+#[path = "core/src/hv.rs"]
+pub mod hv;
 #[path = "core/src/knobs.rs"]
 pub mod knobs;
 #[path = "core/src/ranges.rs"]
@@ -80,19 +82,31 @@ pub(crate) fn transport_status() -> impl core::fmt::Display {
 impl kernel::Module for PageHinting {
     fn init(module: &'static ThisModule) -> Result<Self> {
         let (params, choice) = sysfs::params();
-        if choice == sysfs::TransportChoice::Hypercall {
-            pr_err!("transport=hypercall: the host offers no memory heat hint hypercall\n");
-            return Err(ENODEV);
-        }
+        let hypercall = match choice {
+            sysfs::TransportChoice::Hypercall => match transport::HypercallTransport::probe() {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    pr_err!("transport=hypercall: the host does not offer Hyper-V's cold-discard memory heat hint; not loading\n");
+                    return Err(e);
+                }
+            },
+            sysfs::TransportChoice::Virtio => None,
+        };
         let h = hinting::Hinting::new(&params)?;
-        // Binds the balloon device if one is present and free; the
-        // mechanism runs with no transport otherwise.
-        let v = match virtio::register(module) {
-            Ok(v) => Some(v),
-            Err(e) => {
-                pr_warn!("virtio driver not registered ({:?}): no transport\n", e);
+        let v = match hypercall {
+            Some(t) => {
+                h.set_transport(transport::AnyTransport::Hypercall(t));
                 None
             }
+            // Binds the balloon device if one is present and free; the
+            // mechanism runs with no transport otherwise.
+            None => match virtio::register(module) {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    pr_warn!("virtio driver not registered ({:?}): no transport\n", e);
+                    None
+                }
+            },
         };
         let dir = sysfs::create()?;
         pr_info!(

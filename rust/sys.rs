@@ -41,8 +41,8 @@ unsafe impl Zeroed for usize {}
 unsafe impl Zeroed for bool {}
 // SAFETY: `Opaque` makes no validity claim about its contents.
 unsafe impl<T> Zeroed for Opaque<T> {}
-// SAFETY: `CaptureBuf` is an array of `u64`-backed entries, a length and a
-// page count; all-zero is the empty buffer.
+// SAFETY: `CaptureBuf` is an array of `u64`-backed entries, a length, a
+// page count and a spill range; all-zero is the empty buffer.
 unsafe impl<const N: usize> Zeroed for crate::capture::CaptureBuf<N> {}
 // SAFETY: an entry is a `u64`; zero is pfn 0, order 0.
 unsafe impl Zeroed for crate::capture::Entry {}
@@ -700,6 +700,63 @@ pub(crate) fn drain_pcp() {
     // SAFETY: `drain_all_pages(NULL)` has no preconditions beyond process
     // context (it takes a mutex), which the worker is.
     unsafe { bindings::drain_all_pages(core::ptr::null_mut()) };
+}
+
+/// Whether the host offers Hyper-V's cold-discard memory heat hint
+/// (`HV_EXT_CAPABILITY_MEMORY_COLD_DISCARD_HINT`). False when not running
+/// on Hyper-V, or in a kernel without Hyper-V support.
+pub(crate) fn hv_cold_discard_offered() -> bool {
+    const HV_EXT_CAPABILITY_MEMORY_COLD_DISCARD_HINT: u64 = 1 << 8;
+    // SAFETY: `hv_query_ext_cap` checks that extended hypercalls exist
+    // before it makes one, and returns false outside Hyper-V; process
+    // context.
+    unsafe { bindings::hv_query_ext_cap(HV_EXT_CAPABILITY_MEMORY_COLD_DISCARD_HINT) }
+}
+
+/// Issues `HvExtCallMemoryHeatHint` with the entries `fill` writes into
+/// this CPU's hypercall input page (after the `hv_memory_hint` header),
+/// with interrupts off as the input page requires. `fill` gets the entry
+/// slots and returns how many it filled. `Err` carries the hypercall
+/// status (`u16::MAX`: no input page).
+pub(crate) fn hv_heat_hint(
+    fill: impl FnOnce(&mut [u64; crate::hv::MAX_RANGES]) -> usize,
+) -> core::result::Result<(), u16> {
+    const HV_EXT_CALL_MEMORY_HEAT_HINT: u16 = 0x8003;
+    const HV_HYPERCALL_RESULT_MASK: u64 = 0xffff;
+    let irq = IrqOff::new();
+    // SAFETY: interrupts are off, so this CPU's input page is ours until
+    // `irq` drops; the helper returns null if there is none.
+    let page = unsafe { bindings::hv_input_page() }.cast::<u64>();
+    if page.is_null() {
+        return Err(u16::MAX);
+    }
+    // SAFETY: the input page is HV_HYP_PAGE_SIZE (4096) bytes, 8-byte
+    // aligned, and ours (above): the header and `MAX_RANGES` entries,
+    // 8 + 511 * 8 bytes, fit.
+    let slots = unsafe {
+        page.write(crate::hv::HINT_COLD_DISCARD);
+        &mut *page.add(1).cast::<[u64; crate::hv::MAX_RANGES]>()
+    };
+    let n = fill(slots).min(crate::hv::MAX_RANGES);
+    if n == 0 {
+        return Ok(());
+    }
+    // SAFETY: the input page holds a valid heat hint of `n` entries; the
+    // call has no output; interrupts are off (above).
+    let status = unsafe {
+        bindings::hv_do_rep_hypercall(
+            HV_EXT_CALL_MEMORY_HEAT_HINT,
+            n as u16,
+            0,
+            page.cast(),
+            core::ptr::null_mut(),
+        )
+    };
+    drop(irq);
+    match status & HV_HYPERCALL_RESULT_MASK {
+        0 => Ok(()),
+        s => Err(s as u16),
+    }
 }
 
 /// Total RAM pages the kernel manages.

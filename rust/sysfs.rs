@@ -185,7 +185,12 @@ impl Attrs for Knobs {
         let _guard = sh.knob_lock.lock();
         match idx {
             THRESHOLD_KB => {
-                let kb = knobs::parse_threshold_kb(input).map_err(bad)?;
+                // (A deliberately broken build checks only the digits.)
+                let kb = if cfg!(ph_break_knob) {
+                    knobs::parse_u64(input).map_err(bad)?
+                } else {
+                    knobs::parse_threshold_kb(input).map_err(bad)?
+                };
                 let pages = knobs::threshold_pages(kb, kernel::page::PAGE_SIZE as u64);
                 c.threshold_kb.store(kb, Relaxed);
                 c.threshold_pages.store(pages, Relaxed);
@@ -201,6 +206,7 @@ impl Attrs for Knobs {
             FLUSH_MS => {
                 let ms = knobs::parse_flush_ms(input).map_err(bad)?;
                 c.flush_ms.store(ms, Relaxed);
+                sh.arm_flush();
             }
             _ => return Err(EINVAL),
         }
@@ -228,7 +234,7 @@ static KNOB_GROUP: Group = Group::new(None, &KNOB_LIST);
 type StatFn = fn(&Shared, &CpuTotals) -> u64;
 
 /// `/sys/kernel/mm/page_hinting/stats/*`, in this order.
-const STATS: [(&core::ffi::CStr, StatFn); 25] = [
+const STATS: [(&core::ffi::CStr, StatFn); 26] = [
     (c"captured_pages", |_, t| t.captured_pages),
     (c"captured_blocks", |_, t| t.captured_blocks),
     (c"pending_pages", |_, t| t.pending_pages),
@@ -260,6 +266,7 @@ const STATS: [(&core::ffi::CStr, StatFn); 25] = [
     (c"retry_dropped_pages", |s, _| {
         s.stats.retry_dropped.load(Relaxed)
     }),
+    (c"overflow_spans", |s, _| s.stats.spill_ranges.load(Relaxed)),
     (c"retry_given_up_pages", |s, _| {
         s.stats.retry_given_up.load(Relaxed)
     }),
@@ -306,10 +313,10 @@ macro_rules! stat_attrs {
     };
 }
 
-static STAT_ATTRS: [Attr; 25] = stat_attrs!(
-    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24
+static STAT_ATTRS: [Attr; 26] = stat_attrs!(
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25
 );
-static STAT_LIST: AttrList<26> = AttrList::new(&STAT_ATTRS);
+static STAT_LIST: AttrList<27> = AttrList::new(&STAT_ATTRS);
 static STAT_GROUP: Group = Group::new(Some(c"stats"), &STAT_LIST);
 
 static GROUPS: [&Group; 2] = [&KNOB_GROUP, &STAT_GROUP];

@@ -591,6 +591,76 @@ fn per_cpu_frees_are_retried(t: &Test) {
     );
 }
 
+/// Frees that find both of their CPU's buffers full are not lost: the
+/// buffer keeps their span, and a retry round scans it. The worker is held
+/// (its lock) so that both buffers fill; then top-order blocks are freed,
+/// which only the spill records.
+fn spilled_frees_are_reported(t: &Test) {
+    const FILL: usize = 2 * hinting::CAPTURE_ENTRIES + 64;
+    const TOPS: usize = 8;
+    let Some(sh) = sh(t) else { return };
+    let Some(setup) = quiet_recording(t, sh) else {
+        return;
+    };
+    sh.cfg.min_order.store(TOP, Relaxed);
+    let mut fill = KVec::with_capacity(FILL, GFP_KERNEL).unwrap_or_default();
+    for _ in 0..FILL {
+        let Some(b) = OwnedBlock::alloc(0, Alloc::Normal) else {
+            break;
+        };
+        if fill.push(b.leak(), GFP_KERNEL).is_err() {
+            break;
+        }
+    }
+    let mut tops = [0u64; TOPS];
+    let n = free_top_blocks_later(&mut tops);
+    kexpect!(t, fill.len() == FILL && n == TOPS, "allocation failed");
+    setup.rec.with(|r| {
+        for (w, &p) in r.watch.iter_mut().zip(&tops[..n]) {
+            *w = crate::ranges::PfnRange::new(p, p + TOP_PAGES);
+        }
+    });
+    let spans = sh.stats.spill_ranges.load(Relaxed);
+    {
+        // Holding the worker, the work item can take one buffer at most
+        // and then waits: the other fills, and what follows spills.
+        let _w = sh.worker.lock();
+        let irq = sys::IrqOff::new();
+        for &pfn in fill.iter() {
+            // SAFETY: each pfn was leaked from an order-0 `OwnedBlock`.
+            drop(unsafe { OwnedBlock::from_pfn(pfn, 0) });
+        }
+        for &pfn in &tops[..n] {
+            // SAFETY: leaked from top-order `OwnedBlock`s.
+            drop(unsafe { OwnedBlock::from_pfn(pfn, TOP) });
+        }
+        drop(irq);
+    }
+    sh.flush_all();
+    kexpect!(
+        t,
+        sh.stats.spill_ranges.load(Relaxed) > spans,
+        "no spilled span reached the retry list"
+    );
+    sh.retry_round();
+    let watched = setup.rec.with(|r| r.watched_pages).unwrap_or(0);
+    kexpect_eq!(t, watched, TOPS as u64 * TOP_PAGES);
+}
+
+/// Allocates top-order blocks and leaks them for the caller to free;
+/// returns how many.
+fn free_top_blocks_later(pfns: &mut [u64]) -> usize {
+    let mut n = 0;
+    for slot in pfns.iter_mut() {
+        let Some(b) = OwnedBlock::alloc(TOP, Alloc::Normal) else {
+            break;
+        };
+        *slot = b.leak();
+        n += 1;
+    }
+    n
+}
+
 kunit_suite!(
     page_hinting_mechanism,
     "page_hinting_mechanism",
@@ -601,6 +671,7 @@ kunit_suite!(
         transport_error_leaves_unmarked,
         threshold_triggers_report,
         cpu_offline_hands_over,
-        per_cpu_frees_are_retried
+        per_cpu_frees_are_retried,
+        spilled_frees_are_reported
     ]
 );

@@ -48,6 +48,58 @@ impl Transport for NullTransport {
     }
 }
 
+/// Hyper-V's cold-discard memory heat hint (`HvExtCallMemoryHeatHint`, as
+/// Linux's `hv_balloon` issues it): ranges encoded per the TLFS by the core
+/// ([`crate::hv`]), one hypercall per report. The hypercall returns when
+/// the host is done, so the pages are given back right after it.
+pub(crate) struct HypercallTransport(());
+
+impl HypercallTransport {
+    /// The transport, if the host offers the hypercall.
+    pub(crate) fn probe() -> Result<Self> {
+        if crate::sys::hv_cold_discard_offered() {
+            Ok(HypercallTransport(()))
+        } else {
+            Err(ENODEV)
+        }
+    }
+}
+
+impl Transport for HypercallTransport {
+    fn name(&self) -> &'static str {
+        "hyperv-heat-hint"
+    }
+    fn max_entries(&self) -> usize {
+        // Each range takes at most three hypercall entries.
+        const _: () =
+            assert!(REPORT_MAX * crate::hv::MAX_ENTRIES_PER_RANGE <= crate::hv::MAX_RANGES);
+        REPORT_MAX
+    }
+    fn max_entry_bytes(&self) -> u64 {
+        crate::hv::MAX_ENTRY_BYTES
+    }
+    fn report(&mut self, ranges: &[PfnRange]) -> Result<bool> {
+        let r = crate::sys::hv_heat_hint(|slots| {
+            let mut n = 0;
+            for e in ranges.iter().flat_map(|r| crate::hv::encode(*r)) {
+                // The limits above make this unreachable; stop rather
+                // than write past the page.
+                let Some(slot) = slots.get_mut(n) else { break };
+                *slot = e;
+                n += 1;
+            }
+            n
+        });
+        match r {
+            Ok(()) => Ok(true),
+            Err(status) => {
+                pr_warn!("memory heat hint failed: status {:#x}\n", status);
+                Err(EIO)
+            }
+        }
+    }
+}
+
 /// A transport that records what it is given, for tests.
 #[cfg(CONFIG_KUNIT)]
 pub(crate) struct RecordingTransport {
@@ -68,6 +120,10 @@ pub(crate) struct RecordingTransport {
     /// Pages of a report entry that were still free buddy pages when the
     /// transport saw them (must stay 0: reported pages are isolated).
     pub(crate) seen_free: u64,
+    /// Ranges a test watches, and how many of their pages were reported
+    /// (however many ranges the reports hold).
+    pub(crate) watch: [PfnRange; 16],
+    pub(crate) watched_pages: u64,
 }
 
 #[cfg(CONFIG_KUNIT)]
@@ -83,6 +139,8 @@ impl RecordingTransport {
             fail: None,
             max_entries: max_entries.min(REPORT_MAX),
             seen_free: 0,
+            watch: [PfnRange::default(); 16],
+            watched_pages: 0,
         }
     }
 
@@ -111,6 +169,10 @@ impl Transport for RecordingTransport {
             self.entries += 1;
             self.pages += r.pages();
             self.seen_free += crate::sys::count_buddy_heads(*r);
+            for w in &self.watch {
+                let (lo, hi) = (w.start.max(r.start), w.end.min(r.end));
+                self.watched_pages += hi.saturating_sub(lo);
+            }
             if self.nranges < self.ranges.len() {
                 self.ranges[self.nranges] = *r;
                 self.nranges += 1;
@@ -129,6 +191,8 @@ pub(crate) enum AnyTransport {
     Null(NullTransport),
     /// See [`crate::virtio::VirtioTransport`].
     Virtio(KBox<crate::virtio::VirtioTransport>),
+    /// See [`HypercallTransport`].
+    Hypercall(HypercallTransport),
     /// See [`RecordingTransport`].
     #[cfg(CONFIG_KUNIT)]
     Recording(KBox<RecordingTransport>),
@@ -139,6 +203,7 @@ impl AnyTransport {
         match self {
             AnyTransport::Null(t) => t,
             AnyTransport::Virtio(t) => &mut **t,
+            AnyTransport::Hypercall(t) => t,
             #[cfg(CONFIG_KUNIT)]
             AnyTransport::Recording(t) => &mut **t,
         }

@@ -161,7 +161,12 @@ def check_linux_balloon(r):
     assert fall >= 0.5 * freed, f"virtio_balloon returned only {fall:.0f} MiB"
 
 
-SCENARIOS = [("load-unload", check_load_unload), ("demo", check_demo),
+def check_knobs(r):
+    for m in ("params-refused", "params-taken", "knobs-validated", "knobs-effective"):
+        mark_time(r, m)
+
+
+SCENARIOS = [("load-unload", check_load_unload), ("demo", check_demo), ("knobs", check_knobs),
              ("free700", check_free700), ("scatter", check_scatter),
              ("linux-balloon", check_linux_balloon)]
 
@@ -169,7 +174,8 @@ SCENARIOS = [("load-unload", check_load_unload), ("demo", check_demo),
 def main():
     kernel = sh(os.path.join(TOOLS, "kernel.sh"), "normal") + "/arch/x86/boot/bzImage"
     initrd = sh(os.path.join(TOOLS, "initramfs.sh"), "normal")
-    outdir = os.path.join(os.path.dirname(initrd), "e2e")
+    brk = os.environ.get("PH_BREAK")
+    outdir = os.path.join(os.path.dirname(initrd), "e2e" + (f"-break-{brk}" if brk else ""))
     os.makedirs(outdir, exist_ok=True)
     only = sys.argv[1:]
     failed = []

@@ -24,9 +24,11 @@ declare -A GUARD=(
 	[leak]=leakcheck
 	[retry]=per_cpu_frees_are_retried
 	[drain]=per_cpu_frees_are_retried
+	[knob]=e2e:knobs
+	[spill]=spilled_frees_are_reported
 )
 breaks=("$@")
-((${#breaks[@]})) || breaks=(capture isolation mark error kick hotplug leak retry drain)
+((${#breaks[@]})) || breaks=(capture isolation mark error kick hotplug leak retry drain spill knob)
 
 kbuild=$("$ROOT/tools/kernel.sh" debug)
 res=$OUT/teeth
@@ -35,8 +37,18 @@ bad=0
 for b in "${breaks[@]}"; do
 	want=${GUARD[$b]:-}
 	[[ -n $want ]] || die "unknown break '$b' (known: ${!GUARD[*]})"
-	initrd=$(PH_BREAK=$b "$ROOT/tools/initramfs.sh" debug)
 	t0=$SECONDS
+	if [[ $want == e2e:* ]]; then
+		# Guarded by a check-e2e scenario on the normal kernel.
+		if PH_BREAK=$b "$ROOT/tools/check-e2e.py" "${want#e2e:}" >"$res/$b.log" 2>&1; then
+			info "teeth: break '$b' -> $want PASSED: the test does not catch this bug (log: $res/$b.log)"
+			bad=1
+		else
+			info "teeth: break '$b' -> $want fails, as it must ($((SECONDS - t0)) s: $(grep -m1 PH-FAIL "$res/$b.log" | sed 's/^ *| *//'))"
+		fi
+		continue
+	fi
+	initrd=$(PH_BREAK=$b "$ROOT/tools/initramfs.sh" debug)
 	kunit_boot "$kbuild/arch/x86/boot/bzImage" "$initrd" "$res/$b" >/dev/null 2>&1 || true
 	failed=$(sed -n 's/^\[ *[0-9.]*\] *not ok [0-9]* \([a-z_]*\)$/\1/p' "$res/$b.log" | sort -u | tr '\n' ' ')
 	grep -q '^PH-FAIL free memory fell' "$res/$b.log" && failed+="leakcheck "

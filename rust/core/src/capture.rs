@@ -18,7 +18,9 @@
 //! (see [`crate::ranges::sort`]) and ends with [`CaptureBuf::clear`], which
 //! is O(1), so the buffer is ready to become the active one again. A buffer
 //! answers [`Push::Full`] rather than overwrite entries, so a worker that
-//! falls behind loses hints, never memory safety.
+//! falls behind never costs memory safety; the buffer remembers the pfn span
+//! of what it turned away ([`CaptureBuf::spilled`]), so that the worker can
+//! scan that span later instead of losing those hints.
 //!
 //! A `CaptureBuf<N>` is `8 * N + 16` bytes: keep large ones out of the
 //! kernel stack (a `static`, or allocated and initialised in place).
@@ -155,6 +157,8 @@ pub struct CaptureBuf<const N: usize> {
     // Invariant: len <= N.
     len: usize,
     pending_pages: u64,
+    // Covers every entry turned away since the last clear; empty if none.
+    spill: crate::ranges::PfnRange,
 }
 
 impl<const N: usize> CaptureBuf<N> {
@@ -167,19 +171,28 @@ impl<const N: usize> CaptureBuf<N> {
             entries: [Entry(0); N],
             len: 0,
             pending_pages: 0,
+            spill: crate::ranges::PfnRange { start: 0, end: 0 },
         }
     }
 
     /// Appends `e` if there is room.
     ///
-    /// Returns [`Push::Full`] (and stores nothing) if the buffer already
-    /// holds `N` entries. Otherwise stores `e`, adds its pages to
+    /// Returns [`Push::Full`] (and stores nothing but the entry's span, in
+    /// [`spilled`](Self::spilled)) if the buffer already holds `N` entries. Otherwise stores `e`, adds its pages to
     /// [`pending_pages`](Self::pending_pages) and returns [`Push::Ready`] if
     /// the buffer is now full or holds at least `threshold_pages` pages,
     /// [`Push::Stored`] if not. O(1).
     #[inline]
     pub fn push(&mut self, e: Entry, threshold_pages: u64) -> Push {
         let Some(slot) = self.entries.get_mut(self.len) else {
+            let (start, end) = (e.pfn(), e.end());
+            let s = &mut self.spill;
+            if s.is_empty() {
+                *s = crate::ranges::PfnRange { start, end };
+            } else {
+                s.start = s.start.min(start);
+                s.end = s.end.max(end);
+            }
             return Push::Full;
         };
         *slot = e;
@@ -239,11 +252,20 @@ impl<const N: usize> CaptureBuf<N> {
         self.is_full() || self.pending_pages >= threshold_pages
     }
 
-    /// Forgets every entry. O(1): the entries are not overwritten.
+    /// The smallest pfn range covering every entry turned away with
+    /// [`Push::Full`] since the last [`clear`](Self::clear); empty if none.
+    #[inline]
+    pub const fn spilled(&self) -> crate::ranges::PfnRange {
+        self.spill
+    }
+
+    /// Forgets every entry and the spill. O(1): the entries are not
+    /// overwritten.
     #[inline]
     pub fn clear(&mut self) {
         self.len = 0;
         self.pending_pages = 0;
+        self.spill = crate::ranges::PfnRange { start: 0, end: 0 };
     }
 }
 

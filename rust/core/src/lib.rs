@@ -14,6 +14,7 @@
 //!   reports.
 //! - [`retry`]: [`retry::Retry`], the bounded list of ranges the worker
 //!   scans again later, with its back-off.
+//! - [`hv`]: the range encoding of Hyper-V's memory heat hint hypercall.
 //! - [`knobs`]: parsing and validation of the sysfs knobs, and
 //!   [`knobs::threshold_pages`].
 //!
@@ -29,6 +30,7 @@
 
 pub mod batch;
 pub mod capture;
+pub mod hv;
 pub mod knobs;
 pub mod ranges;
 pub mod retry;

@@ -10,6 +10,7 @@ use std::collections::BTreeSet;
 
 use page_hinting_core::batch::{Batcher, Limits};
 use page_hinting_core::capture::{CaptureBuf, Entry, Push, MAX_PAGE_ORDER, PFN_LIMIT};
+use page_hinting_core::hv;
 use page_hinting_core::knobs::{self, KnobError};
 use page_hinting_core::ranges::{cut, merge, radix_sort, sort, PfnRange};
 use page_hinting_core::retry::{Retry, DELAYS_MS};
@@ -228,17 +229,20 @@ proptest! {
         const N: usize = 16;
         let mut buf = CaptureBuf::<N>::new();
         let mut shadow: Vec<Entry> = Vec::new();
+        let mut spilled: Vec<Entry> = Vec::new();
         for op in ops {
             match op {
                 None => {
                     buf.clear();
                     shadow.clear();
+                    spilled.clear();
                 }
                 Some(e) => {
                     let was_full = shadow.len() == N;
                     let got = buf.push(e, threshold);
                     if was_full {
                         prop_assert_eq!(got, Push::Full);
+                        spilled.push(e);
                     } else {
                         shadow.push(e);
                         let pending: u64 = shadow.iter().map(|e| e.pages()).sum();
@@ -253,6 +257,12 @@ proptest! {
             prop_assert_eq!(buf.len(), shadow.len());
             prop_assert_eq!(buf.is_full(), shadow.len() == N);
             prop_assert_eq!(buf.is_ready(threshold), shadow.len() == N || pending >= threshold);
+            // The spill is exactly the hull of what was turned away.
+            let want = match (spilled.iter().map(|e| e.pfn()).min(), spilled.iter().map(|e| e.end()).max()) {
+                (Some(lo), Some(hi)) => PfnRange::new(lo, hi),
+                _ => PfnRange::default(),
+            };
+            prop_assert_eq!(buf.spilled(), want);
         }
     }
 
@@ -402,6 +412,46 @@ proptest! {
             prop_assert_eq!(l.pages(), pages);
             let want = model.iter().map(|(_, _, t)| *t).min().map(|t| DELAYS_MS[t]);
             prop_assert_eq!(l.next_delay_ms(), want);
+        }
+    }
+}
+
+proptest! {
+    /// Hyper-V encoding: the entries cover the range exactly, in order,
+    /// each within its field widths; a range of at most `MAX_ENTRY_BYTES`
+    /// takes at most `MAX_ENTRIES_PER_RANGE` entries, and a range of
+    /// aligned huge pages takes only large entries.
+    #[test]
+    fn hv_encoding_covers_exactly(
+        start in prop_oneof![0..1u64 << 40, (0..1u64 << 31).prop_map(|x| x << 9)],
+        len in prop_oneof![1..4096u64, 1..1u64 << 22, (1..4096u64).prop_map(|x| x << 9)],
+    ) {
+        let r = PfnRange::new(start, start + len);
+        let mut next = start;
+        let mut n = 0;
+        let mut all_large = true;
+        for e in hv::encode(r) {
+            let d = hv::decode(e);
+            prop_assert_eq!(d.start, next);
+            prop_assert!(d.end > d.start);
+            let large = e & (1 << 11) != 0;
+            all_large &= large;
+            if large {
+                prop_assert_eq!(d.start % 512, 0);
+                prop_assert!(d.pages() <= hv::MAX_ENTRY_PAGES * 512);
+                prop_assert_eq!(e & (1 << 12), 0, "page_size must say 2 MiB");
+            } else {
+                prop_assert!(d.pages() <= hv::MAX_ENTRY_PAGES);
+            }
+            next = d.end;
+            n += 1;
+        }
+        prop_assert_eq!(next, r.end);
+        if len <= hv::MAX_ENTRY_BYTES >> 12 {
+            prop_assert!(n <= hv::MAX_ENTRIES_PER_RANGE, "{} entries", n);
+        }
+        if start % 512 == 0 && len % 512 == 0 {
+            prop_assert!(all_large);
         }
     }
 }

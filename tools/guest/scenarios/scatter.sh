@@ -5,7 +5,7 @@
 # its huge pages.
 . /scenarios/lib.sh
 
-# scatter NAME: run memhog scatter; mark NAME-mid with the reported count 3 s
+# scatter NAME: run memhog scatter; mark NAME-mid with the reported count 5 s
 # after the scattered free, while the rest of the mapping is still held.
 scatter() {
 	rm -f /tmp/memhog.out
@@ -16,12 +16,14 @@ scatter() {
 		[ $i -lt 600 ] || fail "memhog never freed"
 		sleep 0.1
 	done
-	sleep 3
+	sleep 5
 	mark_reported "$1-mid"
 	wait || fail memhog
 }
 
-load_hinting min_order=0
+# min_order=0 through sysfs (the knobs scenario covers the parameter).
+load_hinting
+echo 0 >"$SYS/min_order" || fail "min_order=0"
 mark_reported o0-before
 scatter o0
 dump_stats

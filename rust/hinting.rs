@@ -168,6 +168,9 @@ pub(crate) struct Worker {
     retry: KBox<Retry<RETRY_RANGES>>,
     /// When the armed retry round runs (ktime ns), 0 if none is armed.
     retry_due_ns: u64,
+    /// The hull of the spans of frees the capture buffers turned away since
+    /// the last retry round, which scans it once.
+    spill: PfnRange,
     pub(crate) transport: AnyTransport,
 }
 
@@ -229,6 +232,7 @@ impl Hinting {
                 held: sys::zeroed_box()?,
                 retry: sys::zeroed_box()?,
                 retry_due_ns: 0,
+                spill: PfnRange::default(),
                 transport: AnyTransport::Null(NullTransport),
             },
             GFP_KERNEL,
@@ -515,11 +519,8 @@ impl Shared {
         if !spill.is_empty() && self.cfg.enabled.load(Relaxed) && !cfg!(ph_break_spill) {
             let mut guard = self.worker.lock();
             let w = &mut **guard;
-            if w.retry.push(spill, RETRY_GAP) {
-                self.stats.spill_ranges.fetch_add(1, Relaxed);
-            } else {
-                self.stats.retry_dropped.fetch_add(spill.pages(), Relaxed);
-            }
+            w.spill = w.spill.hull(spill);
+            self.stats.spill_ranges.fetch_add(1, Relaxed);
             self.arm_retry(w);
         }
     }
@@ -608,9 +609,13 @@ impl Shared {
     /// Arms the retry round for the range on the list that is due first,
     /// unless a round is already armed no later than that.
     fn arm_retry(&self, w: &mut Worker) {
-        let Some(ms) = w.retry.next_delay_ms() else {
-            return;
+        let first = crate::retry::DELAYS_MS[0];
+        let ms = match w.retry.next_delay_ms() {
+            Some(ms) => ms,
+            None if !w.spill.is_empty() => first,
+            None => return,
         };
+        let ms = if w.spill.is_empty() { ms } else { ms.min(first) };
         let due = sys::ktime_ns().saturating_add(u64::from(ms) * 1_000_000);
         if w.retry_due_ns == 0 || due < w.retry_due_ns {
             w.retry_due_ns = due;
@@ -624,7 +629,8 @@ impl Shared {
         let mut guard = self.worker.lock();
         let w = &mut **guard;
         w.retry_due_ns = 0;
-        if w.retry.is_empty() {
+        let spill = core::mem::take(&mut w.spill);
+        if w.retry.is_empty() && spill.is_empty() {
             return;
         }
         if !self.cfg.enabled.load(Relaxed) {
@@ -649,6 +655,14 @@ impl Shared {
         self.stats
             .retry_given_up
             .fetch_add(k.given_up_pages, Relaxed);
+        // The spill is scanned once; what is still on per-CPU lists in it
+        // joins the retry list.
+        if !spill.is_empty()
+            && self.scan_range(held, transport, spill, min_order).unlisted != 0
+            && !retry.push(spill, RETRY_GAP)
+        {
+            self.stats.retry_dropped.fetch_add(spill.pages(), Relaxed);
+        }
         self.report(held, transport, min_order);
         self.arm_retry(w);
     }

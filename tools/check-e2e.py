@@ -126,24 +126,28 @@ def check_scatter(r):
     # most of it comes back; with the default min_order nothing is
     # reported and the host keeps its huge pages.
     scattered = 128
-    allocs = marks(r, "allocated")
+    starts = marks(r, "scattering")
     scats = marks(r, "freed-scattered")
-    assert len(allocs) == 2 and len(scats) == 2, "memhog did not run twice"
+    assert len(starts) == 2 and len(scats) == 2, "memhog did not run twice"
     out = {}
-    for (t_a, _), (t_s, _), tag in zip(allocs, scats, ("o0", "o9")):
+    for (t_b, _), (t_s, _), tag in zip(starts, scats, ("o0", "o9")):
         t_mid = mark_time(r, f"{tag}-mid")
-        rss0, huge0 = sample_at(r, t_s - 0.3)
+        # Before the first page is freed (hinting reports during the loop).
+        rss0, huge0 = sample_at(r, t_b)
         rss1, huge1 = sample_at(r, t_mid)
         rep = mark_value(r, f"{tag}-mid") - mark_value(r, f"{tag}-before")
         out[tag] = ((rss0 - rss1) / MIB, huge0 / MIB, huge1 / MIB, rep * 4 / MIB)
-        print(f"  {tag}: host RSS fell {out[tag][0]:.0f} MiB of {scattered} MiB scattered; "
+        print(f"  {tag}: host RSS fell {out[tag][0]:.0f} MiB of {scattered} MiB scattered "
+              f"(freeing took {t_s - t_b:.1f} s, measured {t_mid - t_s:.1f} s after); "
               f"AnonHugePages {out[tag][1]:.0f} -> {out[tag][2]:.0f} MiB; "
               f"guest reported {out[tag][3]:.0f} MiB")
     fall0, _, _, rep0 = out["o0"]
     assert fall0 >= 0.75 * scattered, f"min_order=0: only {fall0:.0f} MiB came back"
     assert rep0 >= 0.75 * scattered, f"min_order=0: the guest reported only {rep0:.0f} MiB"
-    fall9, h0, h1, rep9 = out["o9"]
-    assert rep9 == 0, f"default min_order reported {rep9:.0f} MiB of scattered pages"
+    # The guest may report other free memory meanwhile (pages that were
+    # never backed on the host): the host's view is what proves that none
+    # of the scattered pages went back.
+    fall9, h0, h1, _ = out["o9"]
     assert fall9 <= 8, f"default min_order: host RSS fell {fall9:.0f} MiB"
     assert h1 >= h0 - 8, f"default min_order: host AnonHugePages fell {h0 - h1:.0f} MiB"
 

@@ -70,6 +70,7 @@ int main(int argc, char **argv)
 		munmap(p, bytes);
 		mark("freed", mib);
 	} else if (!strcmp(argv[1], "scatter")) {
+		mark("scattering", mib / 2);
 		for (unsigned long off = 0; off < bytes; off += 2 * PAGE)
 			madvise(p + off, PAGE, MADV_DONTNEED);
 		mark("freed-scattered", mib / 2);

@@ -185,14 +185,7 @@ impl<const N: usize> CaptureBuf<N> {
     #[inline]
     pub fn push(&mut self, e: Entry, threshold_pages: u64) -> Push {
         let Some(slot) = self.entries.get_mut(self.len) else {
-            let (start, end) = (e.pfn(), e.end());
-            let s = &mut self.spill;
-            if s.is_empty() {
-                *s = crate::ranges::PfnRange { start, end };
-            } else {
-                s.start = s.start.min(start);
-                s.end = s.end.max(end);
-            }
+            self.spill = self.spill.hull(crate::ranges::PfnRange::from_entry(e));
             return Push::Full;
         };
         *slot = e;

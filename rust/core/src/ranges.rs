@@ -54,6 +54,30 @@ impl PfnRange {
         self.start >= self.end
     }
 
+    /// The smallest range covering both `self` and `other`; an empty range
+    /// counts as nothing, so the hull with an empty range is the other one.
+    #[inline]
+    pub const fn hull(self, other: PfnRange) -> PfnRange {
+        if self.is_empty() {
+            return other;
+        }
+        if other.is_empty() {
+            return self;
+        }
+        PfnRange {
+            start: if self.start < other.start {
+                self.start
+            } else {
+                other.start
+            },
+            end: if self.end > other.end {
+                self.end
+            } else {
+                other.end
+            },
+        }
+    }
+
     /// Length in bytes for pages of `1 << page_shift` bytes, or `None` if it
     /// does not fit in a `u64`.
     #[inline]
@@ -494,6 +518,17 @@ impl<I: Iterator<Item = PfnRange>> Iterator for Cut<I> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hull_covers_both_and_ignores_empty() {
+        let (a, b) = (PfnRange::new(10, 20), PfnRange::new(30, 40));
+        assert_eq!(a.hull(b), PfnRange::new(10, 40));
+        assert_eq!(b.hull(a), PfnRange::new(10, 40));
+        assert_eq!(a.hull(PfnRange::new(15, 16)), a);
+        assert_eq!(a.hull(PfnRange::new(50, 50)), a);
+        assert_eq!(PfnRange::new(7, 3).hull(b), b);
+        assert!(PfnRange::default().hull(PfnRange::default()).is_empty());
+    }
 
     fn e(pfn: u64, order: u32) -> Entry {
         Entry::new(pfn, order).unwrap()

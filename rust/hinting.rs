@@ -615,7 +615,11 @@ impl Shared {
             None if !w.spill.is_empty() => first,
             None => return,
         };
-        let ms = if w.spill.is_empty() { ms } else { ms.min(first) };
+        let ms = if w.spill.is_empty() {
+            ms
+        } else {
+            ms.min(first)
+        };
         let due = sys::ktime_ns().saturating_add(u64::from(ms) * 1_000_000);
         if w.retry_due_ns == 0 || due < w.retry_due_ns {
             w.retry_due_ns = due;

@@ -18,8 +18,8 @@ def sh(*cmd):
     return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
 
 
-def boot(kernel, initrd, outdir, scenario, timeout=300, extra=()):
-    js = os.path.join(outdir, scenario + ".json")
+def boot(kernel, initrd, outdir, name, scenario, timeout=300, extra=()):
+    js = os.path.join(outdir, name + ".json")
     cmd = [os.path.join(TOOLS, "run-guest.py"), "--kernel", kernel, "--initrd", initrd,
            "--scenario", scenario, "--timeout", str(timeout), "--strict-console", "--quiet",
            "--json", js, *extra]
@@ -170,9 +170,27 @@ def check_knobs(r):
         mark_time(r, m)
 
 
-SCENARIOS = [("load-unload", check_load_unload), ("demo", check_demo), ("knobs", check_knobs),
-             ("free700", check_free700), ("scatter", check_scatter),
-             ("linux-balloon", check_linux_balloon)]
+def check_marks(*names):
+    def check(r):
+        for m in names:
+            mark_time(r, m)
+    return check
+
+
+POISON = "init_on_free=1"
+# (name, guest scenario, check, extra run-guest arguments)
+SCENARIOS = [
+    ("load-unload", "load-unload", check_load_unload, ()),
+    ("demo", "demo", check_demo, ()),
+    ("knobs", "knobs", check_knobs, ()),
+    ("free700", "free700", check_free700, ()),
+    ("scatter", "scatter", check_scatter, ()),
+    ("linux-balloon", "linux-balloon", check_linux_balloon, ()),
+    ("unbind", "unbind", check_marks("unbound", "rebound", "done"), ()),
+    ("poison-negotiated", "poison", check_marks("poison-negotiated"), ("--append", POISON)),
+    ("poison-refused", "poison", check_marks("poison-refused"),
+     ("--append", POISON + " ph_expect=refused", "--balloon-opts", ",page-poison=off")),
+]
 
 
 def main():
@@ -183,11 +201,11 @@ def main():
     os.makedirs(outdir, exist_ok=True)
     only = sys.argv[1:]
     failed = []
-    for name, check in SCENARIOS:
+    for name, scenario, check, extra in SCENARIOS:
         if only and name not in only:
             continue
         print(f"[check-e2e] {name}")
-        rc, r = boot(kernel, initrd, outdir, name)
+        rc, r = boot(kernel, initrd, outdir, name, scenario, extra=extra)
         try:
             assert rc == 0, f"guest status {rc}"
             check(r)

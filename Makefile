@@ -7,6 +7,7 @@
 #                     module loaded, show memory going back to the host
 #   make check        the whole test suite (check-host, check-kunit, check-e2e)
 #   make check-teeth  show each in-guest test fails on the bug it guards against
+#   make soak         the integrity stress for longer (20000 operations per CPU)
 #
 # The Linux kernel's out-of-tree module build also reads this directory's
 # Kbuild file; it never runs this Makefile.
@@ -14,7 +15,7 @@
 SHELL := /bin/bash
 T := tools
 
-.PHONY: run check check-host check-kunit check-e2e check-teeth deps kernel debug-kernel \
+.PHONY: run check check-host check-kunit check-e2e check-teeth soak deps kernel debug-kernel \
 	module debug-module initramfs debug-initramfs paths patches-edit \
 	patches-export fmt bench-core fuzz clean
 
@@ -35,6 +36,9 @@ check-e2e: deps
 
 check-teeth: deps
 	@$(T)/check-teeth.sh
+
+soak: deps
+	@$(T)/check-e2e.py integrity-soak
 
 deps:
 	@$(T)/deps.sh

@@ -186,10 +186,17 @@ SCENARIOS = [
     ("free700", "free700", check_free700, ()),
     ("scatter", "scatter", check_scatter, ()),
     ("linux-balloon", "linux-balloon", check_linux_balloon, ()),
+    ("integrity", "integrity", check_marks("stress-done", "integrity"), ()),
     ("unbind", "unbind", check_marks("unbound", "rebound", "done"), ()),
     ("poison-negotiated", "poison", check_marks("poison-negotiated"), ("--append", POISON)),
     ("poison-refused", "poison", check_marks("poison-refused"),
      ("--append", POISON + " ph_expect=refused", "--balloon-opts", ",page-poison=off")),
+]
+
+# Run only when named (make soak): the integrity stress for longer.
+SOAK = [
+    ("integrity-soak", "integrity", check_marks("stress-done", "integrity"),
+     ("--append", "ph_stress_ops=20000")),
 ]
 
 
@@ -201,11 +208,12 @@ def main():
     os.makedirs(outdir, exist_ok=True)
     only = sys.argv[1:]
     failed = []
-    for name, scenario, check, extra in SCENARIOS:
-        if only and name not in only:
+    for name, scenario, check, extra in SCENARIOS + SOAK:
+        if (only and name not in only) or (not only and (name, scenario, check, extra) in SOAK):
             continue
         print(f"[check-e2e] {name}")
-        rc, r = boot(kernel, initrd, outdir, name, scenario, extra=extra)
+        timeout = 3600 if name in dict((n, 0) for n, *_ in SOAK) else 300
+        rc, r = boot(kernel, initrd, outdir, name, scenario, timeout=timeout, extra=extra)
         try:
             assert rc == 0, f"guest status {rc}"
             check(r)

@@ -1,0 +1,20 @@
+# SPDX-License-Identifier: GPL-2.0
+# check-e2e: integrity stress. Every CPU maps, stamps, verifies and unmaps
+# memory at random while page_hinting reports at its most aggressive
+# (min_order=0, the smallest threshold, a 1 ms idle flush) and the host
+# discards what it is given. A page the host discarded while the guest used
+# it fails the run with its address.
+. /scenarios/lib.sh
+# Operations per thread: ph_stress_ops=N on the kernel command line (make
+# soak passes a larger one).
+OPS=1500
+for a in $(cat /proc/cmdline); do case $a in ph_stress_ops=*) OPS=${a#*=} ;; esac; done
+load_hinting min_order=0 threshold_kb=4 flush_ms=1
+r0=$(stat reported_pages) n0=$(stat reports)
+stress "$OPS" 192 || fail "integrity stress"
+r1=$(stat reported_pages) n1=$(stat reports)
+echo "during the stress: $((n1 - n0)) reports, $((r1 - r0)) pages reported"
+[ "$r1" -gt "$r0" ] || fail "nothing was reported during the stress: it proves nothing"
+mark integrity "$((n1 - n0)) $((r1 - r0))"
+dump_stats
+rmmod page_hinting || fail rmmod

@@ -98,6 +98,7 @@ pub(crate) struct Stats {
     pub(crate) retry_given_up: AtomicU64,
     pub(crate) drains: AtomicU64,
     pub(crate) spill_ranges: AtomicU64,
+    pub(crate) no_transport: AtomicU64,
     pub(crate) skipped_reported: AtomicU64,
     pub(crate) skipped_small: AtomicU64,
     pub(crate) skipped_low: AtomicU64,
@@ -519,6 +520,9 @@ impl Shared {
         if !spill.is_empty() && self.cfg.enabled.load(Relaxed) && !cfg!(ph_break_spill) {
             let mut guard = self.worker.lock();
             let w = &mut **guard;
+            if !w.transport.sends() {
+                return;
+            }
             w.spill = w.spill.hull(spill);
             self.stats.spill_ranges.fetch_add(1, Relaxed);
             self.arm_retry(w);
@@ -545,9 +549,13 @@ impl Shared {
             return;
         }
         let min_order = self.min_order();
-        sort(entries);
         let mut guard = self.worker.lock();
         let w = &mut **guard;
+        if !w.transport.sends() {
+            self.stats.no_transport.fetch_add(pending, Relaxed);
+            return;
+        }
+        sort(entries);
         for r in cut(merge(entries), min_order) {
             let k = self.scan_range(&mut w.held, &mut w.transport, r, min_order);
             // (A deliberately broken build never looks again.)
@@ -637,7 +645,7 @@ impl Shared {
         if w.retry.is_empty() && spill.is_empty() {
             return;
         }
-        if !self.cfg.enabled.load(Relaxed) {
+        if !self.cfg.enabled.load(Relaxed) || !w.transport.sends() {
             let pages = w.retry.clear();
             self.stats.dropped_disabled.fetch_add(pages, Relaxed);
             return;

@@ -234,7 +234,7 @@ static KNOB_GROUP: Group = Group::new(None, &KNOB_LIST);
 type StatFn = fn(&Shared, &CpuTotals) -> u64;
 
 /// `/sys/kernel/mm/page_hinting/stats/*`, in this order.
-const STATS: [(&core::ffi::CStr, StatFn); 26] = [
+const STATS: [(&core::ffi::CStr, StatFn); 27] = [
     (c"captured_pages", |_, t| t.captured_pages),
     (c"captured_blocks", |_, t| t.captured_blocks),
     (c"pending_pages", |_, t| t.pending_pages),
@@ -272,6 +272,9 @@ const STATS: [(&core::ffi::CStr, StatFn); 26] = [
     }),
     (c"disabled_dropped_pages", |s, _| {
         s.stats.dropped_disabled.load(Relaxed)
+    }),
+    (c"no_transport_pages", |s, _| {
+        s.stats.no_transport.load(Relaxed)
     }),
     (c"transport_errors", |s, _| {
         s.stats.transport_errors.load(Relaxed)
@@ -313,10 +316,11 @@ macro_rules! stat_attrs {
     };
 }
 
-static STAT_ATTRS: [Attr; 26] = stat_attrs!(
-    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25
+static STAT_ATTRS: [Attr; 27] = stat_attrs!(
+    0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
+    26
 );
-static STAT_LIST: AttrList<27> = AttrList::new(&STAT_ATTRS);
+static STAT_LIST: AttrList<28> = AttrList::new(&STAT_ATTRS);
 static STAT_GROUP: Group = Group::new(Some(c"stats"), &STAT_LIST);
 
 static GROUPS: [&Group; 2] = [&KNOB_GROUP, &STAT_GROUP];

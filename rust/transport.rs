@@ -209,6 +209,11 @@ impl AnyTransport {
         }
     }
 
+    /// Whether reports go anywhere: with no transport the worker neither
+    /// isolates nor drains.
+    pub(crate) fn sends(&self) -> bool {
+        !matches!(self, AnyTransport::Null(_))
+    }
     /// See [`Transport::name`].
     pub(crate) fn name(&mut self) -> &'static str {
         self.inner().name()

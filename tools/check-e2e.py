@@ -168,6 +168,15 @@ def check_linux_balloon(r):
 def check_knobs(r):
     for m in ("params-refused", "params-taken", "knobs-validated", "knobs-effective"):
         mark_time(r, m)
+    # The ABI document lists exactly the files the module creates.
+    files = {line.split()[1] for _, line in r["console"] if line.startswith("sysfs-file ")}
+    abi = os.path.join(os.path.dirname(TOOLS), "Documentation", "ABI", "testing",
+                       "sysfs-kernel-mm-page_hinting")
+    documented = {line.split()[1] for line in open(abi) if line.startswith("What:")}
+    assert files, "the guest listed no sysfs file"
+    assert files == documented, \
+        f"undocumented: {sorted(files - documented)}; documented, absent: {sorted(documented - files)}"
+    print(f"  {len(files)} sysfs files, each documented in {os.path.relpath(abi, os.path.dirname(TOOLS))}")
 
 
 def check_marks(*names):

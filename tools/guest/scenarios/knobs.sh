@@ -31,6 +31,8 @@ for kv in threshold_kb=8192 min_order=3 flush_ms=250 enabled=0; do
 done
 grep -q "^virtio-balloon active$" "$SYS/transport" || fail "transport: $(cat "$SYS/transport")"
 mark params-taken
+# Every file, for the host to compare with the ABI document.
+for f in "$SYS"/* "$SYS"/stats/*; do [ -f "$f" ] && echo "sysfs-file $f"; done
 
 # --- every knob: valid values, bad writes, permissions ---
 check_knob() { # KNOB "VALID..." "OUT-OF-RANGE..."

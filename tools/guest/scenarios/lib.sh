@@ -5,7 +5,12 @@ MOD=/lib/modules/page_hinting.ko
 mark() { echo "PH-MARK $*"; }
 fail() { echo "PH-FAIL $*"; exit 1; }
 
+# load_hinting [PARAM=VALUE...]: also takes ph_param.PARAM=VALUE from the
+# kernel command line (benchmarks and sweeps set knobs that way).
 load_hinting() {
+	for a in $(cat /proc/cmdline); do
+		case $a in ph_param.*) set -- "$@" "${a#ph_param.}" ;; esac
+	done
 	insmod "$MOD" "$@" || fail "insmod page_hinting $*"
 	grep -q '^page_hinting ' /proc/modules || fail "page_hinting not in /proc/modules"
 	mark loaded

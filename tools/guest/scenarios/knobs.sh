@@ -61,6 +61,15 @@ check_knob enabled "0 1" "2"
 check_knob flush_ms "0 60000 100" "60001"
 expect_write "$SYS/transport" "x" EACCES
 expect_write "$SYS/stats/reported_pages" "0" EACCES
+# Fuzz every store handler against a model of the grammar.
+ph-fuzz "$SYS/threshold_kb" 4 1073741824 3000 1 || fail "fuzz threshold_kb"
+ph-fuzz "$SYS/min_order" 0 10 3000 2 || fail "fuzz min_order"
+ph-fuzz "$SYS/enabled" 0 1 1000 3 || fail "fuzz enabled"
+ph-fuzz "$SYS/flush_ms" 0 60000 3000 4 || fail "fuzz flush_ms"
+echo 4096 >"$SYS/threshold_kb"
+echo 9 >"$SYS/min_order"
+echo 1 >"$SYS/enabled"
+echo 100 >"$SYS/flush_ms"
 mark knobs-validated
 
 # --- each knob takes effect ---

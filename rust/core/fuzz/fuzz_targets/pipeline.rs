@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Fuzzes the whole reporting pipeline on arbitrary batches:
-//! sort → merge → cut → batch, asserting every invariant against a simple
-//! interval model built with std.
+//! sort → merge → cut → batch → Hyper-V encoding, asserting every invariant
+//! against a simple interval model built with std, and the capture
+//! buffer's spill.
 //!
 //! Input layout: byte 0 picks `min_order`, bytes 1-2 the maximum entry
 //! size in pages, byte 3 the report length (and, in its top bit, whether to
@@ -14,6 +15,7 @@
 use libfuzzer_sys::fuzz_target;
 use page_hinting_core::batch::{Batcher, Limits};
 use page_hinting_core::capture::{CaptureBuf, Entry, Push, MAX_PAGE_ORDER, PFN_LIMIT};
+use page_hinting_core::hv;
 use page_hinting_core::ranges::{cut, merge, radix_sort, sort, PfnRange};
 
 /// Union of the entries' pages as sorted, disjoint, non-adjacent
@@ -98,6 +100,16 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(r, if ready { Push::Ready } else { Push::Stored });
         assert_eq!(buf.pending_pages(), pushed);
     }
+    // The spill is the hull of the entries turned away.
+    let turned = entries.get(64..).unwrap_or(&[]);
+    let hull = match (
+        turned.iter().map(|e| e.pfn()).min(),
+        turned.iter().map(|e| e.end()).max(),
+    ) {
+        (Some(lo), Some(hi)) => PfnRange::new(lo, hi),
+        _ => PfnRange::default(),
+    };
+    assert_eq!(buf.spilled(), hull);
     assert_eq!(buf.as_slice(), &entries[..entries.len().min(64)]);
 
     // Merge of unsorted input still covers exactly the pages.
@@ -158,4 +170,30 @@ fuzz_target!(|data: &[u8]| {
     let total: u64 = pieces.iter().map(PfnRange::pages).sum();
     assert_eq!(total, cuts.iter().map(PfnRange::pages).sum::<u64>());
     assert!(pieces.windows(2).all(|w| w[0].end <= w[1].start));
+
+    // Hyper-V encoding of each piece: exact cover, in order, fields in
+    // range, at most three entries for a piece of at most 4 GiB.
+    // (Pfns from 2^52 on, beyond any machine, end the encoding.)
+    const HV_PFN_LIMIT: u64 = 1 << 52;
+    for p in &pieces {
+        let mut next = p.start.min(HV_PFN_LIMIT);
+        let mut n = 0;
+        for e in hv::encode(*p) {
+            let d = hv::decode(e);
+            assert_eq!(d.start, next);
+            assert!(d.end > d.start);
+            if e & (1 << 11) != 0 {
+                assert_eq!(d.start % 512, 0);
+                assert_eq!(e & (1 << 12), 0);
+            } else {
+                assert!(d.pages() <= hv::MAX_ENTRY_PAGES);
+            }
+            next = d.end;
+            n += 1;
+        }
+        assert_eq!(next, p.end.min(HV_PFN_LIMIT).max(p.start.min(HV_PFN_LIMIT)));
+        if p.pages() <= hv::MAX_ENTRY_BYTES >> 12 {
+            assert!(n <= hv::MAX_ENTRIES_PER_RANGE);
+        }
+    }
 });

@@ -58,25 +58,27 @@ struct PageHinting {
 }
 
 /// What `/sys/kernel/mm/page_hinting/transport` shows: the transport, its
-/// state, and why it does not report if it does not.
+/// state, and why it does not report if it does not. Takes no lock, so it
+/// answers while a report waits for a slow host.
 pub(crate) fn transport_status() -> impl core::fmt::Display {
-    struct Status(&'static str, virtio::State);
+    struct Status(sysfs::TransportChoice, virtio::State);
     impl core::fmt::Display for Status {
         fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
             match self.0 {
-                "virtio" | "none" => {
+                // The module loads with the hypercall only if the host
+                // offers it.
+                sysfs::TransportChoice::Hypercall => f.write_str("hyperv-heat-hint active"),
+                sysfs::TransportChoice::Virtio => {
                     write!(f, "virtio-balloon {}", self.1.name())?;
                     if let Some(why) = self.1.reason() {
                         write!(f, ": {}", why)?;
                     }
                     Ok(())
                 }
-                name => write!(f, "{} active", name),
             }
         }
     }
-    let name = hinting::shared().map_or("none", |sh| sh.worker.lock().transport.name());
-    Status(name, virtio::State::get())
+    Status(sysfs::params().1, virtio::State::get())
 }
 
 impl kernel::Module for PageHinting {

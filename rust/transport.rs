@@ -15,8 +15,6 @@ pub(crate) const REPORT_MAX: usize = 32;
 
 /// The operations every transport provides.
 pub(crate) trait Transport {
-    /// A short name for logs and sysfs.
-    fn name(&self) -> &'static str;
     /// Most entries in one report (at most [`REPORT_MAX`]).
     fn max_entries(&self) -> usize;
     /// Most bytes in one entry. The worker rounds it down to whole
@@ -34,9 +32,6 @@ pub(crate) trait Transport {
 pub(crate) struct NullTransport;
 
 impl Transport for NullTransport {
-    fn name(&self) -> &'static str {
-        "none"
-    }
     fn max_entries(&self) -> usize {
         REPORT_MAX
     }
@@ -66,9 +61,6 @@ impl HypercallTransport {
 }
 
 impl Transport for HypercallTransport {
-    fn name(&self) -> &'static str {
-        "hyperv-heat-hint"
-    }
     fn max_entries(&self) -> usize {
         // Each range takes at most three hypercall entries.
         const _: () =
@@ -154,9 +146,6 @@ impl RecordingTransport {
 
 #[cfg(CONFIG_KUNIT)]
 impl Transport for RecordingTransport {
-    fn name(&self) -> &'static str {
-        "recording"
-    }
     fn max_entries(&self) -> usize {
         self.max_entries
     }
@@ -213,10 +202,6 @@ impl AnyTransport {
     /// isolates nor drains.
     pub(crate) fn sends(&self) -> bool {
         !matches!(self, AnyTransport::Null(_))
-    }
-    /// See [`Transport::name`].
-    pub(crate) fn name(&mut self) -> &'static str {
-        self.inner().name()
     }
     /// See [`Transport::max_entries`].
     pub(crate) fn max_entries(&mut self) -> usize {

@@ -295,10 +295,6 @@ pub(crate) struct VirtioTransport {
 const SLOW_HOST_MS: u32 = 10_000;
 
 impl Transport for VirtioTransport {
-    fn name(&self) -> &'static str {
-        "virtio"
-    }
-
     fn max_entries(&self) -> usize {
         self.max_entries
     }

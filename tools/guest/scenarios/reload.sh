@@ -1,0 +1,51 @@
+# SPDX-License-Identifier: GPL-2.0
+# check-e2e: load and unload page_hinting 50 times (reporting at its most
+# aggressive) while the integrity stress runs on every CPU and the host
+# discards what it is given. No page may change under the stress, and
+# afterwards free memory is back to its baseline: no page stuck isolated.
+. /scenarios/lib.sh
+CYCLES=50
+settle() {
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+	sleep 1
+	pcp=$(awk '$1 == "count:" { s += $2 } END { print s * 4 }' /proc/zoneinfo)
+	echo $(($(free_kib) + pcp))
+}
+cycle() {
+	insmod "$MOD" min_order=0 threshold_kb=4 flush_ms=1 || fail "insmod $1"
+	sleep 0.$(($1 % 5))
+	rmmod page_hinting || fail "rmmod $1"
+}
+# Warm up slab caches and per-CPU lists, then take the baseline.
+stress 100 64 >/dev/null || fail "warm-up stress"
+cycle 0
+base=$(settle)
+rm -f /tmp/stop
+(
+	n=0
+	while [ ! -f /tmp/stop ]; do
+		stress 200 128 >/tmp/stress.out || { cat /tmp/stress.out; exit 1; }
+		n=$((n + 1))
+	done
+	echo "stress rounds: $n"
+) &
+spid=$!
+i=1
+while [ $i -le $CYCLES ]; do
+	cycle $i
+	i=$((i + 1))
+done
+touch /tmp/stop
+wait $spid || fail "integrity stress failed during the load/unload cycles"
+after=$(settle)
+lost=$((base - after))
+echo "PH-LEAKCHECK cycles=$CYCLES base_kib=$base after_kib=$after lost_kib=$lost"
+dmesg | grep -q "pages still isolated at unload" && fail "pages left isolated at unload"
+[ "$lost" -lt 4096 ] || fail "free memory fell by $lost KiB over $CYCLES load/unload cycles"
+n=$(dmesg | grep -c 'page_hinting: unloading:')
+rep=$(dmesg | sed -n 's/.*page_hinting: unloading: .* isolated, \([0-9]*\) reported.*/\1/p' |
+	awk '{ s += $1 } END { print s + 0 }')
+echo "reported over the cycles: $rep pages"
+[ "$rep" -gt 0 ] || fail "nothing was reported during the cycles: the test proves nothing"
+mark reload-done "$CYCLES $n $rep"

@@ -197,6 +197,7 @@ SCENARIOS = [
     ("linux-balloon", "linux-balloon", check_linux_balloon, ()),
     ("integrity", "integrity", check_marks("stress-done", "integrity"), ()),
     ("reload", "reload", check_marks("reload-done"), ()),
+    ("cpuhotplug", "cpuhotplug", check_marks("hotplug-done"), ()),
     ("unbind", "unbind", check_marks("unbound", "rebound", "done"), ()),
     ("poison-negotiated", "poison", check_marks("poison-negotiated"), ("--append", POISON)),
     ("poison-refused", "poison", check_marks("poison-refused"),

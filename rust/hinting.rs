@@ -617,16 +617,11 @@ impl Shared {
     /// Arms the retry round for the range on the list that is due first,
     /// unless a round is already armed no later than that.
     fn arm_retry(&self, w: &mut Worker) {
-        let first = crate::retry::DELAYS_MS[0];
+        // A pending spill is due at the first (shortest) delay.
         let ms = match w.retry.next_delay_ms() {
+            _ if !w.spill.is_empty() => crate::retry::DELAYS_MS[0],
             Some(ms) => ms,
-            None if !w.spill.is_empty() => first,
             None => return,
-        };
-        let ms = if w.spill.is_empty() {
-            ms
-        } else {
-            ms.min(first)
         };
         let due = sys::ktime_ns().saturating_add(u64::from(ms) * 1_000_000);
         if w.retry_due_ns == 0 || due < w.retry_due_ns {

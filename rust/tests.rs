@@ -196,32 +196,44 @@ impl Drop for Hoard {
     }
 }
 
+/// Allocates blocks of `order` into `pfns` (leaked: the caller frees them
+/// with [`free_leaked`]) until it is full or allocation fails; returns how
+/// many.
+fn alloc_leaked(order: u32, pfns: &mut [u64]) -> usize {
+    let mut n = 0;
+    for slot in pfns.iter_mut() {
+        let Some(b) = OwnedBlock::alloc(order, Alloc::Normal) else {
+            break;
+        };
+        *slot = b.leak();
+        n += 1;
+    }
+    n
+}
+
+/// Frees blocks [`alloc_leaked`] allocated, all on this CPU (which is then
+/// the one that captured them).
+fn free_leaked(order: u32, pfns: &[u64]) {
+    let irq = sys::IrqOff::new();
+    for &pfn in pfns {
+        // SAFETY: each pfn was leaked by `alloc_leaked` from an `OwnedBlock`
+        // of `order`, and is freed once, here.
+        drop(unsafe { OwnedBlock::from_pfn(pfn, order) });
+    }
+    drop(irq);
+}
+
 /// Allocates `n` top-order blocks and frees them again; returns their pfns
 /// (free buddy blocks now, unless someone allocated them meanwhile).
 fn free_top_blocks(t: &Test, pfns: &mut [u64]) -> usize {
-    let mut n = 0;
-    for slot in pfns.iter_mut() {
-        match OwnedBlock::alloc(TOP, Alloc::Normal) {
-            Some(b) => {
-                *slot = b.leak();
-                n += 1;
-            }
-            None => break,
-        }
-    }
+    let n = alloc_leaked(TOP, pfns);
     kexpect!(
         t,
         n == pfns.len(),
         "could only allocate {} top-order blocks",
         n
     );
-    // Free them all on one CPU, which is then the one that captured them.
-    let irq = sys::IrqOff::new();
-    for &pfn in &pfns[..n] {
-        // SAFETY: each pfn was leaked from an `OwnedBlock` of order TOP above.
-        drop(unsafe { OwnedBlock::from_pfn(pfn, TOP) });
-    }
-    drop(irq);
+    free_leaked(TOP, &pfns[..n]);
     n
 }
 
@@ -543,21 +555,9 @@ fn per_cpu_frees_are_retried(t: &Test) {
     let pages = 1u64 << order;
     sh.cfg.min_order.store(order, Relaxed);
     let mut pfns = [0u64; N];
-    let mut n = 0;
-    for slot in pfns.iter_mut() {
-        let Some(b) = OwnedBlock::alloc(order, Alloc::Normal) else {
-            break;
-        };
-        *slot = b.leak();
-        n += 1;
-    }
+    let n = alloc_leaked(order, &mut pfns);
     kexpect_eq!(t, n, N);
-    let irq = sys::IrqOff::new();
-    for &pfn in &pfns[..n] {
-        // SAFETY: each pfn was leaked from an `OwnedBlock` of `order` above.
-        drop(unsafe { OwnedBlock::from_pfn(pfn, order) });
-    }
-    drop(irq);
+    free_leaked(order, &pfns[..n]);
     let reported = |rec: &Recorder<'_>| {
         rec.with(|r| {
             pfns[..n]
@@ -603,18 +603,11 @@ fn spilled_frees_are_reported(t: &Test) {
         return;
     };
     sh.cfg.min_order.store(TOP, Relaxed);
-    let mut fill = KVec::with_capacity(FILL, GFP_KERNEL).unwrap_or_default();
-    for _ in 0..FILL {
-        let Some(b) = OwnedBlock::alloc(0, Alloc::Normal) else {
-            break;
-        };
-        if fill.push(b.leak(), GFP_KERNEL).is_err() {
-            break;
-        }
-    }
+    let mut fill = KVec::from_elem(0u64, FILL, GFP_KERNEL).unwrap_or_default();
+    let m = alloc_leaked(0, &mut fill);
     let mut tops = [0u64; TOPS];
-    let n = free_top_blocks_later(&mut tops);
-    kexpect!(t, fill.len() == FILL && n == TOPS, "allocation failed");
+    let n = alloc_leaked(TOP, &mut tops);
+    kexpect!(t, m == FILL && n == TOPS, "allocation failed");
     setup.rec.with(|r| {
         for (w, &p) in r.watch.iter_mut().zip(&tops[..n]) {
             *w = crate::ranges::PfnRange::new(p, p + TOP_PAGES);
@@ -624,16 +617,12 @@ fn spilled_frees_are_reported(t: &Test) {
     {
         // Holding the worker, the work item can take one buffer at most
         // and then waits: the other fills, and what follows spills.
+        // Interrupts stay off across both calls, so every free lands in
+        // this CPU's buffers.
         let _w = sh.worker.lock();
         let irq = sys::IrqOff::new();
-        for &pfn in fill.iter() {
-            // SAFETY: each pfn was leaked from an order-0 `OwnedBlock`.
-            drop(unsafe { OwnedBlock::from_pfn(pfn, 0) });
-        }
-        for &pfn in &tops[..n] {
-            // SAFETY: leaked from top-order `OwnedBlock`s.
-            drop(unsafe { OwnedBlock::from_pfn(pfn, TOP) });
-        }
+        free_leaked(0, &fill[..m]);
+        free_leaked(TOP, &tops[..n]);
         drop(irq);
     }
     sh.flush_all();
@@ -645,20 +634,6 @@ fn spilled_frees_are_reported(t: &Test) {
     sh.retry_round();
     let watched = setup.rec.with(|r| r.watched_pages).unwrap_or(0);
     kexpect_eq!(t, watched, TOPS as u64 * TOP_PAGES);
-}
-
-/// Allocates top-order blocks and leaks them for the caller to free;
-/// returns how many.
-fn free_top_blocks_later(pfns: &mut [u64]) -> usize {
-    let mut n = 0;
-    for slot in pfns.iter_mut() {
-        let Some(b) = OwnedBlock::alloc(TOP, Alloc::Normal) else {
-            break;
-        };
-        *slot = b.leak();
-        n += 1;
-    }
-    n
 }
 
 kunit_suite!(

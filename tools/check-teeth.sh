@@ -38,6 +38,7 @@ bad=0
 for b in "${breaks[@]}"; do
 	wants=${GUARD[$b]:-}
 	[[ -n $wants ]] || die "unknown break '$b' (known: ${!GUARD[*]})"
+	booted=
 	for want in $wants; do
 		t0=$SECONDS
 		if [[ $want == e2e:* ]]; then
@@ -51,10 +52,14 @@ for b in "${breaks[@]}"; do
 			fi
 			continue
 		fi
-		initrd=$(PH_BREAK=$b "$ROOT/tools/initramfs.sh" debug)
-		kunit_boot "$kbuild/arch/x86/boot/bzImage" "$initrd" "$res/$b" >/dev/null 2>&1 || true
-		failed=$(sed -n 's/^\[ *[0-9.]*\] *not ok [0-9]* \([a-z_]*\)$/\1/p' "$res/$b.log" | sort -u | tr '\n' ' ')
-		grep -q '^PH-FAIL free memory fell' "$res/$b.log" && failed+="leakcheck "
+		# One KUnit boot per break serves all of its KUnit guards.
+		if [[ -z $booted ]]; then
+			initrd=$(PH_BREAK=$b "$ROOT/tools/initramfs.sh" debug)
+			kunit_boot "$kbuild/arch/x86/boot/bzImage" "$initrd" "$res/$b" >/dev/null 2>&1 || true
+			failed=$(sed -n 's/^\[ *[0-9.]*\] *not ok [0-9]* \([a-z_]*\)$/\1/p' "$res/$b.log" | sort -u | tr '\n' ' ')
+			grep -q '^PH-FAIL free memory fell' "$res/$b.log" && failed+="leakcheck "
+			booted=1
+		fi
 		if [[ " $failed" == *" $want "* ]]; then
 			info "teeth: break '$b' -> $want fails, as it must ($((SECONDS - t0)) s; failed: ${failed% })"
 		else

@@ -16,15 +16,6 @@ echo 'page-hinting-none' >/sys/module/kunit/parameters/filter_glob ||
 # Each cycle frees 2 x 48 MiB while the module is loaded and unloads it
 # at a different moment of the frees. A few cycles first let slab caches
 # and per-CPU lists reach their steady size.
-# Free memory counts the pages on the per-CPU free lists too (MemFree does
-# not, and their fill varies by megabytes from one moment to the next).
-settle() {
-	sync
-	echo 3 >/proc/sys/vm/drop_caches
-	sleep 1
-	pcp=$(awk '$1 == "count:" { s += $2 } END { print s * 4 }' /proc/zoneinfo)
-	echo $(($(free_kib) + pcp))
-}
 cycles() {
 	i=0
 	while [ $i -lt "$1" ]; do

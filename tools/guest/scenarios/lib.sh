@@ -23,3 +23,13 @@ stat() { cat "$SYS/stats/$1"; }
 # mark NAME with the current reported_pages count
 mark_reported() { mark "$1" "$(stat reported_pages)"; }
 dump_stats() { for f in "$SYS"/stats/*; do echo "stat ${f##*/} $(cat "$f")"; done; }
+# Free memory after dropping caches, counting the pages on the per-CPU free
+# lists too (MemFree does not, and their fill varies by megabytes from one
+# moment to the next): the leak checks compare it before and after.
+settle() {
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+	sleep 1
+	pcp=$(awk '$1 == "count:" { s += $2 } END { print s * 4 }' /proc/zoneinfo)
+	echo $(($(free_kib) + pcp))
+}

@@ -5,13 +5,6 @@
 # afterwards free memory is back to its baseline: no page stuck isolated.
 . /scenarios/lib.sh
 CYCLES=50
-settle() {
-	sync
-	echo 3 >/proc/sys/vm/drop_caches
-	sleep 1
-	pcp=$(awk '$1 == "count:" { s += $2 } END { print s * 4 }' /proc/zoneinfo)
-	echo $(($(free_kib) + pcp))
-}
 cycle() {
 	insmod "$MOD" min_order=0 threshold_kb=4 flush_ms=1 || fail "insmod $1"
 	sleep 0.$(($1 % 5))

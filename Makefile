@@ -8,6 +8,8 @@
 #   make check        the whole test suite (check-host, check-kunit, check-e2e)
 #   make check-teeth  show each in-guest test fails on the bug it guards against
 #   make soak         the integrity stress for longer (20000 operations per CPU)
+#   make bench        page_hinting side by side with Linux's own free page
+#                     reporting: table, CSV/JSON and a PNG plot (about 25 min)
 #
 # The Linux kernel's out-of-tree module build also reads this directory's
 # Kbuild file; it never runs this Makefile.
@@ -15,7 +17,7 @@
 SHELL := /bin/bash
 T := tools
 
-.PHONY: run check check-host check-kunit check-e2e check-teeth soak deps kernel debug-kernel \
+.PHONY: run check check-host check-kunit check-e2e check-teeth soak bench deps kernel debug-kernel \
 	module debug-module initramfs debug-initramfs paths patches-edit \
 	patches-export fmt bench-core fuzz clean
 
@@ -39,6 +41,9 @@ check-teeth: deps
 
 soak: deps
 	@$(T)/check-e2e.py integrity-soak
+
+bench: deps
+	@$(T)/bench.py
 
 deps:
 	@$(T)/deps.sh

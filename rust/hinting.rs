@@ -576,7 +576,12 @@ impl Shared {
         r: PfnRange,
         min_order: u32,
     ) -> ScanCounts {
-        let budget = self.cfg.max_isolated.load(Relaxed);
+        // (A deliberately broken build ignores the isolation cap.)
+        let budget = if cfg!(ph_break_cap) {
+            u64::MAX
+        } else {
+            self.cfg.max_isolated.load(Relaxed)
+        };
         let mut scan = Scan::new(r.start, r.end, min_order, budget.saturating_sub(held.pages));
         loop {
             let nb = held.nblocks;
@@ -716,6 +721,11 @@ impl Shared {
                     failed = true;
                     break;
                 }
+            }
+            // (A deliberately broken build sends one report a batch, as if
+            // the queue took the whole batch.)
+            if cfg!(ph_break_queue) {
+                break;
             }
         }
         // Deliberately broken builds (tools/check-teeth.sh): "error" marks

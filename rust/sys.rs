@@ -787,6 +787,14 @@ pub(crate) fn cond_resched() {
     unsafe { bindings::__cond_resched() };
 }
 
+/// Sleeps for at least `ms` milliseconds. Process context only.
+#[cfg(CONFIG_KUNIT)]
+pub(crate) fn msleep(ms: u32) {
+    // SAFETY: no memory is involved; the callers (tests and the test
+    // transport) run in process context, where sleeping is allowed.
+    unsafe { bindings::msleep(ms) }
+}
+
 /// Monotonic time in nanoseconds.
 pub(crate) fn ktime_ns() -> u64 {
     // SAFETY: no requirements.

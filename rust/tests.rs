@@ -12,8 +12,8 @@ use crate::capture::{Entry, MAX_PAGE_ORDER};
 use crate::hinting::{self, Shared};
 use crate::kunit::{kexpect, kexpect_eq, kunit_suite, Test};
 use crate::sys::{self, Alloc, OwnedBlock, Scan};
-use crate::transport::{AnyTransport, NullTransport, RecordingTransport};
-use core::sync::atomic::Ordering::Relaxed;
+use crate::transport::{AnyTransport, NullTransport, RecordingTransport, STALL, STALLED};
+use core::sync::atomic::Ordering::{Relaxed, Release};
 use kernel::prelude::*;
 
 const TOP: u32 = MAX_PAGE_ORDER;
@@ -121,9 +121,15 @@ struct Setup<'a> {
 }
 
 fn quiet_recording<'a>(t: &Test, sh: &'a Shared) -> Option<Setup<'a>> {
+    quiet_recording_with(t, sh, 32)
+}
+
+/// [`quiet_recording`] with a transport that takes `max_entries` entries
+/// per report.
+fn quiet_recording_with<'a>(t: &Test, sh: &'a Shared, max_entries: usize) -> Option<Setup<'a>> {
     let knobs = Knobs::save(sh);
     knobs.quiesce();
-    match Recorder::install(sh, 32) {
+    match Recorder::install(sh, max_entries) {
         Ok(rec) => Some(Setup { rec, _knobs: knobs }),
         Err(_) => {
             kexpect!(t, false, "no memory for the recorder");
@@ -636,6 +642,114 @@ fn spilled_frees_are_reported(t: &Test) {
     kexpect_eq!(t, watched, TOPS as u64 * TOP_PAGES);
 }
 
+/// A transport whose queue is smaller than a batch (one entry a report):
+/// the batch goes out in as many reports as it needs, nothing is dropped.
+/// Every other block of a run is freed, so that they cannot merge into one
+/// range.
+fn small_queue_splits_reports(t: &Test) {
+    const N: usize = 16;
+    let Some(sh) = sh(t) else { return };
+    let Some(setup) = quiet_recording_with(t, sh, 1) else {
+        return;
+    };
+    sh.cfg.min_order.store(TOP, Relaxed);
+    let mut pfns = [0u64; N];
+    let n = alloc_leaked(TOP, &mut pfns);
+    kexpect_eq!(t, n, N);
+    let mut freed = [0u64; N / 2];
+    let mut kept = [0u64; N / 2];
+    for (i, &p) in pfns[..n].iter().enumerate() {
+        if i % 2 == 0 {
+            freed[i / 2] = p;
+        } else {
+            kept[i / 2] = p;
+        }
+    }
+    let half = n / 2;
+    setup.rec.with(|r| {
+        for (w, &p) in r.watch.iter_mut().zip(&freed[..half]) {
+            *w = crate::ranges::PfnRange::new(p, p + TOP_PAGES);
+        }
+    });
+    free_leaked(TOP, &freed[..half]);
+    sh.flush_all();
+    free_leaked(TOP, &kept[..n - half]);
+    let (reports, entries, watched) = setup
+        .rec
+        .with(|r| (r.reports, r.entries, r.watched_pages))
+        .unwrap_or_default();
+    kexpect_eq!(t, entries, reports);
+    kexpect!(t, reports > 1, "one report for {} blocks", half);
+    kexpect_eq!(t, watched, half as u64 * TOP_PAGES);
+}
+
+/// A host that does not answer: while a report waits, pages are freed and
+/// allocated (this test would hang if either path waited for the worker),
+/// the frees the buffers cannot take are counted and kept as a span, and
+/// the pages held stay within the isolation cap. Once the host answers,
+/// everything freed meanwhile is reported and nothing stays isolated.
+fn stuck_host_blocks_nothing(t: &Test) {
+    const FILL: usize = 2 * hinting::CAPTURE_ENTRIES + 64;
+    const FIRST: usize = 16;
+    const TOPS: usize = 16;
+    let Some(sh) = sh(t) else { return };
+    let Some(setup) = quiet_recording(t, sh) else {
+        return;
+    };
+    sh.cfg.min_order.store(TOP, Relaxed);
+    sh.cfg.threshold_pages.store(TOP_PAGES, Relaxed);
+    let mut first = [0u64; FIRST];
+    let k = alloc_leaked(TOP, &mut first);
+    let mut tops = [0u64; TOPS];
+    let n = alloc_leaked(TOP, &mut tops);
+    let mut fill = KVec::from_elem(0u64, FILL, GFP_KERNEL).unwrap_or_default();
+    let m = alloc_leaked(0, &mut fill);
+    kexpect!(t, k == FIRST && n == TOPS && m == FILL, "allocation failed");
+    setup.rec.with(|r| {
+        for (w, &p) in r.watch.iter_mut().zip(&tops[..n]) {
+            *w = crate::ranges::PfnRange::new(p, p + TOP_PAGES);
+        }
+    });
+    let overflow = sh.cpu_totals().overflow_entries;
+    let stalled = STALLED.load(Relaxed);
+    STALL.store(true, Release);
+    // More than the cap: the worker isolates up to it, reports, and waits.
+    free_leaked(TOP, &first[..k]);
+    let mut waited = 0;
+    while STALLED.load(Relaxed) == stalled && waited < 10_000 {
+        sys::msleep(10);
+        waited += 10;
+    }
+    kexpect!(t, STALLED.load(Relaxed) > stalled, "no report began");
+    let cap = sh.cfg.max_isolated.load(Relaxed);
+    let held = sh.stats.isolated_now.load(Relaxed);
+    kexpect!(t, held <= cap, "{} pages isolated, cap {}", held, cap);
+    // Frees with interrupts off stay on this CPU: its buffers fill and the
+    // top-order blocks land in the spill.
+    let irq = sys::IrqOff::new();
+    free_leaked(0, &fill[..m]);
+    free_leaked(TOP, &tops[..n]);
+    drop(irq);
+    // The allocator still hands out memory, the free path still takes it.
+    let mut again = [0u64; 32];
+    let a = alloc_leaked(TOP, &mut again);
+    free_leaked(TOP, &again[..a]);
+    kexpect!(t, a > 0, "no allocation while the host was stuck");
+    kexpect!(
+        t,
+        sh.cpu_totals().overflow_entries > overflow,
+        "no free was turned away while the host was stuck"
+    );
+    kexpect!(t, sh.stats.isolated_now.load(Relaxed) <= cap);
+    STALL.store(false, Release);
+    sh.wait_queued();
+    sh.flush_all();
+    sh.retry_round();
+    let watched = setup.rec.with(|r| r.watched_pages).unwrap_or(0);
+    kexpect_eq!(t, watched, n as u64 * TOP_PAGES);
+    kexpect_eq!(t, sh.stats.isolated_now.load(Relaxed), 0);
+}
+
 kunit_suite!(
     page_hinting_mechanism,
     "page_hinting_mechanism",
@@ -647,6 +761,8 @@ kunit_suite!(
         threshold_triggers_report,
         cpu_offline_hands_over,
         per_cpu_frees_are_retried,
-        spilled_frees_are_reported
+        spilled_frees_are_reported,
+        small_queue_splits_reports,
+        stuck_host_blocks_nothing
     ]
 );

@@ -8,10 +8,21 @@
 //! marked reported if the transport says the host has them.
 
 use crate::ranges::PfnRange;
+#[cfg(CONFIG_KUNIT)]
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use kernel::prelude::*;
 
 /// Entries in the largest report any transport takes.
 pub(crate) const REPORT_MAX: usize = 32;
+
+/// Tests: while set, a [`RecordingTransport`] report waits, as for a host
+/// that does not answer.
+#[cfg(CONFIG_KUNIT)]
+pub(crate) static STALL: AtomicBool = AtomicBool::new(false);
+
+/// Tests: reports that began while [`STALL`] was set.
+#[cfg(CONFIG_KUNIT)]
+pub(crate) static STALLED: AtomicU64 = AtomicU64::new(0);
 
 /// The operations every transport provides.
 pub(crate) trait Transport {
@@ -153,6 +164,12 @@ impl Transport for RecordingTransport {
         u32::MAX.into()
     }
     fn report(&mut self, ranges: &[PfnRange]) -> Result<bool> {
+        if STALL.load(Ordering::Acquire) {
+            STALLED.fetch_add(1, Ordering::Relaxed);
+            while STALL.load(Ordering::Acquire) {
+                crate::sys::msleep(5);
+            }
+        }
         self.reports += 1;
         for r in ranges {
             self.entries += 1;

@@ -29,6 +29,11 @@ step "module: CLIPPY=1 build, normal and debug (test) variants"
 "$ROOT/tools/module.sh" normal >/dev/null
 "$ROOT/tools/module.sh" debug >/dev/null
 
+step "tools: bench-plot (rustfmt, clippy)"
+(cd "$ROOT/tools/bench-plot" && cargo fmt --check) || die "tools/bench-plot is not rustfmt-clean (run: make fmt)"
+CARGO_TARGET_DIR=$CACHE/bench-plot-target cargo clippy -q --release --locked \
+	--manifest-path "$ROOT/tools/bench-plot/Cargo.toml" -- -D warnings
+
 step "tools: python syntax, shell syntax"
 python3 -m py_compile "$ROOT"/tools/*.py
 for f in "$ROOT"/tools/*.sh "$ROOT"/tools/guest/scenarios/*.sh "$ROOT"/.ci/run; do

@@ -3,8 +3,10 @@
 #
 # Boot the debug guest, load the test build of page_hinting.ko (its KUnit
 # suites run at load), and parse the console with the kernel tree's kunit.py.
-# Fails on any failed test, on any suite that did not run, and on any
-# warning or splat in the console.
+# Then boot it again for the integrity stress (without page poisoning, so
+# that QEMU discards what it is given). Fails on any failed test, on any
+# suite that did not run, on a page changed under the stress, and on any
+# warning or splat in either console.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -41,3 +43,17 @@ sys.exit(1 if missing or not want else 0)
 PY
 ((prc == 0)) || die "KUnit failures or missing suites (console: $res/console.log)"
 info "KUnit: all suites passed"
+
+info "integrity stress in the debug guest"
+"$ROOT/tools/run-guest.py" --kernel "$kbuild/arch/x86/boot/bzImage" --initrd "$initrd" \
+	--scenario integrity --timeout 900 --strict-console --quiet --json "$res/integrity.json" ||
+	die "the integrity stress failed in the debug guest (run: $res/integrity.json)"
+python3 - "$res/integrity.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+m = {n: v.split() for _, n, v in r["marks"]}
+s, i = m["stress-done"], m["integrity"]
+print(f"[check-kunit] debug guest integrity stress: {s[0]} pages stamped, {s[1]} verified, "
+      f"{s[2]} freed; {i[0]} reports of {i[1]} pages ({r['seconds']:.0f} s)")
+PY
+info "debug guest: all passed"

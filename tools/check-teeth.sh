@@ -26,10 +26,12 @@ declare -A GUARD=(
 	[retry]=per_cpu_frees_are_retried
 	[drain]=per_cpu_frees_are_retried
 	[knob]=e2e:knobs
-	[spill]=spilled_frees_are_reported
+	[spill]="spilled_frees_are_reported stuck_host_blocks_nothing"
+	[queue]=small_queue_splits_reports
+	[cap]=e2e:pressure
 )
 breaks=("$@")
-((${#breaks[@]})) || breaks=(capture isolation mark error kick hotplug leak retry drain spill knob)
+((${#breaks[@]})) || breaks=(capture isolation mark error kick hotplug leak retry drain spill queue cap knob)
 
 kbuild=$("$ROOT/tools/kernel.sh" debug)
 res=$OUT/teeth

@@ -55,6 +55,8 @@ def qemu_cmd(args, accel):
         cmd += ["-accel", "tcg", "-cpu", "max"]
     if args.balloon:
         cmd += ["-device", "virtio-balloon-pci,id=balloon0,free-page-reporting=on" + args.balloon_opts]
+    if args.disk:
+        cmd += ["-drive", f"file={args.disk},format=raw,if=virtio,cache=unsafe"]
     if args.qmp:
         cmd += ["-qmp", f"unix:{args.qmp},server=on,wait=off"]
     return cmd
@@ -184,6 +186,7 @@ def main():
     ap.add_argument("--no-balloon", dest="balloon", action="store_false")
     ap.add_argument("--balloon-opts", default="", help="extra virtio-balloon-pci options")
     ap.add_argument("--qmp", help="QMP unix socket path")
+    ap.add_argument("--disk", help="a raw image the guest sees as /dev/vda (virtio-blk)")
     ap.add_argument("--strict-console", action="store_true",
                     help="fail (status 1) on WARNING:, BUG:, lockdep, bad page or KASAN-style lines")
     ap.add_argument("--json", help="write the result (console, samples, marks) here")

@@ -4,13 +4,17 @@
  *
  *   memhog alloc-free MIB [HOLD_MS]   one anonymous mapping, touched, then
  *                                     unmapped at once
- *   memhog scatter MIB [HOLD_MS]      touch MIB of small pages (no THP: a
+ *   memhog scatter MIB [HOLD_MS [PRE_MS]]
+ *                                     touch MIB of small pages (no THP: a
  *                                     partly unmapped THP is only freed when
- *                                     memory runs short), free every other
+ *                                     memory runs short), wait PRE_MS
+ *                                     (default HOLD_MS), free every other
  *                                     4 KiB page (MADV_DONTNEED), hold, then
  *                                     free the rest
  *
- * Prints "PH-MARK <event> <MiB>" lines that the host runner timestamps.
+ * Prints "PH-MARK <event> <MiB>" lines that the host runner timestamps:
+ * allocated, then freeing (alloc-free) or scattering (scatter) right before
+ * the first page is freed, freed-scattered, and freed when all is unmapped.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,22 +55,24 @@ static char *alloc_touch(unsigned long bytes, int huge)
 
 int main(int argc, char **argv)
 {
-	unsigned long mib, bytes, hold;
+	unsigned long mib, bytes, hold, pre;
 	char *p;
 
 	if (argc < 3) {
-		fprintf(stderr, "usage: memhog alloc-free|scatter MIB [HOLD_MS]\n");
+		fprintf(stderr, "usage: memhog alloc-free|scatter MIB [HOLD_MS [PRE_MS]]\n");
 		return 2;
 	}
 	mib = strtoul(argv[2], NULL, 0);
 	hold = argc > 3 ? strtoul(argv[3], NULL, 0) : 1000;
+	pre = argc > 4 ? strtoul(argv[4], NULL, 0) : hold;
 	bytes = mib << 20;
 
 	p = alloc_touch(bytes, strcmp(argv[1], "scatter") != 0);
 	mark("allocated", mib);
-	sleep_ms(hold);
+	sleep_ms(pre);
 
 	if (!strcmp(argv[1], "alloc-free")) {
+		mark("freeing", mib);
 		munmap(p, bytes);
 		mark("freed", mib);
 	} else if (!strcmp(argv[1], "scatter")) {

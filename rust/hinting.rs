@@ -79,6 +79,8 @@ pub(crate) struct Config {
     pub(crate) enabled: AtomicBool,
     /// Idle flush delay in ms; 0 disables it.
     pub(crate) flush_ms: AtomicU32,
+    /// Milliseconds a batch waits before the worker looks at it.
+    pub(crate) delay_ms: AtomicU32,
     /// Most pages held isolated at once.
     pub(crate) max_isolated: AtomicU64,
 }
@@ -109,6 +111,30 @@ pub(crate) struct Stats {
     pub(crate) pages_isolated: AtomicU64,
     pub(crate) last_latency_ns: AtomicU64,
     pub(crate) hotplug_handoffs: AtomicU64,
+    pub(crate) worker_busy_ns: AtomicU64,
+}
+
+/// Adds the time from its creation to its drop to a counter: the worker's
+/// busy time, while it holds the worker lock.
+struct BusyTimer<'a> {
+    counter: &'a AtomicU64,
+    start: u64,
+}
+
+impl<'a> BusyTimer<'a> {
+    fn start(counter: &'a AtomicU64) -> Self {
+        BusyTimer {
+            counter,
+            start: sys::ktime_ns(),
+        }
+    }
+}
+
+impl Drop for BusyTimer<'_> {
+    fn drop(&mut self) {
+        let ns = sys::ktime_ns().saturating_sub(self.start);
+        self.counter.fetch_add(ns, Relaxed);
+    }
 }
 
 /// The part of a CPU's capture state that its lock protects (with the
@@ -209,6 +235,7 @@ pub(crate) struct Params {
     pub(crate) min_order: u32,
     pub(crate) enabled: bool,
     pub(crate) flush_ms: u32,
+    pub(crate) delay_ms: u32,
 }
 
 /// The running mechanism; dropping it stops everything and gives back every
@@ -251,6 +278,7 @@ impl Hinting {
                     min_order: AtomicU32::new(p.min_order),
                     enabled: AtomicBool::new(p.enabled),
                     flush_ms: AtomicU32::new(p.flush_ms),
+                    delay_ms: AtomicU32::new(p.delay_ms),
                     max_isolated: AtomicU64::new(max_isolated),
                 },
                 stats: Stats::default(),
@@ -432,6 +460,14 @@ unsafe extern "C" fn cpu_work(w: *mut bindings::work_struct) {
     while let Some(mut batch) = c.db.take(|l| {
         l.kicked = false;
     }) {
+        // Memory that the guest takes again within `delay_ms` is busy by
+        // the time the scan comes: only what stayed free is reported, and
+        // the host is not made to fault in again what the guest reuses at
+        // once. New frees go to the other buffer meanwhile.
+        let ms = sh.cfg.delay_ms.load(Relaxed);
+        if ms != 0 {
+            sys::msleep(ms);
+        }
         sh.process(batch.buf());
     }
 }
@@ -550,6 +586,7 @@ impl Shared {
         }
         let min_order = self.min_order();
         let mut guard = self.worker.lock();
+        let _busy = BusyTimer::start(&self.stats.worker_busy_ns);
         let w = &mut **guard;
         if !w.transport.sends() {
             self.stats.no_transport.fetch_add(pending, Relaxed);
@@ -639,6 +676,7 @@ impl Shared {
     /// the retry list again, reporting what is free now. Process context.
     pub(crate) fn retry_round(&self) {
         let mut guard = self.worker.lock();
+        let _busy = BusyTimer::start(&self.stats.worker_busy_ns);
         let w = &mut **guard;
         w.retry_due_ns = 0;
         let spill = core::mem::take(&mut w.spill);

@@ -112,12 +112,13 @@ impl kernel::Module for PageHinting {
         };
         let dir = sysfs::create()?;
         pr_info!(
-            "version {} loaded: transport {}, min_order {}, threshold {} KiB, flush {} ms{}\n",
+            "version {} loaded: transport {}, min_order {}, threshold {} KiB, flush {} ms, delay {} ms{}\n",
             VERSION,
             transport_status(),
             params.min_order,
             params.threshold_kb,
             params.flush_ms,
+            params.delay_ms,
             if params.enabled { "" } else { ", paused" }
         );
         Ok(PageHinting {

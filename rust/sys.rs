@@ -788,10 +788,10 @@ pub(crate) fn cond_resched() {
 }
 
 /// Sleeps for at least `ms` milliseconds. Process context only.
-#[cfg(CONFIG_KUNIT)]
 pub(crate) fn msleep(ms: u32) {
-    // SAFETY: no memory is involved; the callers (tests and the test
-    // transport) run in process context, where sleeping is allowed.
+    // SAFETY: no memory is involved; the callers (the worker, tests and
+    // the test transport) run in process context, where sleeping is
+    // allowed.
     unsafe { bindings::msleep(ms) }
 }
 

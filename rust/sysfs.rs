@@ -21,6 +21,8 @@ use kernel::prelude::*;
 pub(crate) const DEFAULT_THRESHOLD_KB: u64 = 4096;
 /// Default `flush_ms`.
 pub(crate) const DEFAULT_FLUSH_MS: u32 = 100;
+/// Default `delay_ms`.
+pub(crate) const DEFAULT_DELAY_MS: u32 = 0;
 
 /// The transport chosen at load.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -37,6 +39,7 @@ static P_THRESHOLD_KB: AtomicU64 = AtomicU64::new(DEFAULT_THRESHOLD_KB);
 static P_MIN_ORDER: AtomicU32 = AtomicU32::new(u32::MAX);
 static P_ENABLED: AtomicBool = AtomicBool::new(true);
 static P_FLUSH_MS: AtomicU32 = AtomicU32::new(DEFAULT_FLUSH_MS);
+static P_DELAY_MS: AtomicU32 = AtomicU32::new(DEFAULT_DELAY_MS);
 static P_HYPERCALL: AtomicBool = AtomicBool::new(false);
 
 /// Logs why a value was refused and turns the error into `EINVAL`.
@@ -87,6 +90,15 @@ impl ParamSet for PFlush {
     }
 }
 
+struct PDelay;
+impl ParamSet for PDelay {
+    fn set(input: &[u8]) -> Result {
+        let v = knobs::parse_delay_ms(input).map_err(|e| refuse("delay_ms", input, e))?;
+        P_DELAY_MS.store(v, Relaxed);
+        Ok(())
+    }
+}
+
 struct PTransport;
 impl ParamSet for PTransport {
     fn set(input: &[u8]) -> Result {
@@ -110,6 +122,7 @@ static OPS_THRESHOLD: ParamOps = ParamOps::new::<PThreshold>();
 static OPS_MIN_ORDER: ParamOps = ParamOps::new::<PMinOrder>();
 static OPS_ENABLED: ParamOps = ParamOps::new::<PEnabled>();
 static OPS_FLUSH: ParamOps = ParamOps::new::<PFlush>();
+static OPS_DELAY: ParamOps = ParamOps::new::<PDelay>();
 static OPS_TRANSPORT: ParamOps = ParamOps::new::<PTransport>();
 
 #[link_section = "__param"]
@@ -124,6 +137,9 @@ static PARAM_ENABLED: Param = Param::new(c"enabled", &OPS_ENABLED);
 #[link_section = "__param"]
 #[used]
 static PARAM_FLUSH: Param = Param::new(c"flush_ms", &OPS_FLUSH);
+#[link_section = "__param"]
+#[used]
+static PARAM_DELAY: Param = Param::new(c"delay_ms", &OPS_DELAY);
 #[link_section = "__param"]
 #[used]
 static PARAM_TRANSPORT: Param = Param::new(c"transport", &OPS_TRANSPORT);
@@ -146,6 +162,7 @@ pub(crate) fn params() -> (hinting::Params, TransportChoice) {
             min_order,
             enabled: P_ENABLED.load(Relaxed),
             flush_ms: P_FLUSH_MS.load(Relaxed),
+            delay_ms: P_DELAY_MS.load(Relaxed),
         },
         choice,
     )
@@ -163,6 +180,7 @@ const MIN_ORDER: usize = 1;
 const ENABLED: usize = 2;
 const FLUSH_MS: usize = 3;
 const TRANSPORT: usize = 4;
+const DELAY_MS: usize = 5;
 
 impl Attrs for Knobs {
     fn show(idx: usize, out: &mut ShowBuf<'_>) -> Result {
@@ -173,6 +191,7 @@ impl Attrs for Knobs {
             MIN_ORDER => writeln!(out, "{}", c.min_order.load(Relaxed)),
             ENABLED => writeln!(out, "{}", u8::from(c.enabled.load(Relaxed))),
             FLUSH_MS => writeln!(out, "{}", c.flush_ms.load(Relaxed)),
+            DELAY_MS => writeln!(out, "{}", c.delay_ms.load(Relaxed)),
             TRANSPORT => writeln!(out, "{}", crate::transport_status()),
             _ => return Err(EINVAL),
         };
@@ -208,6 +227,10 @@ impl Attrs for Knobs {
                 c.flush_ms.store(ms, Relaxed);
                 sh.arm_flush();
             }
+            DELAY_MS => {
+                let ms = knobs::parse_delay_ms(input).map_err(bad)?;
+                c.delay_ms.store(ms, Relaxed);
+            }
             _ => return Err(EINVAL),
         }
         Ok(())
@@ -220,21 +243,22 @@ fn bad(e: KnobError) -> Error {
     Error::from_errno(-e.errno())
 }
 
-static KNOB_ATTRS: [Attr; 5] = [
+static KNOB_ATTRS: [Attr; 6] = [
     Attr::new::<Knobs, THRESHOLD_KB>(c"threshold_kb", true),
     Attr::new::<Knobs, MIN_ORDER>(c"min_order", true),
     Attr::new::<Knobs, ENABLED>(c"enabled", true),
     Attr::new::<Knobs, FLUSH_MS>(c"flush_ms", true),
     Attr::new::<Knobs, TRANSPORT>(c"transport", false),
+    Attr::new::<Knobs, DELAY_MS>(c"delay_ms", true),
 ];
-static KNOB_LIST: AttrList<6> = AttrList::new(&KNOB_ATTRS);
+static KNOB_LIST: AttrList<7> = AttrList::new(&KNOB_ATTRS);
 static KNOB_GROUP: Group = Group::new(None, &KNOB_LIST);
 
 /// One statistic: its file name and how to read it.
 type StatFn = fn(&Shared, &CpuTotals) -> u64;
 
 /// `/sys/kernel/mm/page_hinting/stats/*`, in this order.
-const STATS: [(&core::ffi::CStr, StatFn); 27] = [
+const STATS: [(&core::ffi::CStr, StatFn); 28] = [
     (c"captured_pages", |_, t| t.captured_pages),
     (c"captured_blocks", |_, t| t.captured_blocks),
     (c"pending_pages", |_, t| t.pending_pages),
@@ -289,6 +313,9 @@ const STATS: [(&core::ffi::CStr, StatFn); 27] = [
     (c"last_report_latency_us", |s, _| {
         s.stats.last_latency_ns.load(Relaxed) / 1000
     }),
+    (c"worker_busy_us", |s, _| {
+        s.stats.worker_busy_ns.load(Relaxed) / 1000
+    }),
     (c"hotplug_handoffs", |s, _| {
         s.stats.hotplug_handoffs.load(Relaxed)
     }),
@@ -316,11 +343,11 @@ macro_rules! stat_attrs {
     };
 }
 
-static STAT_ATTRS: [Attr; 27] = stat_attrs!(
+static STAT_ATTRS: [Attr; 28] = stat_attrs!(
     0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
-    26
+    26, 27
 );
-static STAT_LIST: AttrList<28> = AttrList::new(&STAT_ATTRS);
+static STAT_LIST: AttrList<29> = AttrList::new(&STAT_ATTRS);
 static STAT_GROUP: Group = Group::new(Some(c"stats"), &STAT_LIST);
 
 static GROUPS: [&Group; 2] = [&KNOB_GROUP, &STAT_GROUP];

@@ -32,6 +32,7 @@ struct Knobs<'a> {
     sh: &'a Shared,
     threshold: u64,
     flush: u32,
+    delay: u32,
     min_order: u32,
     enabled: bool,
 }
@@ -42,6 +43,7 @@ impl<'a> Knobs<'a> {
             sh,
             threshold: sh.cfg.threshold_pages.load(Relaxed),
             flush: sh.cfg.flush_ms.load(Relaxed),
+            delay: sh.cfg.delay_ms.load(Relaxed),
             min_order: sh.cfg.min_order.load(Relaxed),
             enabled: sh.cfg.enabled.load(Relaxed),
         }
@@ -52,6 +54,7 @@ impl<'a> Knobs<'a> {
     fn quiesce(&self) {
         self.sh.cfg.threshold_pages.store(u64::MAX, Relaxed);
         self.sh.cfg.flush_ms.store(0, Relaxed);
+        self.sh.cfg.delay_ms.store(0, Relaxed);
         self.sh.flush_all();
     }
 }
@@ -61,6 +64,7 @@ impl Drop for Knobs<'_> {
         let c = &self.sh.cfg;
         c.threshold_pages.store(self.threshold, Relaxed);
         c.flush_ms.store(self.flush, Relaxed);
+        c.delay_ms.store(self.delay, Relaxed);
         c.min_order.store(self.min_order, Relaxed);
         c.enabled.store(self.enabled, Relaxed);
     }

@@ -16,7 +16,7 @@ for kv in "$@"; do
 	fi
 done
 echo "threshold_kb=$(cat $D/threshold_kb) min_order=$(cat $D/min_order)" \
-	"enabled=$(cat $D/enabled) flush_ms=$(cat $D/flush_ms)"
+	"enabled=$(cat $D/enabled) flush_ms=$(cat $D/flush_ms) delay_ms=$(cat $D/delay_ms)"
 echo "transport: $(cat $D/transport)"
 s() { cat "$D/stats/$1"; }
 prev=$(s reported_pages)

@@ -46,6 +46,8 @@ CONFIGS = [
     ("ph-t65536", "ph", "ph_param.threshold_kb=65536", ("bigfree", "churn")),
     ("ph-f10", "ph", "ph_param.flush_ms=10", ("bigfree", "churn")),
     ("ph-f1000", "ph", "ph_param.flush_ms=1000", ("bigfree", "churn")),
+    ("ph-d20", "ph", "ph_param.delay_ms=20", ("bigfree", "churn")),
+    ("ph-d100", "ph", "ph_param.delay_ms=100", ("bigfree", "churn")),
 ]
 # name, MiB freed (release workloads) or None (throughput workloads)
 WORKLOADS = [
@@ -90,7 +92,10 @@ def counts(r, name):
     return None if v[0] == "-" else [int(x) for x in v]
 
 
-def figures(r, work, freed_mib, window):
+SMP = 2  # vCPUs (run-guest.py's default)
+
+
+def figures(r, work, freed_mib, window, seconds=5):
     """The figures of one run (see the module docstring)."""
     f = {}
     if freed_mib is None:
@@ -111,11 +116,18 @@ def figures(r, work, freed_mib, window):
             f["reports"] = sum(x[0] for x in d)
             f["ranges"] = sum(x[1] for x in d)
             f["reported_mib"] = sum(x[2] for x in d) * 4 / 1024
+            if all(len(x) > 3 for x in d):
+                # The worker's busy time as a share of the CPUs' time in
+                # the "on" segments: what reporting took from the guest.
+                busy = sum(x[3] for x in d) / 1e6
+                f["worker_cpu_pct"] = 100 * busy / (len(on) * seconds * SMP)
         return f, None
     c0, c1 = counts(r, "stats-before"), counts(r, "stats-after")
     if c0 and c1:
         f["reports"], f["ranges"] = c1[0] - c0[0], c1[1] - c0[1]
         f["reported_mib"] = (c1[2] - c0[2]) * 4 / 1024
+        if len(c0) > 3 and len(c1) > 3:
+            f["worker_ms"] = (c1[3] - c0[3]) / 1000
     t0 = first_mark(r, "freeing", "scattering")[0]
     rss0, huge0 = sample_at(r, t0)
     rss1, huge1 = sample_at(r, t0 + window)
@@ -194,6 +206,8 @@ def summarize(results):
                 row["unit"] = THROUGHPUT_UNIT[w]
                 row["ratio"] = fmt(100 * statistics.median([x["ratio"] for x in rs]), "%", 1)
                 row["pair_ratios"] = fmt_range([p for x in rs for p in x["pair_ratios"]], "%", 1, 100)
+                if "worker_cpu_pct" in rs[0]:
+                    row["worker"] = fmt_range([x["worker_cpu_pct"] for x in rs], "%", 2)
             else:
                 row["freed_mib"] = freed
                 row["t50_s"] = fmt_range([x["t50"] for x in rs], "", 2)
@@ -201,6 +215,8 @@ def summarize(results):
                 row["back_10s"] = fmt_range([x["back_10s"] for x in rs], "%", 0, 100)
                 row["huge_mib"] = fmt_range([x["huge_before"] for x in rs], "", 0) + " -> " + \
                     fmt_range([x["huge_after"] for x in rs], "", 0)
+                if "worker_ms" in rs[0]:
+                    row["worker"] = fmt_range([x["worker_ms"] for x in rs], " ms", 0)
             if "reports" in rs[0]:
                 row["reports"] = fmt_range([x["reports"] for x in rs], "", 0)
                 row["ranges"] = fmt_range([x["ranges"] for x in rs], "", 0)
@@ -216,29 +232,30 @@ def secs(s):
 def table_md(rows, meta):
     out = [f"`make bench`, {meta['date']}, {meta.get('minutes', '?')} min: "
            f"{meta['reps']} repetition(s) of each free, median (min-max); "
-           f"median (min-max); QEMU {meta['qemu']} ({meta['accel'].upper()}), "
+           f"QEMU {meta['qemu']} ({meta['accel'].upper()}), "
            f"{meta['smp']} vCPUs, {meta['mem']} MiB guest, host sampled every 100 ms, "
            f"{meta['window']} s window after each free.", ""]
     out += ["Memory freed in the guest, back to the host (QEMU RSS):", "",
             "| workload | config | freed | 50% back | 90% back | back after "
-            f"{meta['window']} s | host AnonHugePages MiB | reports | ranges |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            f"{meta['window']} s | host AnonHugePages MiB | reports | ranges | worker busy |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "freed_mib" in r:
             out.append(f"| {r['workload']} | {r['config']} | {r['freed_mib']} MiB | "
                        f"{secs(r['t50_s'])} | {secs(r['t90_s'])} | {r['back_10s']} | {r['huge_mib']} | "
-                       f"{r.get('reports', '-')} | {r.get('ranges', '-')} |")
+                       f"{r.get('reports', '-')} | {r.get('ranges', '-')} | {r.get('worker', '-')} |")
     out += ["", f"Guest throughput: after a warm-up segment, {meta['pairs']} pairs of "
             f"{meta['seconds']} s segments in one boot, nothing loaded (off) and the configuration "
             "loaded (on), in the order off-on, on-off; `none` loads nothing in either and shows "
-            "the noise:", "",
-            "| workload | config | off | on | on/off | per pair | reports | ranges |",
-            "|---|---|---|---|---|---|---|---|"]
+            "the noise. Worker CPU: page_hinting's worker busy time (`stats/worker_busy_us`) as a "
+            "share of both vCPUs' time in the on segments, what reporting took from the guest:", "",
+            "| workload | config | off | on | on/off | per pair | reports | ranges | worker CPU |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "ratio" in r:
             out.append(f"| {r['workload']} | {r['config']} | {r['off']} {r['unit']} | "
                        f"{r['on']} {r['unit']} | {r['ratio']} | {r['pair_ratios']} | "
-                       f"{r.get('reports', '-')} | {r.get('ranges', '-')} |")
+                       f"{r.get('reports', '-')} | {r.get('ranges', '-')} | {r.get('worker', '-')} |")
     return "\n".join(out) + "\n"
 
 
@@ -341,7 +358,7 @@ def main():
         for i, (c, w, freed, rep) in enumerate(plan):
             r, secs = run_one(kernel, initrd, disk, outdir, c, w, rep, args)
             accel = r["accel"]
-            f, _ = figures(r, w, freed, args.window)
+            f, _ = figures(r, w, freed, args.window, args.seconds)
             f.update({"config": c[0], "workload": w, "rep": rep, "seconds": round(secs, 1)})
             results.append(f)
             brief = (f"{f['throughput_off']:.0f} -> {f['throughput']:.0f} {THROUGHPUT_UNIT[w]} "
@@ -353,13 +370,13 @@ def main():
         os.unlink(disk)
         qemu = re.search(r"version (\S+)", sh("qemu-system-x86_64", "--version")).group(1)
         meta = {"date": time.strftime("%Y-%m-%d"), "reps": args.reps, "window": args.window,
-                "seconds": args.seconds, "pairs": args.pairs, "accel": accel, "qemu": qemu, "smp": 2, "mem": 1024,
+                "seconds": args.seconds, "pairs": args.pairs, "accel": accel, "qemu": qemu, "smp": SMP, "mem": 1024,
                 "minutes": round((time.monotonic() - t_start) / 60, 1)}
         json.dump({"meta": meta, "results": results}, open(os.path.join(outdir, "results.json"), "w"),
                   indent=1)
         keys = ["config", "workload", "rep", "t50", "t90", "back_10s", "huge_before", "huge_after",
                 "throughput_off", "throughput", "ratio", "reports", "ranges", "reported_mib",
-                "seconds"]
+                "worker_ms", "worker_cpu_pct", "seconds"]
         with open(os.path.join(outdir, "results.csv"), "w", newline="") as fh:
             wr = csv.DictWriter(fh, keys, extrasaction="ignore")
             wr.writeheader()
@@ -374,7 +391,8 @@ def main():
         freed = dict(WORKLOADS)[x["workload"]]
         if x["rep"] == 0 and freed is not None:
             r = json.load(open(os.path.join(outdir, "runs", f"{x['config']}.{x['workload']}.0.json")))
-            traces[(x["config"], x["workload"])] = figures(r, x["workload"], freed, meta["window"])[1]
+            traces[(x["config"], x["workload"])] = figures(r, x["workload"], freed, meta["window"],
+                                                           meta["seconds"])[1]
     rows = summarize(results)
     md = table_md(rows, meta)
     open(os.path.join(outdir, "table.md"), "w").write(md)

@@ -7,8 +7,11 @@ clean console (no warning or splat) and what the host-side sampler saw.
 """
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
+import time
 
 TOOLS = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, TOOLS)
@@ -18,13 +21,61 @@ def sh(*cmd):
     return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
 
 
+def qmp(path, *commands):
+    """Runs QMP commands on QEMU's monitor socket; returns the replies."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as so:
+        so.settimeout(10)
+        so.connect(path)
+        f = so.makefile("rw")
+        json.loads(f.readline())  # greeting
+        out = []
+        for c in ("qmp_capabilities",) + commands:
+            f.write(json.dumps({"execute": c}) + "\n")
+            f.flush()
+            while True:
+                r = json.loads(f.readline())
+                if "return" in r or "error" in r:
+                    out.append(r)
+                    break
+        return out[1:]
+
+
+def pauser(path, at, secs, log):
+    """Stops the VM `at` seconds after QEMU started, for `secs` seconds."""
+    t0 = time.monotonic()
+    while not os.path.exists(path) and time.monotonic() - t0 < 30:
+        time.sleep(0.05)
+    time.sleep(max(0.0, at - (time.monotonic() - t0)))
+    try:
+        log.append(("stop", qmp(path, "stop")))
+        time.sleep(secs)
+        log.append(("cont", qmp(path, "cont")))
+    except OSError as e:
+        log.append(("error", str(e)))
+
+
+PAUSE_AT, PAUSE_SECS = 9.0, 3.0
+
+
 def boot(kernel, initrd, outdir, name, scenario, timeout=300, extra=()):
     js = os.path.join(outdir, name + ".json")
     cmd = [os.path.join(TOOLS, "run-guest.py"), "--kernel", kernel, "--initrd", initrd,
            "--scenario", scenario, "--timeout", str(timeout), "--strict-console", "--quiet",
            "--json", js, *extra]
+    qmp_log, th = [], None
+    if scenario == "pause":
+        sock = os.path.join(outdir, name + ".qmp")
+        if os.path.exists(sock):
+            os.unlink(sock)
+        cmd += ["--qmp", sock]
+        th = threading.Thread(target=pauser, args=(sock, PAUSE_AT, PAUSE_SECS, qmp_log),
+                              daemon=True)
+        th.start()
     rc = subprocess.run(cmd).returncode
+    if th:
+        th.join(1)
     r = json.load(open(js))
+    r["qmp"] = qmp_log
     if rc != 0:
         for _, line in r["console"][-30:]:
             print("  | " + line)
@@ -179,6 +230,23 @@ def check_knobs(r):
     print(f"  {len(files)} sysfs files, each documented in {os.path.relpath(abi, os.path.dirname(TOOLS))}")
 
 
+def check_pause(r):
+    # The monitor stopped the VM and let it go on, between two rounds of
+    # frees: the marks show the gap, and reporting went on after it.
+    acts = [a for a, _ in r["qmp"]]
+    assert acts == ["stop", "cont"], f"QMP: {r['qmp']}"
+    rounds = marks(r, "round")
+    gaps = [(rounds[i + 1][0] - rounds[i][0], i) for i in range(len(rounds) - 1)]
+    gap, i = max(gaps)
+    assert gap >= PAUSE_SECS, f"no pause between rounds (largest gap {gap:.1f} s)"
+    assert 0 < i < len(rounds) - 2, "the pause did not land among the rounds"
+    before, after = int(rounds[i + 1][1]), int(rounds[-1][1])
+    print(f"  VM stopped for {PAUSE_SECS:.0f} s after round {i + 1} of {len(rounds)} "
+          f"(gap {gap:.1f} s); reported pages {before} -> {after} after it")
+    assert after > before, "nothing was reported after the VM went on"
+    mark_time(r, "pause-done")
+
+
 def check_marks(*names):
     def check(r):
         for m in names:
@@ -199,6 +267,7 @@ SCENARIOS = [
     ("reload", "reload", check_marks("reload-done"), ()),
     ("cpuhotplug", "cpuhotplug", check_marks("hotplug-done"), ()),
     ("pressure", "pressure", check_marks("baseline-done", "pressure-done"), ()),
+    ("pause", "pause", check_pause, ()),
     ("no-reporting", "no-reporting", check_marks("refused"),
      ("--balloon-opts", ",free-page-reporting=off")),
     ("unbind", "unbind", check_marks("unbound", "rebound", "done"), ()),

@@ -73,6 +73,8 @@ pub const THRESHOLD_KB_MIN: u64 = 4;
 pub const THRESHOLD_KB_MAX: u64 = 1 << 30;
 /// Largest `flush_ms`: one minute. 0 turns the timed flush off.
 pub const FLUSH_MS_MAX: u32 = 60_000;
+/// Largest `delay_ms`: one second (the worker sleeps that long per batch).
+pub const DELAY_MS_MAX: u32 = 1000;
 
 /// Parses a decimal `u64` as described in the [module documentation](self).
 pub const fn parse_u64(input: &[u8]) -> Result<u64, KnobError> {
@@ -148,6 +150,17 @@ pub const fn parse_enabled(input: &[u8]) -> Result<bool, KnobError> {
 pub const fn parse_flush_ms(input: &[u8]) -> Result<u32, KnobError> {
     match parse_u64_in(input, 0, FLUSH_MS_MAX as u64) {
         // At most FLUSH_MS_MAX, so the cast cannot truncate.
+        Ok(v) => Ok(v as u32),
+        Err(e) => Err(e),
+    }
+}
+
+/// `delay_ms`: how long a batch waits before the worker looks at it, so
+/// that only memory that stayed free that long is reported;
+/// `0..=`[`DELAY_MS_MAX`].
+pub const fn parse_delay_ms(input: &[u8]) -> Result<u32, KnobError> {
+    match parse_u64_in(input, 0, DELAY_MS_MAX as u64) {
+        // At most DELAY_MS_MAX, so the cast cannot truncate.
         Ok(v) => Ok(v as u32),
         Err(e) => Err(e),
     }
@@ -285,6 +298,17 @@ mod tests {
             parse_flush_ms(b"99999999999999999999"),
             Err(KnobError::Overflow)
         );
+    }
+
+    #[test]
+    fn delay_ms_bounds() {
+        assert_eq!(parse_delay_ms(b"0"), Ok(0));
+        assert_eq!(parse_delay_ms(b"1000\n"), Ok(1000));
+        assert_eq!(
+            parse_delay_ms(b"1001"),
+            Err(KnobError::OutOfRange { min: 0, max: 1000 })
+        );
+        assert_eq!(parse_delay_ms(b"-1"), Err(KnobError::Invalid));
     }
 
     #[test]

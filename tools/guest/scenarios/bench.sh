@@ -13,7 +13,8 @@
 #                                  runs under emulation differ by about 10%
 #                                  from one boot to the next)
 # Marks: "freeing" right before the memory is freed, "stats-before" and
-# "stats-after" with page_hinting's reports, ranges and pages, "thr-off V"
+# "stats-after" with page_hinting's reports, ranges, pages and worker busy
+# time (us), "thr-off V"
 # and "thr-on V" per throughput segment.
 . /scenarios/lib.sh
 
@@ -47,9 +48,9 @@ unload() {
 
 counts() {
 	if [ -d "$SYS" ]; then
-		echo "$(stat reports) $(stat reported_ranges) $(stat reported_pages)"
+		echo "$(stat reports) $(stat reported_ranges) $(stat reported_pages) $(stat worker_busy_us)"
 	else
-		echo "- - -"
+		echo "- - - -"
 	fi
 }
 

@@ -14,7 +14,7 @@ pending() { stat pending_pages; }
 # --- module parameters ---
 for p in min_order=11 min_order=abc min_order=-1 threshold_kb=0 threshold_kb=3 \
 	threshold_kb=1073741825 threshold_kb=18446744073709551616 enabled=2 enabled=yes \
-	flush_ms=60001 flush_ms=1e3 transport=foo; do
+	flush_ms=60001 flush_ms=1e3 delay_ms=1001 delay_ms=-5 transport=foo; do
 	out=$(insmod "$MOD" "$p" 2>&1) && fail "insmod $p loaded"
 	echo "$out" | grep -q "Invalid argument" || fail "insmod $p: '$out', want Invalid argument"
 done
@@ -25,8 +25,8 @@ echo "$out" | grep -q "No such device" || fail "transport=hypercall: '$out', wan
 dmesg | grep -q "transport=hypercall: the host does not offer" || fail "no hypercall log line"
 mark params-refused
 
-load_hinting threshold_kb=8192 min_order=3 flush_ms=250 enabled=0 transport=virtio
-for kv in threshold_kb=8192 min_order=3 flush_ms=250 enabled=0; do
+load_hinting threshold_kb=8192 min_order=3 flush_ms=250 delay_ms=20 enabled=0 transport=virtio
+for kv in threshold_kb=8192 min_order=3 flush_ms=250 delay_ms=20 enabled=0; do
 	[ "$(cat "$SYS/${kv%=*}")" = "${kv#*=}" ] || fail "parameter $kv: knob shows $(cat "$SYS/${kv%=*}")"
 done
 grep -q "^virtio-balloon active$" "$SYS/transport" || fail "transport: $(cat "$SYS/transport")"
@@ -59,6 +59,7 @@ check_knob threshold_kb "4 1073741824 4096" "0 3 1073741825"
 check_knob min_order "0 10 9" "11 4294967296"
 check_knob enabled "0 1" "2"
 check_knob flush_ms "0 60000 100" "60001"
+check_knob delay_ms "0 1000 0" "1001"
 expect_write "$SYS/transport" "x" EACCES
 expect_write "$SYS/stats/reported_pages" "0" EACCES
 # Fuzz every store handler against a model of the grammar.
@@ -66,10 +67,12 @@ ph-fuzz "$SYS/threshold_kb" 4 1073741824 3000 1 || fail "fuzz threshold_kb"
 ph-fuzz "$SYS/min_order" 0 10 3000 2 || fail "fuzz min_order"
 ph-fuzz "$SYS/enabled" 0 1 1000 3 || fail "fuzz enabled"
 ph-fuzz "$SYS/flush_ms" 0 60000 3000 4 || fail "fuzz flush_ms"
+ph-fuzz "$SYS/delay_ms" 0 1000 2000 5 || fail "fuzz delay_ms"
 echo 4096 >"$SYS/threshold_kb"
 echo 9 >"$SYS/min_order"
 echo 1 >"$SYS/enabled"
 echo 100 >"$SYS/flush_ms"
+echo 0 >"$SYS/delay_ms"
 mark knobs-validated
 
 # --- each knob takes effect ---

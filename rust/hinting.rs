@@ -143,6 +143,9 @@ impl Drop for BusyTimer<'_> {
 struct Locked {
     /// The work item was queued since the last swap.
     kicked: bool,
+    /// When the newest entry of the active buffer was captured (ns of
+    /// [`sys::mono_fast_ns`]), kept only while `delay_ms` is set.
+    newest_ns: u64,
     captured_pages: u64,
     captured_blocks: u64,
     overflow_entries: u64,
@@ -378,6 +381,11 @@ extern "C" fn free_hook(pfn: c_ulong, order: c_uint) {
         return;
     };
     let threshold = sh.cfg.threshold_pages.load(Relaxed);
+    let stamp = if sh.cfg.delay_ms.load(Relaxed) != 0 {
+        sys::mono_fast_ns()
+    } else {
+        0
+    };
     let irq = IrqOff::new();
     let c = sh.cpus.this_cpu(&irq);
     let (push, was_empty, kick) = c.db.with_active(|l, buf| {
@@ -391,6 +399,7 @@ extern "C" fn free_hook(pfn: c_ulong, order: c_uint) {
             _ => {
                 l.captured_pages += e.pages();
                 l.captured_blocks += 1;
+                l.newest_ns = stamp;
             }
         }
         // (A deliberately broken build never hands a batch off.)
@@ -457,16 +466,21 @@ unsafe extern "C" fn cpu_work(w: *mut bindings::work_struct) {
     // is freed).
     let c: &Cpu = unsafe { RawWork::container(w, offset_of!(Cpu, work)) };
     let Some(sh) = shared() else { return };
+    let mut newest = 0;
     while let Some(mut batch) = c.db.take(|l| {
         l.kicked = false;
+        newest = core::mem::take(&mut l.newest_ns);
     }) {
-        // Memory that the guest takes again within `delay_ms` is busy by
-        // the time the scan comes: only what stayed free is reported, and
-        // the host is not made to fault in again what the guest reuses at
-        // once. New frees go to the other buffer meanwhile.
-        let ms = sh.cfg.delay_ms.load(Relaxed);
-        if ms != 0 {
-            sys::msleep(ms);
+        // Memory that the guest takes again within `delay_ms` of its free
+        // is busy by the time the scan comes: only what stayed free is
+        // reported, and the host is not made to fault in again what the
+        // guest reuses at once. The worker waits until the batch's newest
+        // entry is that old; new frees go to the other buffer meanwhile.
+        let ms = u64::from(sh.cfg.delay_ms.load(Relaxed));
+        let age_ms = sys::mono_fast_ns().saturating_sub(newest) / 1_000_000;
+        if ms > age_ms {
+            // At most `DELAY_MS_MAX`: fits.
+            sys::msleep((ms - age_ms) as u32);
         }
         sh.process(batch.buf());
     }

@@ -795,6 +795,13 @@ pub(crate) fn msleep(ms: u32) {
     unsafe { bindings::msleep(ms) }
 }
 
+/// Monotonic time in nanoseconds, safe in any context (the free path).
+pub(crate) fn mono_fast_ns() -> u64 {
+    // SAFETY: no requirements; NMI-safe, and usable while timekeeping is
+    // suspended.
+    unsafe { bindings::ktime_get_mono_fast_ns() }
+}
+
 /// Monotonic time in nanoseconds.
 pub(crate) fn ktime_ns() -> u64 {
     // SAFETY: no requirements.

@@ -46,7 +46,7 @@ CONFIGS = [
     ("ph-t65536", "ph", "ph_param.threshold_kb=65536", ("bigfree", "churn")),
     ("ph-f10", "ph", "ph_param.flush_ms=10", ("bigfree", "churn")),
     ("ph-f1000", "ph", "ph_param.flush_ms=1000", ("bigfree", "churn")),
-    ("ph-d20", "ph", "ph_param.delay_ms=20", ("bigfree", "churn")),
+    ("ph-d1000", "ph", "ph_param.delay_ms=1000", ("bigfree", "churn")),
     ("ph-d100", "ph", "ph_param.delay_ms=100", ("bigfree", "churn")),
 ]
 # name, MiB freed (release workloads) or None (throughput workloads)

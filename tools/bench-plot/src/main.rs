@@ -74,7 +74,7 @@ fn colour(name: &str) -> RGBColor {
         "ph-t65536" => RGBColor(140, 86, 75),
         "ph-f10" => RGBColor(227, 119, 194),
         "ph-f1000" => RGBColor(23, 190, 207),
-        "ph-d20" => RGBColor(188, 189, 34),
+        "ph-d1000" => RGBColor(188, 189, 34),
         "ph-d100" => RGBColor(0, 0, 128),
         _ => RGBColor(0, 0, 0),
     }

@@ -33,6 +33,8 @@ import time
 
 TOOLS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TOOLS)
+sys.path.insert(0, TOOLS)
+from runlog import marks, sample_at  # noqa: E402
 MIB = 1024  # KiB
 
 # name, driver, extra kernel command line, workloads (None: all)
@@ -64,27 +66,12 @@ def sh(*cmd):
     return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip()
 
 
-def marks(r, name):
-    return [(t, v) for t, n, v in r["marks"] if n == name]
-
-
 def first_mark(r, *names):
     for n in names:
         m = marks(r, n)
         if m:
             return m[0]
     raise RuntimeError(f"the guest printed none of {names}")
-
-
-def sample_at(r, t):
-    """(RSS, AnonHugePages) in KiB of the last sample at or before t."""
-    best = None
-    for s in r["samples"]:
-        if s[0] <= t:
-            best = s
-    if best is None:
-        raise RuntimeError(f"no sample before t={t}")
-    return best[1], best[2]
 
 
 def counts(r, name):

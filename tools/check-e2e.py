@@ -15,6 +15,7 @@ import time
 
 TOOLS = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, TOOLS)
+from runlog import marks, sample_at  # noqa: E402
 
 
 def sh(*cmd):
@@ -91,21 +92,10 @@ def mark_time(r, name):
 
 def rss_at(r, t):
     """RSS (KiB) of the last sample at or before t."""
-    best = None
-    for ts, rss, _ in r["samples"]:
-        if ts <= t:
-            best = rss
-    if best is None:
-        raise AssertionError(f"no RSS sample before t={t}")
-    return best
+    return sample_at(r, t)[0]
 
 
 MIB = 1024  # KiB
-
-
-def marks(r, name):
-    """Times and values of every PH-MARK name."""
-    return [(t, v) for t, n, v in r["marks"] if n == name]
 
 
 def mark_value(r, name):
@@ -113,17 +103,6 @@ def mark_value(r, name):
     if not v:
         raise AssertionError(f"the guest never printed PH-MARK {name}")
     return int(v[0][1].split()[0])
-
-
-def sample_at(r, t):
-    """(RSS KiB, AnonHugePages KiB) of the last sample at or before t."""
-    best = None
-    for s in r["samples"]:
-        if s[0] <= t:
-            best = s
-    if best is None:
-        raise AssertionError(f"no RSS sample before t={t}")
-    return best[1], best[2]
 
 
 def first_time(r, t0, t1, pred):

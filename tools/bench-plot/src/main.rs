@@ -7,6 +7,8 @@
 //!
 //! Usage: `bench-plot PLOT.json OUT.png`
 
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
 use serde::Deserialize;
@@ -93,8 +95,70 @@ fn pad((lo, hi): (f64, f64), frac: f64) -> (f64, f64) {
     (lo - m, hi + m)
 }
 
+type Chart<'a, DB> = ChartContext<'a, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// A panel's chart over `xr` x `yr`: caption, axes, their descriptions,
+/// tick labels with `decimals` digits.
+fn new_chart<'a, DB: DrawingBackend>(
+    area: &'a DrawingArea<DB, Shift>,
+    p: &Panel,
+    xr: (f64, f64),
+    yr: (f64, f64),
+    decimals: usize,
+) -> Result<Chart<'a, DB>, Box<dyn Error>>
+where
+    DB::ErrorType: 'static,
+{
+    let mut chart = ChartBuilder::on(area)
+        .caption(&p.title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(42)
+        .y_label_area_size(64)
+        .build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)?;
+    let label = |v: &f64| format!("{v:.decimals$}");
+    chart
+        .configure_mesh()
+        .x_desc(&p.xlabel)
+        .y_desc(&p.ylabel)
+        .label_style(("sans-serif", 15))
+        .axis_desc_style(("sans-serif", 16))
+        .x_label_formatter(&label)
+        .y_label_formatter(&label)
+        .light_line_style(WHITE.mix(0.0))
+        .draw()?;
+    Ok(chart)
+}
+
+/// A thin dashed black line from `a` to `b`, `alpha` opaque.
+fn dashed<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    a: (f64, f64),
+    b: (f64, f64),
+    alpha: f64,
+) -> Result<(), Box<dyn Error>>
+where
+    DB::ErrorType: 'static,
+{
+    let style = BLACK.mix(alpha).stroke_width(1);
+    chart.draw_series(DashedLineSeries::new([a, b], 6, 4, style))?;
+    Ok(())
+}
+
+/// `s` at `at`, in the panels' text size.
+fn text<DB: DrawingBackend>(
+    chart: &mut Chart<'_, DB>,
+    s: String,
+    at: (f64, f64),
+) -> Result<(), Box<dyn Error>>
+where
+    DB::ErrorType: 'static,
+{
+    chart.draw_series(std::iter::once(Text::new(s, at, ("sans-serif", 15))))?;
+    Ok(())
+}
+
 fn draw_lines<DB: DrawingBackend>(
-    area: &DrawingArea<DB, plotters::coord::Shift>,
+    area: &DrawingArea<DB, Shift>,
     p: &Panel,
 ) -> Result<(), Box<dyn Error>>
 where
@@ -106,62 +170,23 @@ where
     // Room above the lines for the legend.
     yr.1 = yr.1.max(0.0) + (yr.1.max(0.0) - yr.0) * 0.45;
     let yr = pad(yr, 0.04);
-    let mut chart = ChartBuilder::on(area)
-        .caption(&p.title, ("sans-serif", 22))
-        .margin(12)
-        .x_label_area_size(42)
-        .y_label_area_size(64)
-        .build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)?;
-    chart
-        .configure_mesh()
-        .x_desc(&p.xlabel)
-        .y_desc(&p.ylabel)
-        .label_style(("sans-serif", 15))
-        .axis_desc_style(("sans-serif", 16))
-        .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_label_formatter(&|v| format!("{v:.0}"))
-        .light_line_style(WHITE.mix(0.0))
-        .draw()?;
+    let mut chart = new_chart(area, p, xr, yr, 0)?;
     if let Some(v) = &p.vline {
-        let style = BLACK.mix(0.6).stroke_width(1);
-        chart.draw_series(DashedLineSeries::new(
-            [(v.x, yr.0), (v.x, yr.1)],
-            6,
-            4,
-            style,
-        ))?;
-        chart.draw_series(std::iter::once(Text::new(
-            v.label.clone(),
-            (v.x + (xr.1 - xr.0) * 0.01, yr.1 - (yr.1 - yr.0) * 0.04),
-            ("sans-serif", 15),
-        )))?;
+        dashed(&mut chart, (v.x, yr.0), (v.x, yr.1), 0.6)?;
+        let at = (v.x + (xr.1 - xr.0) * 0.01, yr.1 - (yr.1 - yr.0) * 0.04);
+        text(&mut chart, v.label.clone(), at)?;
     }
     if let Some(h) = &p.hline {
-        let style = BLACK.mix(0.4).stroke_width(1);
-        chart.draw_series(DashedLineSeries::new(
-            [(xr.0, h.y), (xr.1, h.y)],
-            6,
-            4,
-            style,
-        ))?;
-        chart.draw_series(std::iter::once(Text::new(
-            h.label.clone(),
-            (xr.0 + (xr.1 - xr.0) * 0.7, h.y - (yr.1 - yr.0) * 0.01),
-            ("sans-serif", 15),
-        )))?;
+        dashed(&mut chart, (xr.0, h.y), (xr.1, h.y), 0.4)?;
+        let at = (xr.0 + (xr.1 - xr.0) * 0.7, h.y - (yr.1 - yr.0) * 0.01);
+        text(&mut chart, h.label.clone(), at)?;
     }
     for s in &p.series {
-        let c = colour(&s.name);
-        let style = c.stroke_width(if s.thin { 1 } else { 3 });
+        let style = colour(&s.name).stroke_width(if s.thin { 1 } else { 3 });
         chart
             .draw_series(LineSeries::new(s.points.iter().copied(), style))?
             .label(s.name.clone())
-            .legend(move |(x, y)| {
-                PathElement::new(
-                    [(x, y), (x + 24, y)],
-                    c.stroke_width(if s.thin { 1 } else { 3 }),
-                )
-            });
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 24, y)], style));
     }
     chart
         .configure_series_labels()
@@ -174,7 +199,7 @@ where
 }
 
 fn draw_points<DB: DrawingBackend>(
-    area: &DrawingArea<DB, plotters::coord::Shift>,
+    area: &DrawingArea<DB, Shift>,
     p: &Panel,
 ) -> Result<(), Box<dyn Error>>
 where
@@ -184,29 +209,9 @@ where
     // Room on the right for the labels.
     let xr = (x0, x1 + (x1 - x0) * 0.2);
     let yr = pad(bounds(p.points.iter().map(|q| q.y).chain([100.0])), 0.2);
-    let mut chart = ChartBuilder::on(area)
-        .caption(&p.title, ("sans-serif", 22))
-        .margin(12)
-        .x_label_area_size(42)
-        .y_label_area_size(64)
-        .build_cartesian_2d(xr.0..xr.1, yr.0..yr.1)?;
-    chart
-        .configure_mesh()
-        .x_desc(&p.xlabel)
-        .y_desc(&p.ylabel)
-        .label_style(("sans-serif", 15))
-        .axis_desc_style(("sans-serif", 16))
-        .x_label_formatter(&|v| format!("{v:.1}"))
-        .y_label_formatter(&|v| format!("{v:.1}"))
-        .light_line_style(WHITE.mix(0.0))
-        .draw()?;
+    let mut chart = new_chart(area, p, xr, yr, 1)?;
     // 100% of no hinting: the line the targets are measured against.
-    chart.draw_series(DashedLineSeries::new(
-        [(xr.0, 100.0), (xr.1, 100.0)],
-        6,
-        4,
-        BLACK.mix(0.4).stroke_width(1),
-    ))?;
+    dashed(&mut chart, (xr.0, 100.0), (xr.1, 100.0), 0.4)?;
     for q in &p.points {
         let c = colour(&q.name);
         chart.draw_series(std::iter::once(Circle::new((q.x, q.y), 7, c.filled())))?;
@@ -215,11 +220,8 @@ where
         } else {
             q.name.clone()
         };
-        chart.draw_series(std::iter::once(Text::new(
-            label,
-            (q.x + (xr.1 - xr.0) * 0.015, q.y + (yr.1 - yr.0) * 0.02),
-            ("sans-serif", 15),
-        )))?;
+        let at = (q.x + (xr.1 - xr.0) * 0.015, q.y + (yr.1 - yr.0) * 0.02);
+        text(&mut chart, label, at)?;
     }
     Ok(())
 }

@@ -54,50 +54,31 @@ fn refuse(what: &str, input: &[u8], e: KnobError) -> Error {
     Error::from_errno(-e.errno())
 }
 
-struct PThreshold;
-impl ParamSet for PThreshold {
-    fn set(input: &[u8]) -> Result {
-        let v = knobs::parse_threshold_kb(input).map_err(|e| refuse("threshold_kb", input, e))?;
-        P_THRESHOLD_KB.store(v, Relaxed);
-        Ok(())
-    }
+/// A module parameter that parses like its sysfs knob (a bad value is
+/// refused with a log line) and stores into its `P_*` static for `init`.
+macro_rules! knob_param {
+    ($ty:ident, $name:literal, $parse:path, $store:ident) => {
+        struct $ty;
+        impl ParamSet for $ty {
+            fn set(input: &[u8]) -> Result {
+                let v = $parse(input).map_err(|e| refuse($name, input, e))?;
+                $store.store(v, Relaxed);
+                Ok(())
+            }
+        }
+    };
 }
 
-struct PMinOrder;
-impl ParamSet for PMinOrder {
-    fn set(input: &[u8]) -> Result {
-        let v = knobs::parse_min_order(input).map_err(|e| refuse("min_order", input, e))?;
-        P_MIN_ORDER.store(v, Relaxed);
-        Ok(())
-    }
-}
-
-struct PEnabled;
-impl ParamSet for PEnabled {
-    fn set(input: &[u8]) -> Result {
-        let v = knobs::parse_enabled(input).map_err(|e| refuse("enabled", input, e))?;
-        P_ENABLED.store(v, Relaxed);
-        Ok(())
-    }
-}
-
-struct PFlush;
-impl ParamSet for PFlush {
-    fn set(input: &[u8]) -> Result {
-        let v = knobs::parse_flush_ms(input).map_err(|e| refuse("flush_ms", input, e))?;
-        P_FLUSH_MS.store(v, Relaxed);
-        Ok(())
-    }
-}
-
-struct PDelay;
-impl ParamSet for PDelay {
-    fn set(input: &[u8]) -> Result {
-        let v = knobs::parse_delay_ms(input).map_err(|e| refuse("delay_ms", input, e))?;
-        P_DELAY_MS.store(v, Relaxed);
-        Ok(())
-    }
-}
+knob_param!(
+    PThreshold,
+    "threshold_kb",
+    knobs::parse_threshold_kb,
+    P_THRESHOLD_KB
+);
+knob_param!(PMinOrder, "min_order", knobs::parse_min_order, P_MIN_ORDER);
+knob_param!(PEnabled, "enabled", knobs::parse_enabled, P_ENABLED);
+knob_param!(PFlush, "flush_ms", knobs::parse_flush_ms, P_FLUSH_MS);
+knob_param!(PDelay, "delay_ms", knobs::parse_delay_ms, P_DELAY_MS);
 
 struct PTransport;
 impl ParamSet for PTransport {

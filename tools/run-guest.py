@@ -8,6 +8,21 @@ sampler reads the QEMU process's RSS and AnonHugePages from
 /proc/PID/smaps_rollup every 100 ms; console lines are timestamped on the
 same clock, so "PH-MARK" events from the guest line up with the samples.
 
+The guest can also wait for the host. A second serial port (the guest's
+ttyS1, read by its init into /tmp/host) carries the runner's answers: with
+`--on NAME=ACTION`, the runner carries out ACTION when the guest prints
+"PH-MARK NAME" and then writes "NAME done" (or "NAME timeout") on that port.
+Actions:
+
+  pause:SECS             stop the VM through QMP (needs --qmp) for SECS
+                         seconds, then let it go on
+  rss-fall:MARK:MIB:LIM  wait until the QEMU process's RSS is MIB below what
+                         it was at the guest's mark MARK, at most LIM seconds
+
+Every mark also takes a sample on the spot, so a check can read the host's
+view at the instant the guest said something, without waiting for the next
+period. Tests wait for such events, never for a fixed time.
+
 Exit status: the scenario's own status, 124 when the guest timed out (it is
 killed and the runner says so), 125 when QEMU failed on its own.
 """
@@ -16,8 +31,11 @@ import argparse
 import json
 import os
 import re
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -40,7 +58,37 @@ def read_rollup(pid):
     return int(rss.group(1)), int(ahp.group(1)) if ahp else 0
 
 
-def qemu_cmd(args, accel):
+def qmp(path, *commands):
+    """Runs QMP commands on QEMU's monitor socket; returns the replies."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as so:
+        so.settimeout(10)
+        so.connect(path)
+        f = so.makefile("rw")
+        json.loads(f.readline())  # greeting
+        out = []
+        for c in ("qmp_capabilities",) + commands:
+            f.write(json.dumps({"execute": c}) + "\n")
+            f.flush()
+            while True:
+                r = json.loads(f.readline())
+                if "return" in r or "error" in r:
+                    out.append(r)
+                    break
+        return out[1:]
+
+
+def parse_rule(text):
+    """NAME=ACTION (see the module docstring) -> (name, kind, params)."""
+    name, _, action = text.partition("=")
+    kind, *params = action.split(":")
+    if kind == "pause" and len(params) == 1:
+        return name, kind, (float(params[0]),)
+    if kind == "rss-fall" and len(params) == 3:
+        return name, kind, (params[0], float(params[1]), float(params[2]))
+    raise argparse.ArgumentTypeError(f"bad --on rule {text!r}")
+
+
+def qemu_cmd(args, accel, chan=None):
     append = "console=ttyS0 panic=-1 loglevel=7 ph.scenario=%s %s" % (args.scenario, args.append)
     cmd = [
         "qemu-system-x86_64", "-nodefaults", "-no-reboot", "-display", "none",
@@ -49,6 +97,10 @@ def qemu_cmd(args, accel):
         "-serial", "stdio",
         "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
     ]
+    if chan:
+        # The host channel: the guest's ttyS1, QEMU connects to the runner.
+        cmd += ["-chardev", f"socket,id=hostchan,path={chan},server=off",
+                "-serial", "chardev:hostchan"]
     if accel == "kvm":
         cmd += ["-accel", "kvm", "-cpu", "host"]
     else:
@@ -64,19 +116,93 @@ def qemu_cmd(args, accel):
 
 def run(args, accel, quiet=False):
     """Runs one guest; returns the result dict."""
-    cmd = qemu_cmd(args, accel)
+    tmp = tempfile.mkdtemp(prefix="ph-run-")
+    chan_path = os.path.join(tmp, "chan")
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(chan_path)
+    listener.listen(1)
+    if args.qmp is None and any(kind == "pause" for _, kind, _ in args.on):
+        args = argparse.Namespace(**vars(args))
+        args.qmp = os.path.join(tmp, "qmp")
+    cmd = qemu_cmd(args, accel, chan_path)
     t0 = time.monotonic()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
-    console, samples, marks = [], [], []
+    console, samples, marks, events = [], [], [], []
     done = threading.Event()
+    lock = threading.Lock()
+    chan = {}
+
+    def now():
+        return round(time.monotonic() - t0, 3)
+
+    def sample(t=None):
+        r = read_rollup(proc.pid)
+        if r is not None:
+            with lock:
+                samples.append((now() if t is None else t, r[0], r[1]))
 
     def sampler():
         while not done.is_set():
-            r = read_rollup(proc.pid)
-            if r is not None:
-                samples.append((round(time.monotonic() - t0, 3), r[0], r[1]))
+            sample()
             done.wait(args.interval)
+
+    def accept():
+        listener.settimeout(30)
+        try:
+            chan["sock"], _ = listener.accept()
+        except OSError:
+            pass
+
+    acc = threading.Thread(target=accept, daemon=True)
+    acc.start()
+
+    def answer(name, word):
+        acc.join(30)
+        with lock:
+            events.append((now(), name, word))
+        so = chan.get("sock")
+        if so is not None:
+            try:
+                so.sendall(f"{name} {word}\n".encode())
+            except OSError:
+                pass
+
+    def rss_at_mark(mark):
+        t = next((t for t, n, _ in marks if n == mark), None)
+        if t is None:
+            return None
+        with lock:
+            before = [s for s in samples if s[0] <= t]
+        return before[-1][1] if before else None
+
+    def act(name, kind, params):
+        if kind == "pause":
+            secs, = params
+            try:
+                qmp(args.qmp, "stop")
+                with lock:
+                    events.append((now(), name, "stop"))
+                time.sleep(secs)
+                qmp(args.qmp, "cont")
+                with lock:
+                    events.append((now(), name, "cont"))
+            except OSError as e:
+                answer(name, f"error {e}")
+                return
+            answer(name, "done")
+        elif kind == "rss-fall":
+            mark, mib, limit = params
+            ref = rss_at_mark(mark)
+            deadline = time.monotonic() + limit
+            while ref is not None and time.monotonic() < deadline and proc.poll() is None:
+                with lock:
+                    last = samples[-1][1]
+                if ref - last >= mib * 1024:
+                    answer(name, "done")
+                    return
+                time.sleep(args.interval)
+            answer(name, "timeout")
 
     th = threading.Thread(target=sampler, daemon=True)
     th.start()
@@ -88,7 +214,12 @@ def run(args, accel, quiet=False):
             console.append((t, line))
             m = re.search(r"PH-MARK (\S+)(.*)$", line)
             if m:
+                sample(t)
                 marks.append((t, m.group(1), m.group(2).strip()))
+                for name, kind, params in args.on:
+                    if name == m.group(1):
+                        threading.Thread(target=act, args=(name, kind, params),
+                                         daemon=True).start()
             if not quiet:
                 print(f"[{t:8.3f}] {line}", flush=True)
 
@@ -104,6 +235,14 @@ def run(args, accel, quiet=False):
     rd.join(5)
     done.set()
     th.join()
+    listener.close()
+    if chan.get("sock") is not None:
+        chan["sock"].close()
+    try:
+        shutil.rmtree(tmp)
+    except OSError:
+        pass
+    samples.sort(key=lambda s: s[0])
 
     rc = proc.returncode
     if timed_out:
@@ -116,7 +255,7 @@ def run(args, accel, quiet=False):
         "scenario": args.scenario, "accel": accel, "qemu": cmd,
         "qemu_returncode": rc, "status": status, "timed_out": timed_out,
         "seconds": round(time.monotonic() - t0, 3),
-        "console": console, "samples": samples, "marks": marks,
+        "console": console, "samples": samples, "marks": marks, "events": events,
     }
 
 
@@ -136,7 +275,7 @@ def pick_accel(args):
     except (OSError, ValueError):
         pass
     probe = argparse.Namespace(**vars(args))
-    probe.scenario, probe.timeout, probe.qmp = "probe", 40, None
+    probe.scenario, probe.timeout, probe.qmp, probe.on = "probe", 40, None, []
     r = run(probe, "kvm", quiet=True)
     verdict = "kvm" if r["status"] == 0 else "tcg"
     print(f"[run-guest] KVM probe: {'boots' if verdict == 'kvm' else 'does not boot'} "
@@ -186,6 +325,9 @@ def main():
     ap.add_argument("--no-balloon", dest="balloon", action="store_false")
     ap.add_argument("--balloon-opts", default="", help="extra virtio-balloon-pci options")
     ap.add_argument("--qmp", help="QMP unix socket path")
+    ap.add_argument("--on", type=parse_rule, action="append", default=[], metavar="MARK=ACTION",
+                    help="when the guest prints PH-MARK MARK, carry out ACTION and answer "
+                    "on the host channel (see above)")
     ap.add_argument("--disk", help="a raw image the guest sees as /dev/vda (virtio-blk)")
     ap.add_argument("--strict-console", action="store_true",
                     help="fail (status 1) on WARNING:, BUG:, lockdep, bad page or KASAN-style lines")

@@ -12,6 +12,10 @@
  *                                     4 KiB page (MADV_DONTNEED), hold, then
  *                                     free the rest
  *
+ * With MEMHOG_RELEASE=PATH in the environment, the scatter mode holds the
+ * rest of its mapping until PATH exists instead of for HOLD_MS: a test
+ * that reads the host's view in between says when it is done.
+ *
  * Prints "PH-MARK <event> <MiB>" lines that the host runner timestamps:
  * allocated, then freeing (alloc-free) or scattering (scatter) right before
  * the first page is freed, freed-scattered, and freed when all is unmapped.
@@ -80,7 +84,12 @@ int main(int argc, char **argv)
 		for (unsigned long off = 0; off < bytes; off += 2 * PAGE)
 			madvise(p + off, PAGE, MADV_DONTNEED);
 		mark("freed-scattered", mib / 2);
-		sleep_ms(hold);
+		if (getenv("MEMHOG_RELEASE")) {
+			while (access(getenv("MEMHOG_RELEASE"), F_OK))
+				sleep_ms(10);
+		} else {
+			sleep_ms(hold);
+		}
 		munmap(p, bytes);
 		mark("freed", mib);
 	} else {

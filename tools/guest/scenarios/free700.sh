@@ -6,8 +6,12 @@
 load_hinting
 cat "$SYS/transport"
 mark_reported before
+b=$(stat reported_pages)
 memhog alloc-free 700 1500 || fail memhog
-sleep 6
+# The reports of 90% of it (161280 pages), then nothing more on the way:
+# the host's view is read at the next mark.
+wait_for 120 "90% of 700 MiB reported" reported_since "$b" 161280
+wait_for 120 "reporting settled" settled
 mark_reported after
 dump_stats
 rmmod page_hinting || fail rmmod

@@ -10,6 +10,7 @@ expect_write() { # FILE BYTES WANT [UID]
 	[ "$got" = "$3" ] || fail "write '$2' to ${1##*/}: got '$got', want '$3'"
 }
 pending() { stat pending_pages; }
+pending_below() { [ "$(pending)" -lt "$1" ]; }
 
 # --- module parameters ---
 for p in min_order=11 min_order=abc min_order=-1 threshold_kb=0 threshold_kb=3 \
@@ -94,7 +95,7 @@ p=$(pending)
 # flush_ms: an idle flush takes what is pending.
 b0=$(stat batches)
 echo 100 >"$SYS/flush_ms"
-sleep 2
+wait_for 60 "flush_ms=100: an idle flush" pending_below 1024
 p=$(pending)
 echo "flush: batches $b0 -> $(stat batches), pending $p"
 [ "$p" -lt 1024 ] || fail "flush_ms=100: $p pages still pending after 2 s"

@@ -33,3 +33,49 @@ settle() {
 	pcp=$(awk '$1 == "count:" { s += $2 } END { print s * 4 }' /proc/zoneinfo)
 	echo $(($(free_kib) + pcp))
 }
+
+# Tests wait for events, never for a fixed time: the machine may be faster,
+# slower or busier than the one the test was written on.
+#
+# wait_for LIMIT WHAT CMD...: poll every 0.1 s until CMD succeeds. LIMIT
+# (seconds of polling) only decides how long a failing run takes to say
+# so; a passing run goes on as soon as the event happens, so it is set
+# far above any passing run (tens of times what this project's machines
+# take), never tuned to one machine.
+wait_for() {
+	_lim=$1 _what=$2
+	shift 2
+	_n=0
+	until "$@"; do
+		_n=$((_n + 1))
+		[ $_n -le $((_lim * 10)) ] || fail "$_what: not within ${_lim} s"
+		sleep 0.1
+	done
+}
+# reported_since BASE PAGES: at least PAGES pages reported since BASE.
+reported_since() { [ $(($(stat reported_pages) - $1)) -ge "$2" ]; }
+# stat_above NAME VALUE: the statistic NAME is above VALUE.
+stat_above() { [ "$(stat "$1")" -gt "$2" ]; }
+# stat_is NAME VALUE: the statistic NAME is VALUE.
+stat_is() { [ "$(stat "$1")" = "$2" ]; }
+# settled: nothing isolated, and the reported count stood still for a
+# second: ten times the idle flush (flush_ms, 100 ms by default, which the
+# knobs scenario checks is kept), so whatever the frees so far made
+# reportable has been reported. (Pending pages are no measure: the polling
+# shell's own forks free pages all the time.) Used after a workload's own
+# reports are in, where a reported-pages threshold comes first, and where
+# a check needs nothing more on the way.
+settled() {
+	_r=$(stat reported_pages)
+	[ "$(stat isolated_pages)" = 0 ] || return 1
+	sleep 1
+	[ "$(stat isolated_pages)" = 0 ] && [ "$(stat reported_pages)" = "$_r" ]
+}
+# ask_host NAME LIMIT: mark NAME and wait for the runner's answer to it
+# (run-guest.py --on NAME=...); fail unless the answer is "done".
+host_said() { grep -q "^$1 " /tmp/host 2>/dev/null; }
+ask_host() {
+	mark "$1"
+	wait_for "$2" "the host's answer to $1" host_said "$1"
+	grep -q "^$1 done" /tmp/host || fail "the host answered $(grep "^$1 " /tmp/host)"
+}

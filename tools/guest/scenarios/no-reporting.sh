@@ -12,7 +12,8 @@ echo "transport: $t"
 n=$(dmesg | grep -c "the device offers no free page reporting")
 [ "$n" = 1 ] || fail "the refusal was logged $n times, want once"
 memhog alloc-free 64 200 || fail memhog
-sleep 1
+# The worker has looked at the frees and turned them away.
+wait_for 60 "the frees looked at" stat_above no_transport_pages 0
 [ "$(stat reported_pages)" = 0 ] || fail "reported $(stat reported_pages) pages without a queue"
 [ "$(stat isolated_total_pages)" = 0 ] || fail "isolated pages without a queue"
 rmmod page_hinting || fail rmmod

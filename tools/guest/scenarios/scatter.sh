@@ -5,19 +5,23 @@
 # its huge pages.
 . /scenarios/lib.sh
 
-# scatter NAME: run memhog scatter; mark NAME-mid with the reported count 5 s
-# after the scattered free, while the rest of the mapping is still held.
+# scatter NAME [PAGES]: run memhog scatter; once the scattered free is done
+# and the worker has dealt with it (PAGES more pages reported where some
+# are expected, else reporting settled), mark NAME-mid with the reported
+# count while the rest of the mapping is still held, then let memhog free
+# the rest.
 scatter() {
-	rm -f /tmp/memhog.out
-	memhog scatter 256 6000 | tee /tmp/memhog.out &
-	i=0
-	until grep -q freed-scattered /tmp/memhog.out 2>/dev/null; do
-		i=$((i + 1))
-		[ $i -lt 600 ] || fail "memhog never freed"
-		sleep 0.1
-	done
-	sleep 5
+	before=$(stat reported_pages)
+	rm -f /tmp/memhog.out /tmp/release
+	MEMHOG_RELEASE=/tmp/release memhog scatter 256 0 1000 | tee /tmp/memhog.out &
+	wait_for 120 "memhog's scattered free" grep -q freed-scattered /tmp/memhog.out
+	if [ -n "$2" ]; then
+		wait_for 120 "$2 pages reported" reported_since "$before" "$2"
+	else
+		wait_for 120 "reporting settled" settled
+	fi
 	mark_reported "$1-mid"
+	touch /tmp/release
 	wait || fail memhog
 }
 
@@ -25,10 +29,10 @@ scatter() {
 load_hinting
 echo 0 >"$SYS/min_order" || fail "min_order=0"
 mark_reported o0-before
-scatter o0
+# 75% of the 32768 scattered pages: what the host check asks for.
+scatter o0 24576
 dump_stats
 rmmod page_hinting || fail rmmod
-sleep 1
 load_hinting
 mark_reported o9-before
 scatter o9

@@ -10,21 +10,18 @@ dev=$(ls "$D" | grep '^virtio' | head -n1)
 # Free memory continuously while the device goes.
 (while :; do memhog alloc-free 32 0 >/dev/null || exit 1; done) &
 churn=$!
-sleep 2
+wait_for 60 "a report before the unbind" stat_above reported_pages 0
 r0=$(stat reported_pages)
-[ "$r0" -gt 0 ] || fail "nothing reported before the unbind"
 echo "$dev" >"$D/unbind" || fail unbind
 grep -q "^virtio-balloon no-device" "$SYS/transport" || fail "transport: $(cat "$SYS/transport")"
 c0=$(stat captured_pages)
-sleep 2
-[ "$(stat captured_pages)" -gt "$c0" ] || fail "the free path stopped after the unbind"
+wait_for 60 "the free path after the unbind" stat_above captured_pages "$c0"
 [ "$(stat isolated_pages)" = 0 ] || fail "$(stat isolated_pages) pages isolated with no device"
 mark unbound
 r1=$(stat reported_pages)
 echo "$dev" >"$D/bind" || fail bind
 grep -q "^virtio-balloon active" "$SYS/transport" || fail "rebind: $(cat "$SYS/transport")"
-sleep 3
-[ "$(stat reported_pages)" -gt "$r1" ] || fail "no report after the rebind"
+wait_for 60 "a report after the rebind" stat_above reported_pages "$r1"
 mark rebound
 kill $churn
 wait $churn 2>/dev/null

@@ -46,7 +46,7 @@ use crate::ranges::{cut, merge, sort, PfnRange};
 use crate::retry::Retry;
 use crate::sys::{
     self, Block, CpuHotplug, DelayedWork, HintHook, HintOps, IrqOff, PerCpu, RawWork, Scan,
-    ScanCounts, Workqueue, Zeroed,
+    ScanCounts, Section, Workqueue, Zeroed,
 };
 use crate::transport::{AnyTransport, NullTransport, REPORT_MAX};
 use core::{
@@ -55,6 +55,11 @@ use core::{
 };
 use kernel::ffi::{c_int, c_uint, c_ulong};
 use kernel::{bindings, c_str, new_mutex, prelude::*, sync::Mutex};
+
+// The core's largest order must be the kernel's: a block of a larger order
+// would have no entry (and could not be reported), and a `min_order` knob
+// above the kernel's largest order would make scans that never advance.
+const _: () = assert!(crate::capture::MAX_PAGE_ORDER == bindings::MAX_PAGE_ORDER);
 
 /// Entries in each capture buffer (two per CPU, 8 KiB each).
 pub(crate) const CAPTURE_ENTRIES: usize = 1024;
@@ -607,14 +612,18 @@ impl Shared {
             return;
         }
         sort(entries);
+        // Every block isolated below goes back (`report`) before the section
+        // ends.
+        let section = Section::begin();
         for r in cut(merge(entries), min_order) {
-            let k = self.scan_range(&mut w.held, &mut w.transport, r, min_order);
+            let k = self.scan_range(&section, &mut w.held, &mut w.transport, r, min_order);
             // (A deliberately broken build never looks again.)
             if k.unlisted != 0 && !cfg!(ph_break_retry) && !w.retry.push(r, RETRY_GAP) {
                 self.stats.retry_dropped.fetch_add(r.pages(), Relaxed);
             }
         }
-        self.report(&mut w.held, &mut w.transport, min_order);
+        self.report(&section, &mut w.held, &mut w.transport, min_order);
+        drop(section);
         self.arm_retry(w);
     }
 
@@ -622,6 +631,7 @@ impl Shared {
     /// fill up or reach the isolation cap. Returns what the scan skipped.
     fn scan_range(
         &self,
+        section: &Section,
         held: &mut Held,
         transport: &mut AnyTransport,
         r: PfnRange,
@@ -636,23 +646,33 @@ impl Shared {
         let mut scan = Scan::new(r.start, r.end, min_order, budget.saturating_sub(held.pages));
         loop {
             let nb = held.nblocks;
-            let n = scan.isolate(&mut held.blocks[nb..]);
+            let n = scan.isolate(section, &mut held.blocks[nb..]);
             let mut pages = 0;
+            let mut kept = nb;
             for i in nb..nb + n {
                 let b = held.blocks[i];
-                pages += 1u64 << b.order;
-                if let Some(e) = Entry::new(b.pfn as u64, b.order) {
-                    held.entries[i] = e;
-                }
+                // A block the core cannot describe (the build-time check
+                // on the largest order makes this unreachable) goes
+                // straight back: it must never be reported.
+                let Some(e) = Entry::new(b.pfn as u64, b.order) else {
+                    sys::putback(section, &[b], false);
+                    self.stats.transport_errors.fetch_add(1, Relaxed);
+                    continue;
+                };
+                pages += e.pages();
+                held.blocks[kept] = b;
+                held.entries[kept] = e;
+                kept += 1;
             }
-            // INVARIANT: the scan isolated `blocks[nb..nb + n]` for us.
-            held.nblocks += n;
+            // INVARIANT: `blocks[nb..kept]` are isolated and ours, each
+            // mirrored in `entries`.
+            held.nblocks = kept;
             held.pages += pages;
             self.stats.pages_isolated.fetch_add(pages, Relaxed);
             let now = self.stats.isolated_now.fetch_add(pages, Relaxed) + pages;
             self.stats.isolated_peak.fetch_max(now, Relaxed);
             if held.nblocks == BLOCKS || scan.over_budget() {
-                self.report(held, transport, min_order);
+                self.report(section, held, transport, min_order);
                 scan.set_budget(budget);
             }
             if scan.done() {
@@ -715,25 +735,42 @@ impl Shared {
             transport,
             ..
         } = &mut *w;
-        let k = retry.round(|r| self.scan_range(held, transport, r, min_order).unlisted != 0);
+        // Every block isolated below goes back (`report`) before the section
+        // ends.
+        let section = Section::begin();
+        let k = retry.round(|r| {
+            self.scan_range(&section, held, transport, r, min_order)
+                .unlisted
+                != 0
+        });
         self.stats
             .retry_given_up
             .fetch_add(k.given_up_pages, Relaxed);
         // The spill is scanned once; what is still on per-CPU lists in it
         // joins the retry list.
         if !spill.is_empty()
-            && self.scan_range(held, transport, spill, min_order).unlisted != 0
+            && self
+                .scan_range(&section, held, transport, spill, min_order)
+                .unlisted
+                != 0
             && !retry.push(spill, RETRY_GAP)
         {
             self.stats.retry_dropped.fetch_add(spill.pages(), Relaxed);
         }
-        self.report(held, transport, min_order);
+        self.report(&section, held, transport, min_order);
+        drop(section);
         self.arm_retry(w);
     }
 
     /// Sends the isolated blocks (of order `min_order` or more) to the
     /// transport and gives them back.
-    fn report(&self, held: &mut Held, transport: &mut AnyTransport, min_order: u32) {
+    fn report(
+        &self,
+        section: &Section,
+        held: &mut Held,
+        transport: &mut AnyTransport,
+        min_order: u32,
+    ) {
         let n = held.nblocks;
         if n == 0 {
             return;
@@ -751,6 +788,7 @@ impl Shared {
             entries, report, ..
         } = held;
         let mut marked = false;
+        let mut lost = false;
         let mut failed = limits.is_err();
         let mut batcher = limits.ok().map(|l| Batcher::new(merge(&entries[..n]), l));
         while let Some(batcher) = batcher.as_mut() {
@@ -771,6 +809,7 @@ impl Shared {
                 Err(_) => {
                     self.stats.transport_errors.fetch_add(1, Relaxed);
                     failed = true;
+                    lost = transport.lost();
                     break;
                 }
             }
@@ -780,11 +819,23 @@ impl Shared {
                 break;
             }
         }
+        if lost {
+            // The device may still be reading them: they stay isolated
+            // (`isolated_pages` keeps counting them) and are never reused.
+            pr_err!(
+                "{} pages stay isolated for good: the device did not confirm its reset\n",
+                held.pages
+            );
+            // INVARIANT: the blocks are given up, not held.
+            held.nblocks = 0;
+            held.pages = 0;
+            return;
+        }
         // Deliberately broken builds (tools/check-teeth.sh): "error" marks
         // blocks whose report failed, "leak" never returns one block.
         let mark = (marked && !failed) || cfg!(ph_break_error);
         let back = if cfg!(ph_break_leak) { n - 1 } else { n };
-        sys::putback(&held.blocks[..back], mark);
+        sys::putback(section, &held.blocks[..back], mark);
         self.stats.isolated_now.fetch_sub(held.pages, Relaxed);
         // INVARIANT: every held block went back.
         held.nblocks = 0;

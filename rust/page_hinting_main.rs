@@ -49,11 +49,17 @@ module! {
 pub const VERSION: &str = "0.2.0";
 
 struct PageHinting {
-    // Fields drop in order: sysfs goes first (no knob write can reach the
-    // mechanism after it), then the virtio driver (unbinding resets the
-    // device, which ends any report in flight), then the mechanism.
+    // Fields drop in order. The virtio driver goes first: unbinding resets
+    // the device, which ends any report in flight, even one a host never
+    // answers; a knob write waiting for the worker (`enabled=0`) then
+    // returns, so removing sysfs next cannot wait for it forever. No knob
+    // write can reach the mechanism once sysfs is gone; the mechanism goes
+    // last. (A deliberately broken build removes sysfs first.)
+    #[cfg(ph_break_unload)]
     _sysfs: sysfs_sys::MmDir,
     _virtio: Option<virtio::Driver>,
+    #[cfg(not(ph_break_unload))]
+    _sysfs: sysfs_sys::MmDir,
     _hinting: hinting::Hinting,
 }
 
@@ -87,9 +93,9 @@ impl kernel::Module for PageHinting {
         let hypercall = match choice {
             sysfs::TransportChoice::Hypercall => match transport::HypercallTransport::probe() {
                 Ok(t) => Some(t),
-                Err(e) => {
-                    pr_err!("transport=hypercall: the host does not offer Hyper-V's cold-discard memory heat hint; not loading\n");
-                    return Err(e);
+                Err(why) => {
+                    pr_err!("transport=hypercall: {}; not loading\n", why.reason());
+                    return Err(why.errno());
                 }
             },
             sysfs::TransportChoice::Virtio => None,
@@ -122,8 +128,8 @@ impl kernel::Module for PageHinting {
             if params.enabled { "" } else { ", paused" }
         );
         Ok(PageHinting {
-            _sysfs: dir,
             _virtio: v,
+            _sysfs: dir,
             _hinting: h,
         })
     }

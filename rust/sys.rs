@@ -178,7 +178,9 @@ impl LockKey {
 }
 
 /// A spinlock protecting a `T`, always taken with interrupts off, so that
-/// it can be used from any context that frees pages.
+/// it can be used from any context that frees pages. It is a raw spinlock:
+/// on PREEMPT_RT a `spinlock_t` sleeps, which the free path, with
+/// interrupts off, must not.
 ///
 /// # Invariants
 ///
@@ -186,7 +188,7 @@ impl LockKey {
 /// [`IrqSpinLock::lock`]; `data` is only accessed while `lock` is held.
 #[repr(C)]
 pub(crate) struct IrqSpinLock<T> {
-    lock: Opaque<bindings::spinlock_t>,
+    lock: Opaque<bindings::raw_spinlock_t>,
     data: UnsafeCell<T>,
 }
 
@@ -202,7 +204,9 @@ impl<T> IrqSpinLock<T> {
         // SAFETY: `self.lock` is valid memory for a spinlock that nobody uses
         // yet (the caller initialises before sharing); `name` and `key` are
         // static, as lockdep requires.
-        unsafe { bindings::__spin_lock_init(self.lock.get(), name.as_char_ptr(), key.as_ptr()) };
+        unsafe {
+            bindings::raw_spin_lock_init_key(self.lock.get(), name.as_char_ptr(), key.as_ptr())
+        };
     }
 
     /// Takes the lock with interrupts off and runs `f` on the data.
@@ -210,12 +214,12 @@ impl<T> IrqSpinLock<T> {
         let _irq = IrqOff::new();
         // SAFETY: the lock was initialised (type invariant); interrupts are
         // off so the holder cannot be interrupted by a free on this CPU.
-        unsafe { bindings::spin_lock(self.lock.get()) };
+        unsafe { bindings::raw_spin_lock(self.lock.get()) };
         // SAFETY: we hold the lock, so we have exclusive access to `data`
         // (type invariant), for the duration of `f` only.
         let r = f(unsafe { &mut *self.data.get() });
         // SAFETY: we took the lock above.
-        unsafe { bindings::spin_unlock(self.lock.get()) };
+        unsafe { bindings::raw_spin_unlock(self.lock.get()) };
         r
     }
 }
@@ -521,11 +525,15 @@ unsafe impl Send for Workqueue {}
 unsafe impl Sync for Workqueue {}
 
 impl Workqueue {
-    /// Creates an ordered workqueue called `name`.
+    /// Creates an ordered workqueue called `name`. It is freezable: during
+    /// suspend and hibernation no item runs (the queue is drained before
+    /// devices suspend, and items queued meanwhile wait for the thaw), so
+    /// no report is in flight while a device is frozen.
     pub(crate) fn new_ordered(name: &'static CStr) -> Result<Self> {
         let flags = bindings::wq_flags_WQ_UNBOUND
             | bindings::wq_flags___WQ_ORDERED
-            | bindings::wq_flags_WQ_MEM_RECLAIM;
+            | bindings::wq_flags_WQ_MEM_RECLAIM
+            | bindings::wq_flags_WQ_FREEZABLE;
         // SAFETY: "%s" with a NUL-terminated string; max_active 1 for ordered.
         let wq = unsafe {
             bindings::alloc_workqueue(c_str!("%s").as_char_ptr(), flags, 1, name.as_char_ptr())
@@ -590,6 +598,37 @@ impl Drop for HintHook {
 /// A block of pages taken off the free lists.
 pub(crate) type Block = bindings::free_page_hint_block;
 
+/// An isolation section (`free_page_hint_begin()` to `free_page_hint_end()`):
+/// blocks are isolated and put back only inside one, which holds off memory
+/// hotplug, so that offlining never starts while the worker holds blocks
+/// (it would wait for them, and the worker for it). Every block isolated in
+/// a section goes back before the section ends: [`Scan::isolate`] and
+/// [`putback`] take it by reference, and the worker puts back what it holds
+/// before it drops the section. Sections do not nest (the kernel's memory
+/// hotplug lock is a per-CPU rwsem, which a pending writer would deadlock).
+pub(crate) struct Section {
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl Section {
+    /// Begins a section; may sleep (while memory is being on- or offlined).
+    pub(crate) fn begin() -> Self {
+        // SAFETY: process context (the worker and tests); ended by `Drop`.
+        unsafe { bindings::free_page_hint_begin() };
+        Section {
+            _not_send: PhantomData,
+        }
+    }
+}
+
+impl Drop for Section {
+    fn drop(&mut self) {
+        // SAFETY: ends the section `begin` started, in the same task (not
+        // `Send`).
+        unsafe { bindings::free_page_hint_end() };
+    }
+}
+
 /// Statistics of an isolation scan.
 #[derive(Default, Clone, Copy)]
 pub(crate) struct ScanCounts {
@@ -629,11 +668,11 @@ impl Scan {
     /// promise that `out` is written only within its length.
     ///
     /// The caller owns the returned blocks: they are off the free lists until
-    /// given to [`putback`].
-    pub(crate) fn isolate(&mut self, out: &mut [Block]) -> usize {
+    /// given to [`putback`], in the same section.
+    pub(crate) fn isolate(&mut self, _section: &Section, out: &mut [Block]) -> usize {
         let cap = out.len().min(c_uint::MAX as usize) as c_uint;
         // SAFETY: `self.0` is a valid scan, `out` is valid for `cap` writes;
-        // process context (the worker).
+        // process context (the worker), inside a section (`_section`).
         let n = unsafe { bindings::free_page_hint_isolate(&mut self.0, out.as_mut_ptr(), cap) };
         let n = (n as usize).min(out.len());
         #[cfg(ph_break_isolation)]
@@ -681,7 +720,7 @@ impl Scan {
 ///
 /// Every block must have come from [`Scan::isolate`] and be given back once:
 /// the caller's ownership of the blocks ends here.
-pub(crate) fn putback(blocks: &[Block], reported: bool) {
+pub(crate) fn putback(_section: &Section, blocks: &[Block], reported: bool) {
     if cfg!(ph_break_isolation) {
         return;
     }
@@ -689,7 +728,7 @@ pub(crate) fn putback(blocks: &[Block], reported: bool) {
     let reported = reported && !cfg!(ph_break_mark);
     let n = blocks.len().min(c_uint::MAX as usize) as c_uint;
     // SAFETY: `blocks` holds isolated blocks that this caller owns (the
-    // contract above); process context.
+    // contract above), isolated in this section; process context.
     unsafe { bindings::free_page_hint_putback(blocks.as_ptr(), n, reported) };
 }
 
@@ -779,6 +818,46 @@ pub(crate) fn nr_free_pages() -> u64 {
 /// The current pageblock order (host huge page order on x86).
 pub(crate) fn pageblock_order() -> u32 {
     bindings::PAGEBLOCK_ORDER
+}
+
+/// The migratetype of the pageblock holding `pfn` (tests).
+#[cfg(CONFIG_KUNIT)]
+pub(crate) fn pageblock_migratetype(pfn: u64) -> i32 {
+    // SAFETY: callers pass pfns of blocks they allocated, which have a
+    // memmap; the pageblock flags are read without a lock (a racy look).
+    unsafe { bindings::get_pageblock_migratetype(bindings::pfn_to_page(pfn as c_ulong)) }
+}
+
+/// `MIGRATE_MOVABLE`.
+#[cfg(CONFIG_KUNIT)]
+pub(crate) const MIGRATE_MOVABLE: i32 = bindings::migratetype_MIGRATE_MOVABLE as i32;
+
+/// Splits an allocated block of `order` at `pfn` into single pages (tests):
+/// from now on each of its pages is freed on its own, with
+/// [`free_split_pages`].
+///
+/// # Safety
+///
+/// `pfn` is the first pfn of a block of `order` the caller allocated and
+/// owns, not split before.
+#[cfg(CONFIG_KUNIT)]
+pub(crate) unsafe fn split_block(pfn: u64, order: u32) {
+    // SAFETY: guaranteed by the caller.
+    unsafe { bindings::split_page(bindings::pfn_to_page(pfn as c_ulong), order) };
+}
+
+/// Frees the single pages `[start, end)` of a block [`split_block`] split
+/// (tests).
+///
+/// # Safety
+///
+/// Each pfn is a page of a split block the caller owns, freed once, here.
+#[cfg(CONFIG_KUNIT)]
+pub(crate) unsafe fn free_split_pages(start: u64, end: u64) {
+    for pfn in start..end {
+        // SAFETY: guaranteed by the caller.
+        unsafe { bindings::__free_pages(bindings::pfn_to_page(pfn as c_ulong), 0) };
+    }
 }
 
 /// Lets other tasks run if this one has used its slice (worker loops).

@@ -99,6 +99,27 @@ impl ParamSet for PTransport {
     }
 }
 
+/// Test builds only (`CONFIG_KUNIT`): `test_stall_host=1` makes the virtio
+/// transport wait for an answer the host never gives (it ignores the
+/// device's acknowledgements until the device is reset), for the scenarios
+/// that check a stuck host blocks neither unload nor the rest of the guest.
+#[cfg(CONFIG_KUNIT)]
+struct PStallHost;
+#[cfg(CONFIG_KUNIT)]
+impl ParamSet for PStallHost {
+    fn set(input: &[u8]) -> Result {
+        let v = knobs::parse_enabled(input).map_err(|e| refuse("test_stall_host", input, e))?;
+        crate::virtio::STALL_HOST.store(v, Relaxed);
+        Ok(())
+    }
+}
+#[cfg(CONFIG_KUNIT)]
+static OPS_STALL_HOST: ParamOps = ParamOps::new::<PStallHost>();
+#[cfg(CONFIG_KUNIT)]
+#[link_section = "__param"]
+#[used]
+static PARAM_STALL_HOST: Param = Param::new(c"test_stall_host", &OPS_STALL_HOST);
+
 static OPS_THRESHOLD: ParamOps = ParamOps::new::<PThreshold>();
 static OPS_MIN_ORDER: ParamOps = ParamOps::new::<PMinOrder>();
 static OPS_ENABLED: ParamOps = ParamOps::new::<PEnabled>();

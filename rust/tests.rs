@@ -11,7 +11,7 @@
 use crate::capture::{Entry, MAX_PAGE_ORDER};
 use crate::hinting::{self, Shared};
 use crate::kunit::{kexpect, kexpect_eq, kunit_suite, Test};
-use crate::sys::{self, Alloc, OwnedBlock, Scan};
+use crate::sys::{self, Alloc, OwnedBlock, Scan, Section};
 use crate::transport::{AnyTransport, NullTransport, RecordingTransport, STALL, STALLED};
 use core::sync::atomic::Ordering::{Relaxed, Release};
 use kernel::prelude::*;
@@ -312,9 +312,10 @@ fn isolation_keeps_pages_out(t: &Test) {
     let n = free_top_blocks(t, &mut pfns);
     let mut held = [sys::Block { pfn: 0, order: 0 }; 8];
     let mut nheld = 0;
+    let section = Section::begin();
     for &pfn in &pfns[..n] {
         let mut scan = Scan::new(pfn, pfn + TOP_PAGES, TOP, TOP_PAGES);
-        nheld += scan.isolate(&mut held[nheld..nheld + 1]);
+        nheld += scan.isolate(&section, &mut held[nheld..nheld + 1]);
     }
     kexpect_eq!(t, nheld, n);
     let free_before = sys::nr_free_pages();
@@ -348,7 +349,8 @@ fn isolation_keeps_pages_out(t: &Test) {
     kexpect_eq!(t, leaked, 0);
     drop(hoard);
 
-    sys::putback(&held[..nheld], false);
+    sys::putback(&section, &held[..nheld], false);
+    drop(section);
     for b in &held[..nheld] {
         let st = sys::page_state(b.pfn as u64);
         kexpect!(t, st.buddy, "pfn {:#x} is not free after putback", b.pfn);
@@ -774,12 +776,63 @@ fn stuck_host_blocks_nothing(t: &Test) {
     kexpect_eq!(t, sh.stats.isolated_now.load(Relaxed), 0);
 }
 
+/// Isolating a block for a report leaves its pageblock's migratetype as it
+/// is: reporting the free half of an unmovable pageblock must not turn the
+/// pageblock movable (`__isolate_free_page()` claims it from half a
+/// pageblock up), which would defeat the allocator's anti-fragmentation.
+fn isolation_keeps_pageblock_type(t: &Test) {
+    let Some(sh) = sh(t) else { return };
+    let knobs = Knobs::save(sh);
+    knobs.quiesce();
+    let order = sys::pageblock_order();
+    let half = 1u64 << (order - 1);
+    // An unmovable allocation of a whole pageblock: it comes from an
+    // unmovable pageblock, or claims a movable one whole.
+    let Some(b) = OwnedBlock::alloc(order, Alloc::Normal) else {
+        kexpect!(t, false, "no pageblock-order block");
+        return;
+    };
+    let pfn = b.leak();
+    let before = sys::pageblock_migratetype(pfn);
+    // SAFETY: `pfn` is the block of `order` leaked above, split once; the
+    // upper half is freed here, the lower half below, each page once.
+    unsafe {
+        sys::split_block(pfn, order);
+        sys::free_split_pages(pfn + half, pfn + 2 * half);
+    }
+    // The freed pages merge into one half-pageblock buddy.
+    sys::drain_pcp();
+    let section = Section::begin();
+    let mut held = [sys::Block { pfn: 0, order: 0 }; 1];
+    let mut scan = Scan::new(pfn + half, pfn + 2 * half, order - 1, half);
+    let n = scan.isolate(&section, &mut held);
+    let during = sys::pageblock_migratetype(pfn);
+    sys::putback(&section, &held[..n], false);
+    drop(section);
+    // SAFETY: the lower half of the split block, still ours.
+    unsafe { sys::free_split_pages(pfn, pfn + half) };
+    kexpect!(
+        t,
+        before != sys::MIGRATE_MOVABLE,
+        "a GFP_KERNEL pageblock is movable: the test proves nothing"
+    );
+    kexpect_eq!(t, n, 1);
+    kexpect!(
+        t,
+        during == before,
+        "isolating half a pageblock turned its migratetype {} into {}",
+        before,
+        during
+    );
+}
+
 kunit_suite!(
     page_hinting_mechanism,
     "page_hinting_mechanism",
     [
         capture_records_frees,
         isolation_keeps_pages_out,
+        isolation_keeps_pageblock_type,
         reported_flag_lifecycle,
         transport_error_leaves_unmarked,
         threshold_triggers_report,

@@ -10,10 +10,17 @@
 use crate::ranges::PfnRange;
 #[cfg(CONFIG_KUNIT)]
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use kernel::prelude::*;
+use kernel::{bindings, prelude::*};
 
 /// Entries in the largest report any transport takes.
 pub(crate) const REPORT_MAX: usize = 32;
+
+/// Whether the guest relies on what free pages contain (page poisoning or
+/// `init_on_free`): a host that discards them hands back other contents.
+pub(crate) fn guest_keeps_free_contents() -> bool {
+    // SAFETY: reads static keys set at boot.
+    unsafe { bindings::want_init_on_free() || bindings::page_poisoning_enabled_static() }
+}
 
 /// Tests: while set, a [`RecordingTransport`] report waits, as for a host
 /// that does not answer.
@@ -36,6 +43,13 @@ pub(crate) trait Transport {
     /// pages (mark them reported); `Ok(false)`: nothing was sent; `Err`: the
     /// report failed.
     fn report(&mut self, ranges: &[PfnRange]) -> Result<bool>;
+
+    /// After a failed report: whether the device may still access its
+    /// pages (it went away without confirming a reset). The worker then
+    /// never gives them back to the allocator.
+    fn lost(&self) -> bool {
+        false
+    }
 }
 
 /// A transport that sends nothing: the mechanism runs (capture, validation,
@@ -60,13 +74,50 @@ impl Transport for NullTransport {
 /// the host is done, so the pages are given back right after it.
 pub(crate) struct HypercallTransport(());
 
+/// Why the hypercall transport cannot be used.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum HypercallRefused {
+    /// The host does not offer the hypercall.
+    NotOffered,
+    /// The guest relies on the contents of free pages, which a cold
+    /// discard leaves undefined (Hyper-V has no equivalent of virtio's
+    /// `PAGE_POISON`).
+    KeepsContents,
+}
+
+impl HypercallRefused {
+    /// The log line's reason.
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            HypercallRefused::NotOffered => {
+                "the host does not offer Hyper-V's cold-discard memory heat hint"
+            }
+            HypercallRefused::KeepsContents => {
+                "the guest poisons or zeroes free pages (page_poison, init_on_free) and a cold discard leaves their contents undefined"
+            }
+        }
+    }
+
+    /// The load's error.
+    pub(crate) fn errno(self) -> Error {
+        match self {
+            HypercallRefused::NotOffered => ENODEV,
+            HypercallRefused::KeepsContents => EINVAL,
+        }
+    }
+}
+
 impl HypercallTransport {
-    /// The transport, if the host offers the hypercall.
-    pub(crate) fn probe() -> Result<Self> {
-        if crate::sys::hv_cold_discard_offered() {
+    /// The transport, if the host offers the hypercall and the guest does
+    /// not rely on what its free pages contain.
+    pub(crate) fn probe() -> core::result::Result<Self, HypercallRefused> {
+        // (A deliberately broken build looks only at what the host offers.)
+        if guest_keeps_free_contents() && !cfg!(ph_break_hypercall) {
+            Err(HypercallRefused::KeepsContents)
+        } else if crate::sys::hv_cold_discard_offered() {
             Ok(HypercallTransport(()))
         } else {
-            Err(ENODEV)
+            Err(HypercallRefused::NotOffered)
         }
     }
 }
@@ -231,5 +282,9 @@ impl AnyTransport {
     /// See [`Transport::report`].
     pub(crate) fn report(&mut self, ranges: &[PfnRange]) -> Result<bool> {
         self.inner().report(ranges)
+    }
+    /// See [`Transport::lost`].
+    pub(crate) fn lost(&mut self) -> bool {
+        self.inner().lost()
     }
 }

@@ -18,7 +18,9 @@
 use crate::hinting;
 use crate::ranges::PfnRange;
 use crate::sys::LockKey;
-use crate::transport::{AnyTransport, NullTransport, Transport, REPORT_MAX};
+use crate::transport::{
+    guest_keeps_free_contents, AnyTransport, NullTransport, Transport, REPORT_MAX,
+};
 use crate::virtio_sys::{
     self, Device, DriverOps, DriverReg, Registered, SgTable, Virtqueue, WaitQueue,
 };
@@ -50,6 +52,24 @@ static ACK: WaitQueue = WaitQueue::new();
 static ACK_KEY: LockKey = LockKey::new();
 /// Set when the bound device was reset: a report in flight gives up.
 static GONE: AtomicBool = AtomicBool::new(false);
+/// Set with `GONE` when the device did not confirm its reset: a report in
+/// flight gives up, but its pages must stay isolated.
+static LOST: AtomicBool = AtomicBool::new(false);
+/// How long a reset may take to be confirmed before the pages of a report
+/// in flight are given up for lost.
+const RESET_WAIT_MS: u32 = 1000;
+
+/// Test builds only: the host never answers a report (`test_stall_host=1`),
+/// until the device is reset.
+#[cfg(CONFIG_KUNIT)]
+pub(crate) static STALL_HOST: AtomicBool = AtomicBool::new(false);
+
+fn host_stalled() -> bool {
+    #[cfg(CONFIG_KUNIT)]
+    return STALL_HOST.load(Relaxed);
+    #[cfg(not(CONFIG_KUNIT))]
+    false
+}
 /// A device is bound (the driver takes one).
 static BOUND: AtomicBool = AtomicBool::new(false);
 /// Why no device reports, for the log and sysfs.
@@ -69,6 +89,9 @@ pub(crate) enum State {
     /// init_on_free) and the host does not offer `VIRTIO_BALLOON_F_PAGE_POISON`:
     /// reporting could change them, so it is off.
     PoisonRefused = 3,
+    /// The system is suspended or hibernating: the device's queues are
+    /// gone until it resumes.
+    Suspended = 4,
 }
 
 impl State {
@@ -79,6 +102,7 @@ impl State {
             State::Active => "active",
             State::NoReporting => "no-reporting",
             State::PoisonRefused => "poison-refused",
+            State::Suspended => "suspended",
         }
     }
 
@@ -91,6 +115,7 @@ impl State {
             State::PoisonRefused => Some(
                 "the guest poisons or zeroes free pages and the host does not offer VIRTIO_BALLOON_F_PAGE_POISON with the guest's value",
             ),
+            State::Suspended => Some("the system is suspended; reporting resumes with it"),
         }
     }
 
@@ -100,15 +125,10 @@ impl State {
             1 => State::Active,
             2 => State::NoReporting,
             3 => State::PoisonRefused,
+            4 => State::Suspended,
             _ => State::NoDevice,
         }
     }
-}
-
-/// Whether the guest relies on what free pages contain.
-fn guest_keeps_free_contents() -> bool {
-    // SAFETY: reads a static key set at boot.
-    init_on_free() || unsafe { bindings::page_poisoning_enabled_static() }
 }
 
 /// The registered driver; dropping it unbinds the device (resetting it,
@@ -168,23 +188,53 @@ impl DriverOps for Balloon {
     }
 
     fn remove(dev: Device) {
-        // From here on the host touches no buffer: a report in flight may
-        // give its pages back, unmarked.
-        dev.reset();
-        GONE.store(true, SeqCst);
-        ACK.wake_all();
-        if let Some(sh) = hinting::shared() {
-            let mut w = sh.worker.lock();
-            if matches!(w.transport, AnyTransport::Virtio(_)) {
-                w.transport = AnyTransport::Null(NullTransport);
-            }
-        }
-        // SAFETY: the device was reset and the transport holding its queues
-        // was dropped above (under the worker lock: no report runs).
-        unsafe { dev.del_vqs() };
+        stop(dev);
         STATE.store(State::NoDevice as u32, Relaxed);
         BOUND.store(false, SeqCst);
     }
+
+    fn freeze(dev: Device) -> Result {
+        // The workqueue is freezable: it ran dry before devices were
+        // suspended, so no report is in flight here (one that still were
+        // would give up below).
+        stop(dev);
+        STATE.store(State::Suspended as u32, Relaxed);
+        Ok(())
+    }
+
+    fn restore(dev: Device) -> Result {
+        // The device was reset and its features negotiated again; the
+        // queues come back as at probe.
+        probe_reporting(dev)
+    }
+}
+
+/// Resets the device, ends a report in flight and deletes the queues
+/// (remove and freeze).
+///
+/// A report in flight gives its pages back, unmarked, once the device has
+/// confirmed the reset: from then on it touches no buffer. A device that
+/// does not confirm within [`RESET_WAIT_MS`] may still be reading or
+/// discarding them (a VMM whose device runs in its own thread and does not
+/// wait for the reset), so its pages stay isolated: a leak, logged, rather
+/// than pages the guest reuses while the host discards them.
+fn stop(dev: Device) {
+    let confirmed = dev.reset_confirmed(RESET_WAIT_MS);
+    if !confirmed {
+        pr_err!("virtio-balloon: the device did not confirm its reset within {} ms: the pages of a report in flight stay isolated\n", RESET_WAIT_MS);
+    }
+    LOST.store(!confirmed, SeqCst);
+    GONE.store(true, SeqCst);
+    ACK.wake_all();
+    if let Some(sh) = hinting::shared() {
+        let mut w = sh.worker.lock();
+        if matches!(w.transport, AnyTransport::Virtio(_)) {
+            w.transport = AnyTransport::Null(NullTransport);
+        }
+    }
+    // SAFETY: the device was reset and the transport holding its queues
+    // was dropped above (under the worker lock: no report runs).
+    unsafe { dev.del_vqs() };
 }
 
 fn probe_reporting(dev: Device) -> Result {
@@ -235,6 +285,7 @@ fn probe_reporting(dev: Device) -> Result {
         GFP_KERNEL,
     )
     .map_err(|e| undo(e.into()))?;
+    LOST.store(false, SeqCst);
     GONE.store(false, SeqCst);
     dev.ready();
     let mut t = t;
@@ -321,7 +372,9 @@ impl Transport for VirtioTransport {
         unsafe { self.vq.add_inbuf_kick(&mut self.sg, n) }?;
         let mut waited = 0u32;
         let vq = &mut self.vq;
-        while !ACK.wait_until(SLOW_HOST_MS, || GONE.load(SeqCst) || vq.get_buf()) {
+        while !ACK.wait_until(SLOW_HOST_MS, || {
+            GONE.load(SeqCst) || (!host_stalled() && vq.get_buf())
+        }) {
             waited += SLOW_HOST_MS / 1000;
             let pages: u64 = ranges.iter().map(|r| r.pages()).sum();
             pr_warn!(
@@ -334,5 +387,9 @@ impl Transport for VirtioTransport {
             return Err(ENODEV);
         }
         Ok(true)
+    }
+
+    fn lost(&self) -> bool {
+        LOST.load(SeqCst)
     }
 }

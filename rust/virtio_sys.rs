@@ -171,11 +171,37 @@ impl Device {
         unsafe { bindings::virtio_device_ready(self.0.as_ptr()) };
     }
 
-    /// Resets the device: from its return on, the device no longer reads or
-    /// writes any buffer it was given.
+    /// Resets the device. The device has stopped reading and writing the
+    /// buffers it was given only once its status reads 0 again: see
+    /// [`Device::reset_confirmed`].
     pub(crate) fn reset(&self) {
         // SAFETY: live device; process context (probe error path, remove).
         unsafe { bindings::virtio_reset_device(self.0.as_ptr()) };
+    }
+
+    /// Resets the device and waits, at most `timeout_ms`, until its status
+    /// reads 0, which is how a device says the reset is complete (virtio
+    /// 1.2, 2.1.2: the driver must wait for that before it reinitialises
+    /// the device). virtio-pci's reset already waits; virtio-mmio's only
+    /// writes the register. Returns whether the device confirmed.
+    pub(crate) fn reset_confirmed(&self, timeout_ms: u32) -> bool {
+        self.reset();
+        for _ in 0..=timeout_ms {
+            // SAFETY: live device; `config` is set by the transport for
+            // every device it registers, and `get_status` is mandatory.
+            let status = unsafe {
+                let dev = self.0.as_ptr();
+                match (*(*dev).config).get_status {
+                    Some(get) => get(dev),
+                    None => return false,
+                }
+            };
+            if status == 0 {
+                return true;
+            }
+            crate::sys::msleep(1);
+        }
+        false
     }
 
     /// Deletes the virtqueues.
@@ -338,6 +364,14 @@ pub(crate) trait DriverOps {
     fn probe(dev: Device) -> Result;
     /// Unbinds; the device must be reset and its queues deleted on return.
     fn remove(dev: Device);
+    /// Suspend or hibernation: the device is about to be reset; stop using
+    /// it and delete its queues. (Called only with `CONFIG_PM_SLEEP`.)
+    #[cfg_attr(any(not(CONFIG_PM_SLEEP), ph_break_freeze), allow(dead_code))]
+    fn freeze(dev: Device) -> Result;
+    /// Resume: the device was reset and its features negotiated again; set
+    /// its queues up again. (Called only with `CONFIG_PM_SLEEP`.)
+    #[cfg_attr(any(not(CONFIG_PM_SLEEP), ph_break_freeze), allow(dead_code))]
+    fn restore(dev: Device) -> Result;
 }
 
 /// Storage for a virtio driver registration; lives in a `static`.
@@ -394,6 +428,12 @@ impl<T: DriverOps> DriverReg<T> {
         d.validate = Some(Self::validate_c);
         d.probe = Some(Self::probe_c);
         d.remove = Some(Self::remove_c);
+        // (A deliberately broken build has no freeze and restore.)
+        #[cfg(all(CONFIG_PM_SLEEP, not(ph_break_freeze)))]
+        {
+            d.freeze = Some(Self::freeze_c);
+            d.restore = Some(Self::restore_c);
+        }
         // SAFETY: not registered yet (a second `register` while registered
         // would be a caller bug the core rejects: the name is taken), so
         // nothing else reads `drv`.
@@ -429,6 +469,24 @@ impl<T: DriverOps> DriverReg<T> {
     extern "C" fn remove_c(vdev: *mut bindings::virtio_device) {
         if let Some(d) = Self::dev(vdev) {
             T::remove(d);
+        }
+    }
+
+    #[cfg(all(CONFIG_PM_SLEEP, not(ph_break_freeze)))]
+    extern "C" fn freeze_c(vdev: *mut bindings::virtio_device) -> c_int {
+        match Self::dev(vdev).map(T::freeze) {
+            Some(Ok(())) => 0,
+            Some(Err(e)) => e.to_errno(),
+            None => EINVAL.to_errno(),
+        }
+    }
+
+    #[cfg(all(CONFIG_PM_SLEEP, not(ph_break_freeze)))]
+    extern "C" fn restore_c(vdev: *mut bindings::virtio_device) -> c_int {
+        match Self::dev(vdev).map(T::restore) {
+            Some(Ok(())) => 0,
+            Some(Err(e)) => e.to_errno(),
+            None => EINVAL.to_errno(),
         }
     }
 }

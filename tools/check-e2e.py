@@ -21,12 +21,22 @@ def sh(*cmd):
 
 PAUSE_SECS = 3.0
 # A bound on a failing run only (the runner answers "timeout" after it):
-# Linux's reporting gives half of 400 MiB back within seconds.
+# what the checks wait for comes back within seconds (Linux's reporting
+# gives half of 400 MiB back in about 2 s, page_hinting 96 MiB of
+# scattered pages in under 1 s).
 RSS_FALL_LIMIT = 240
 
 
-def boot(kernel, initrd, outdir, name, scenario, timeout=300, extra=()):
+def boot(kernel, initrd, outdir, name, scenario, timeout=300, extra=(), append=()):
     js = os.path.join(outdir, name + ".json")
+    # Several --append arguments become one command line.
+    extra, append = list(extra), list(append)
+    while "--append" in extra:
+        i = extra.index("--append")
+        append.append(extra[i + 1])
+        del extra[i:i + 2]
+    if append:
+        extra += ["--append", " ".join(append)]
     cmd = [os.path.join(TOOLS, "run-guest.py"), "--kernel", kernel, "--initrd", initrd,
            "--scenario", scenario, "--timeout", str(timeout), "--strict-console", "--quiet",
            "--json", js, *extra]
@@ -212,7 +222,8 @@ SCENARIOS = [
     ("demo", "demo", check_demo, ()),
     ("knobs", "knobs", check_knobs, ()),
     ("free700", "free700", check_free700, ()),
-    ("scatter", "scatter", check_scatter, ()),
+    ("scatter", "scatter", check_scatter,
+     ("--on", f"o0-back=rss-fall:scattering:96:{RSS_FALL_LIMIT}")),
     ("linux-balloon", "linux-balloon", check_linux_balloon,
      ("--on", f"fallen=rss-fall:freeing:200:{RSS_FALL_LIMIT}")),
     ("integrity", "integrity", check_marks("stress-done", "integrity"), ()),
@@ -223,10 +234,36 @@ SCENARIOS = [
     ("no-reporting", "no-reporting", check_marks("refused"),
      ("--balloon-opts", ",free-page-reporting=off")),
     ("unbind", "unbind", check_marks("unbound", "rebound", "done"), ()),
-    ("poison-negotiated", "poison", check_marks("poison-negotiated"), ("--append", POISON)),
-    ("poison-refused", "poison", check_marks("poison-refused"),
+    ("poison-negotiated", "poison", check_marks("poison-negotiated", "hypercall-refused"),
+     ("--append", POISON)),
+    ("poison-refused", "poison", check_marks("poison-refused", "hypercall-refused"),
      ("--append", POISON + " ph_expect=refused", "--balloon-opts", ",page-poison=off")),
 ]
+
+# What real guests run, on the debug kernel (tools/kconfig/debug.config:
+# memory hotplug, virtio-mem, NUMA, CMA, suspend, ...) with the test build
+# of the module (its KUnit suites do not run at each load: kunit.enable=0).
+VMEM = (
+    # One socket per node: CPUs of one package on two nodes make the
+    # kernel warn about the topology.
+    "--smp", "2,sockets=2",
+    "--mem-opts", ",slots=1,maxmem=2048M",
+    "--qemu-arg", "-object memory-backend-ram,id=m0,size=512M "
+    "-object memory-backend-ram,id=m1,size=512M "
+    "-numa node,nodeid=0,cpus=0,memdev=m0 -numa node,nodeid=1,cpus=1,memdev=m1 "
+    "-object memory-backend-ram,id=vmem0,size=512M "
+    "-device virtio-mem-pci,id=vm0,memdev=vmem0,node=1,requested-size=0",
+    "--append", "memhp_default_state=online_movable",
+    "--on", "plug=qom-set:/machine/peripheral/vm0:requested-size:536870912",
+    "--on", "unplug=qom-set:/machine/peripheral/vm0:requested-size:0",
+)
+DEBUG_SCENARIOS = [
+    ("stuck-unload", "stuck-unload", check_marks("stuck", "stuck-unload-done"), ()),
+    ("suspend", "suspend", check_marks("suspend-done"), ()),
+    ("vmem", "vmem", check_marks("vmem-done"), VMEM),
+    ("cma", "cma", check_marks("cma-done"), ("--append", "cma=64M")),
+]
+DEBUG = {n for n, *_ in DEBUG_SCENARIOS}
 
 # Run only when named (make soak): the integrity stress for longer.
 SOAK = [
@@ -236,20 +273,30 @@ SOAK = [
 
 
 def main():
-    kernel = sh(os.path.join(TOOLS, "kernel.sh"), "normal") + "/arch/x86/boot/bzImage"
-    initrd = sh(os.path.join(TOOLS, "initramfs.sh"), "normal")
+    variants = {}
+
+    def artifacts(variant):
+        if variant not in variants:
+            kernel = sh(os.path.join(TOOLS, "kernel.sh"), variant) + "/arch/x86/boot/bzImage"
+            variants[variant] = (kernel, sh(os.path.join(TOOLS, "initramfs.sh"), variant))
+        return variants[variant]
+
     brk = os.environ.get("PH_BREAK")
-    outdir = os.path.join(os.path.dirname(initrd), "e2e" + (f"-break-{brk}" if brk else ""))
-    os.makedirs(outdir, exist_ok=True)
     only = sys.argv[1:]
     failed = []
     soak = {n for n, *_ in SOAK}
-    for name, scenario, check, extra in SCENARIOS + SOAK:
+    for name, scenario, check, extra in SCENARIOS + DEBUG_SCENARIOS + SOAK:
         if (name not in only) if only else (name in soak):
             continue
-        print(f"[check-e2e] {name}")
-        timeout = 3600 if name in soak else 300
-        rc, r = boot(kernel, initrd, outdir, name, scenario, timeout=timeout, extra=extra)
+        debug = name in DEBUG
+        kernel, initrd = artifacts("debug" if debug else "normal")
+        outdir = os.path.join(os.path.dirname(initrd),
+                              "e2e" + ("-debug" if debug else "") + (f"-break-{brk}" if brk else ""))
+        os.makedirs(outdir, exist_ok=True)
+        print(f"[check-e2e] {name}" + (" (debug kernel)" if debug else ""))
+        timeout = 3600 if name in soak else 600
+        rc, r = boot(kernel, initrd, outdir, name, scenario, timeout=timeout, extra=extra,
+                     append=["kunit.enable=0"] if debug else [])
         try:
             assert rc == 0, f"guest status {rc}"
             check(r)

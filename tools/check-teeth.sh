@@ -29,9 +29,13 @@ declare -A GUARD=(
 	[spill]="spilled_frees_are_reported stuck_host_blocks_nothing"
 	[queue]=small_queue_splits_reports
 	[cap]=e2e:pressure
+	[freeze]=e2e:suspend
+	[unload]=e2e:stuck-unload
+	[hypercall]=e2e:poison-negotiated
 )
 breaks=("$@")
-((${#breaks[@]})) || breaks=(capture isolation mark error kick hotplug leak retry drain spill queue cap knob)
+((${#breaks[@]})) || breaks=(capture isolation mark error kick hotplug leak retry drain spill queue cap knob freeze unload
+	hypercall)
 
 kbuild=$("$ROOT/tools/kernel.sh" debug)
 res=$OUT/teeth

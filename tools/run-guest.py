@@ -17,7 +17,10 @@ Actions:
   pause:SECS             stop the VM through QMP (needs --qmp) for SECS
                          seconds, then let it go on
   rss-fall:MARK:MIB:LIM  wait until the QEMU process's RSS is MIB below what
-                         it was at the guest's mark MARK, at most LIM seconds
+                         it was at the guest's latest mark MARK, at most LIM
+                         seconds
+  qom-set:PATH:PROP:VAL  set a QOM property through QMP (needs --qmp), e.g.
+                         a virtio-mem device's requested-size
 
 Every mark also takes a sample on the spot, so a check can read the host's
 view at the instant the guest said something, without waiting for the next
@@ -31,6 +34,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -67,7 +71,8 @@ def qmp(path, *commands):
         json.loads(f.readline())  # greeting
         out = []
         for c in ("qmp_capabilities",) + commands:
-            f.write(json.dumps({"execute": c}) + "\n")
+            c = c if isinstance(c, dict) else {"execute": c}
+            f.write(json.dumps(c) + "\n")
             f.flush()
             while True:
                 r = json.loads(f.readline())
@@ -85,6 +90,8 @@ def parse_rule(text):
         return name, kind, (float(params[0]),)
     if kind == "rss-fall" and len(params) == 3:
         return name, kind, (params[0], float(params[1]), float(params[2]))
+    if kind == "qom-set" and len(params) == 3:
+        return name, kind, tuple(params)
     raise argparse.ArgumentTypeError(f"bad --on rule {text!r}")
 
 
@@ -92,7 +99,7 @@ def qemu_cmd(args, accel, chan=None):
     append = "console=ttyS0 panic=-1 loglevel=7 ph.scenario=%s %s" % (args.scenario, args.append)
     cmd = [
         "qemu-system-x86_64", "-nodefaults", "-no-reboot", "-display", "none",
-        "-m", str(args.mem), "-smp", str(args.smp),
+        "-m", str(args.mem) + args.mem_opts, "-smp", str(args.smp),
         "-kernel", args.kernel, "-initrd", args.initrd, "-append", append.strip(),
         "-serial", "stdio",
         "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
@@ -111,6 +118,8 @@ def qemu_cmd(args, accel, chan=None):
         cmd += ["-drive", f"file={args.disk},format=raw,if=virtio,cache=unsafe"]
     if args.qmp:
         cmd += ["-qmp", f"unix:{args.qmp},server=on,wait=off"]
+    for a in args.qemu_arg:
+        cmd += shlex.split(a)
     return cmd
 
 
@@ -121,7 +130,7 @@ def run(args, accel, quiet=False):
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(chan_path)
     listener.listen(1)
-    if args.qmp is None and any(kind == "pause" for _, kind, _ in args.on):
+    if args.qmp is None and any(kind in ("pause", "qom-set") for _, kind, _ in args.on):
         args = argparse.Namespace(**vars(args))
         args.qmp = os.path.join(tmp, "qmp")
     cmd = qemu_cmd(args, accel, chan_path)
@@ -169,7 +178,8 @@ def run(args, accel, quiet=False):
                 pass
 
     def rss_at_mark(mark):
-        t = next((t for t, n, _ in marks if n == mark), None)
+        # The latest such mark: a scenario may print it more than once.
+        t = next((t for t, n, _ in reversed(marks) if n == mark), None)
         if t is None:
             return None
         with lock:
@@ -191,6 +201,16 @@ def run(args, accel, quiet=False):
                 answer(name, f"error {e}")
                 return
             answer(name, "done")
+        elif kind == "qom-set":
+            path, prop, val = params
+            value = int(val) if val.isdigit() else val
+            try:
+                r = qmp(args.qmp, {"execute": "qom-set", "arguments":
+                                   {"path": path, "property": prop, "value": value}})
+            except OSError as e:
+                answer(name, f"error {e}")
+                return
+            answer(name, "done" if "return" in r[0] else f"error {r[0].get('error')}")
         elif kind == "rss-fall":
             mark, mib, limit = params
             ref = rss_at_mark(mark)
@@ -318,7 +338,11 @@ def main():
     ap.add_argument("--scenario", required=True)
     ap.add_argument("--append", default="", help="extra kernel command line")
     ap.add_argument("--mem", type=int, default=1024, help="guest MiB")
-    ap.add_argument("--smp", type=int, default=2)
+    ap.add_argument("--mem-opts", default="",
+                    help="appended to -m (e.g. ',slots=1,maxmem=2048M' for memory hotplug)")
+    ap.add_argument("--qemu-arg", action="append", default=[],
+                    help="more QEMU arguments (split like a shell would), repeatable")
+    ap.add_argument("--smp", default="2", help="QEMU's -smp (a count, or e.g. '2,sockets=2')")
     ap.add_argument("--accel", choices=["auto", "tcg", "kvm"], default="auto")
     ap.add_argument("--timeout", type=float, default=300, help="seconds before the guest is killed")
     ap.add_argument("--interval", type=float, default=0.1, help="sampling period, seconds")

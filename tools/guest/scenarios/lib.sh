@@ -72,10 +72,23 @@ settled() {
 	[ "$(stat isolated_pages)" = 0 ] && [ "$(stat reported_pages)" = "$_r" ]
 }
 # ask_host NAME LIMIT: mark NAME and wait for the runner's answer to it
-# (run-guest.py --on NAME=...); fail unless the answer is "done".
+# (run-guest.py --on NAME=...); fail unless the answer is "done". A name
+# may be asked again: each mark gets its own answer.
 host_said() { grep -q "^$1 " /tmp/host 2>/dev/null; }
+answers() { grep -c "^$1 " /tmp/host 2>/dev/null; }
+answered() { [ "$(answers "$1")" -gt "$2" ]; }
 ask_host() {
+	_a=$(answers "$1")
 	mark "$1"
-	wait_for "$2" "the host's answer to $1" host_said "$1"
-	grep -q "^$1 done" /tmp/host || fail "the host answered $(grep "^$1 " /tmp/host)"
+	wait_for "$2" "the host's answer to $1" answered "$1" "$_a"
+	grep "^$1 " /tmp/host | tail -n1 | grep -q "^$1 done" ||
+		fail "the host answered $(grep "^$1 " /tmp/host | tail -n1)"
 }
+# gone PID: the process has ended (a zombie counts: it ran to its end).
+gone() {
+	_s=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)
+	[ -z "$_s" ] || [ "$_s" = Z ]
+}
+# blocked PID: the process sleeps uninterruptibly (waits in the kernel).
+blocked() { [ "$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" = D ]; }
+memtotal() { awk '/^MemTotal:/ { print $2 }' /proc/meminfo; }

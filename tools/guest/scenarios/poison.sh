@@ -38,3 +38,10 @@ case " $(cat /proc/cmdline) " in
 	;;
 esac
 rmmod page_hinting || fail rmmod
+# The hypercall transport cannot keep free pages' contents (a cold discard
+# leaves them undefined, and Hyper-V has no poison value to agree on): it
+# refuses such a guest before it looks at what the host offers.
+insmod "$MOD" transport=hypercall 2>/dev/null && fail "transport=hypercall loaded with init_on_free"
+dmesg | grep -q "transport=hypercall: the guest poisons or zeroes free pages" ||
+	fail "transport=hypercall: refusal for the guest's free page contents not logged"
+mark hypercall-refused

@@ -1,0 +1,59 @@
+# SPDX-License-Identifier: GPL-2.0
+# check-e2e (debug kernel, two NUMA nodes, a virtio-mem device on node 1):
+# memory comes and goes under the integrity stress while page_hinting
+# reports at its most aggressive. Each cycle the host plugs 512 MiB
+# (virtio-mem's requested-size, through QMP), the guest offlines and onlines
+# the plugged memory blocks, and the host unplugs everything again, which
+# virtio-mem does by offlining memory itself (a kernel-initiated offline
+# never gives up). The worker must never hold isolated blocks across the
+# start of an offline: that offline would wait for them forever, and the
+# worker for it.
+. /scenarios/lib.sh
+CYCLES=3
+[ -d /sys/bus/virtio/drivers/virtio_mem ] || fail "no virtio_mem driver"
+nodes=$(ls -d /sys/devices/system/node/node[0-9]* | wc -l)
+[ "$nodes" -ge 2 ] || fail "$nodes NUMA node(s), want 2"
+# Online, movable memory blocks (the plugged ones: boot memory is not
+# movable here).
+movable() {
+	for b in /sys/devices/system/memory/memory*; do
+		[ "$(cat "$b/state")" = online ] && grep -q Movable "$b/valid_zones" && echo "$b"
+	done
+}
+memtotal_above() { [ "$(memtotal)" -gt "$1" ]; }
+memtotal_below() { [ "$(memtotal)" -lt "$1" ]; }
+load_hinting min_order=0 threshold_kb=4 flush_ms=1
+rm -f /tmp/stop
+(
+	while [ ! -f /tmp/stop ]; do
+		stress 200 96 >/tmp/stress.out || { cat /tmp/stress.out; exit 1; }
+	done
+) &
+spid=$!
+mt0=$(memtotal)
+i=0 offlined=0
+while [ $i -lt $CYCLES ]; do
+	ask_host plug 60
+	wait_for 300 "512 MiB plugged (cycle $i)" memtotal_above $((mt0 + 400 * 1024))
+	for round in 1 2; do
+		for b in $(movable); do
+			# Offlining may fail (EBUSY: a page could not be migrated in
+			# time); it must never hang.
+			if echo offline >"$b/state" 2>/dev/null; then
+				offlined=$((offlined + 1))
+				echo online_movable >"$b/state" || fail "online ${b##*/}"
+			fi
+		done
+	done
+	ask_host unplug 60
+	wait_for 300 "everything unplugged (cycle $i)" memtotal_below $((mt0 + 64 * 1024))
+	i=$((i + 1))
+done
+touch /tmp/stop
+wait $spid || fail "integrity stress failed while memory came and went"
+cat /tmp/stress.out
+wait_for 60 "no page isolated after the cycles" stat_is isolated_pages 0
+echo "virtio-mem cycles: $CYCLES, memory blocks offlined and onlined by the guest: $offlined, reported: $(stat reported_pages) pages"
+[ "$offlined" -gt 0 ] || fail "no memory block could be offlined: the test proves nothing"
+mark vmem-done "$CYCLES $offlined $(stat reported_pages)"
+rmmod page_hinting || fail rmmod

@@ -61,6 +61,38 @@ use kernel::{bindings, c_str, new_mutex, prelude::*, sync::Mutex};
 // above the kernel's largest order would make scans that never advance.
 const _: () = assert!(crate::capture::MAX_PAGE_ORDER == bindings::MAX_PAGE_ORDER);
 
+/// Test builds only: a pause point in the worker and a scan filter, for the
+/// memory hotplug scenario (module parameters `test_pause_scan` and
+/// `test_scan_from_pfn`).
+#[cfg(CONFIG_KUNIT)]
+pub(crate) mod test_hooks {
+    use core::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+
+    /// Pause before an isolation while blocks are held.
+    pub(crate) static PAUSE_SCAN: AtomicBool = AtomicBool::new(false);
+    /// Scan only pfns from here on.
+    pub(crate) static SCAN_FROM: AtomicU64 = AtomicU64::new(0);
+
+    /// Waits while `PAUSE_SCAN` is set, if the worker holds `pages` pages.
+    pub(crate) fn before_isolate(pages: u64) {
+        if pages == 0 || !PAUSE_SCAN.load(Relaxed) {
+            return;
+        }
+        pr_info!("test: worker paused holding {} isolated pages\n", pages);
+        while PAUSE_SCAN.load(Relaxed) {
+            crate::sys::msleep(5);
+        }
+        pr_info!("test: worker goes on\n");
+    }
+
+    /// The part of `r` at or above `SCAN_FROM`.
+    pub(crate) fn filter(r: crate::ranges::PfnRange) -> crate::ranges::PfnRange {
+        let from = SCAN_FROM.load(Relaxed);
+        crate::ranges::PfnRange::new(r.start.max(from), r.end.max(from))
+    }
+    use kernel::prelude::*;
+}
+
 /// Entries in each capture buffer (two per CPU, 8 KiB each).
 pub(crate) const CAPTURE_ENTRIES: usize = 1024;
 /// Blocks the worker isolates before it reports them.
@@ -643,8 +675,12 @@ impl Shared {
         } else {
             self.cfg.max_isolated.load(Relaxed)
         };
+        #[cfg(CONFIG_KUNIT)]
+        let r = test_hooks::filter(r);
         let mut scan = Scan::new(r.start, r.end, min_order, budget.saturating_sub(held.pages));
         loop {
+            #[cfg(CONFIG_KUNIT)]
+            test_hooks::before_isolate(held.pages);
             let nb = held.nblocks;
             let n = scan.isolate(section, &mut held.blocks[nb..]);
             let mut pages = 0;

@@ -120,6 +120,45 @@ static OPS_STALL_HOST: ParamOps = ParamOps::new::<PStallHost>();
 #[used]
 static PARAM_STALL_HOST: Param = Param::new(c"test_stall_host", &OPS_STALL_HOST);
 
+/// Test builds only: `test_pause_scan=1` (writable at run time) makes the
+/// worker wait, holding the blocks it isolated, before its next isolation
+/// (see `hinting::test_hooks`); `test_scan_from_pfn=N` makes it scan only
+/// pfns from N on. The memory hotplug scenario uses them to hold blocks in
+/// the memory it offlines.
+#[cfg(CONFIG_KUNIT)]
+struct PPauseScan;
+#[cfg(CONFIG_KUNIT)]
+impl ParamSet for PPauseScan {
+    fn set(input: &[u8]) -> Result {
+        let v = knobs::parse_enabled(input).map_err(|e| refuse("test_pause_scan", input, e))?;
+        hinting::test_hooks::PAUSE_SCAN.store(v, Relaxed);
+        Ok(())
+    }
+}
+#[cfg(CONFIG_KUNIT)]
+struct PScanFrom;
+#[cfg(CONFIG_KUNIT)]
+impl ParamSet for PScanFrom {
+    fn set(input: &[u8]) -> Result {
+        let s = core::str::from_utf8(input).map_err(|_| EINVAL)?;
+        let v: u64 = s.trim().parse().map_err(|_| EINVAL)?;
+        hinting::test_hooks::SCAN_FROM.store(v, Relaxed);
+        Ok(())
+    }
+}
+#[cfg(CONFIG_KUNIT)]
+static OPS_PAUSE_SCAN: ParamOps = ParamOps::new::<PPauseScan>();
+#[cfg(CONFIG_KUNIT)]
+static OPS_SCAN_FROM: ParamOps = ParamOps::new::<PScanFrom>();
+#[cfg(CONFIG_KUNIT)]
+#[link_section = "__param"]
+#[used]
+static PARAM_PAUSE_SCAN: Param = Param::new_writable(c"test_pause_scan", &OPS_PAUSE_SCAN);
+#[cfg(CONFIG_KUNIT)]
+#[link_section = "__param"]
+#[used]
+static PARAM_SCAN_FROM: Param = Param::new_writable(c"test_scan_from_pfn", &OPS_SCAN_FROM);
+
 static OPS_THRESHOLD: ParamOps = ParamOps::new::<PThreshold>();
 static OPS_MIN_ORDER: ParamOps = ParamOps::new::<PMinOrder>();
 static OPS_ENABLED: ParamOps = ParamOps::new::<PEnabled>();

@@ -320,4 +320,13 @@ impl Param {
         // INVARIANT: static name and ops.
         Param(p)
     }
+
+    /// As [`Param::new`], but root may write it at run time
+    /// (`/sys/module/<module>/parameters/<name>`, mode 0200). Test builds.
+    #[cfg(CONFIG_KUNIT)]
+    pub(crate) const fn new_writable(name: &'static CStr, ops: &'static ParamOps) -> Self {
+        let mut p = Self::new(name, ops);
+        p.0.perm = 0o200;
+        p
+    }
 }

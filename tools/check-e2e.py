@@ -261,6 +261,7 @@ DEBUG_SCENARIOS = [
     ("stuck-unload", "stuck-unload", check_marks("stuck", "stuck-unload-done"), ()),
     ("suspend", "suspend", check_marks("suspend-done"), ()),
     ("vmem", "vmem", check_marks("vmem-done"), VMEM),
+    ("offline-held", "offline-held", check_marks("offline-started", "offline-held-done"), VMEM),
     ("cma", "cma", check_marks("cma-done"), ("--append", "cma=64M")),
 ]
 DEBUG = {n for n, *_ in DEBUG_SCENARIOS}

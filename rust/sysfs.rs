@@ -55,9 +55,10 @@ fn refuse(what: &str, input: &[u8], e: KnobError) -> Error {
 }
 
 /// A module parameter that parses like its sysfs knob (a bad value is
-/// refused with a log line) and stores into its `P_*` static for `init`.
+/// refused with a log line) and stores into a static (its `P_*` static for
+/// `init`, or a test switch).
 macro_rules! knob_param {
-    ($ty:ident, $name:literal, $parse:path, $store:ident) => {
+    ($ty:ident, $name:literal, $parse:path, $store:path) => {
         struct $ty;
         impl ParamSet for $ty {
             fn set(input: &[u8]) -> Result {
@@ -99,20 +100,17 @@ impl ParamSet for PTransport {
     }
 }
 
-/// Test builds only (`CONFIG_KUNIT`): `test_stall_host=1` makes the virtio
-/// transport wait for an answer the host never gives (it ignores the
-/// device's acknowledgements until the device is reset), for the scenarios
-/// that check a stuck host blocks neither unload nor the rest of the guest.
+// Test builds only (`CONFIG_KUNIT`): `test_stall_host=1` makes the virtio
+// transport wait for an answer the host never gives (it ignores the
+// device's acknowledgements until the device is reset), for the scenarios
+// that check a stuck host blocks neither unload nor the rest of the guest.
 #[cfg(CONFIG_KUNIT)]
-struct PStallHost;
-#[cfg(CONFIG_KUNIT)]
-impl ParamSet for PStallHost {
-    fn set(input: &[u8]) -> Result {
-        let v = knobs::parse_enabled(input).map_err(|e| refuse("test_stall_host", input, e))?;
-        crate::virtio::STALL_HOST.store(v, Relaxed);
-        Ok(())
-    }
-}
+knob_param!(
+    PStallHost,
+    "test_stall_host",
+    knobs::parse_enabled,
+    crate::virtio::STALL_HOST
+);
 #[cfg(CONFIG_KUNIT)]
 static OPS_STALL_HOST: ParamOps = ParamOps::new::<PStallHost>();
 #[cfg(CONFIG_KUNIT)]
@@ -120,21 +118,18 @@ static OPS_STALL_HOST: ParamOps = ParamOps::new::<PStallHost>();
 #[used]
 static PARAM_STALL_HOST: Param = Param::new(c"test_stall_host", &OPS_STALL_HOST);
 
-/// Test builds only: `test_pause_scan=1` (writable at run time) makes the
-/// worker wait, holding the blocks it isolated, before its next isolation
-/// (see `hinting::test_hooks`); `test_scan_from_pfn=N` makes it scan only
-/// pfns from N on. The memory hotplug scenario uses them to hold blocks in
-/// the memory it offlines.
+// Test builds only: `test_pause_scan=1` (writable at run time) makes the
+// worker wait, holding the blocks it isolated, before its next isolation
+// (see `hinting::test_hooks`); `test_scan_from_pfn=N` makes it scan only
+// pfns from N on. The memory hotplug scenario uses them to hold blocks in
+// the memory it offlines.
 #[cfg(CONFIG_KUNIT)]
-struct PPauseScan;
-#[cfg(CONFIG_KUNIT)]
-impl ParamSet for PPauseScan {
-    fn set(input: &[u8]) -> Result {
-        let v = knobs::parse_enabled(input).map_err(|e| refuse("test_pause_scan", input, e))?;
-        hinting::test_hooks::PAUSE_SCAN.store(v, Relaxed);
-        Ok(())
-    }
-}
+knob_param!(
+    PPauseScan,
+    "test_pause_scan",
+    knobs::parse_enabled,
+    hinting::test_hooks::PAUSE_SCAN
+);
 #[cfg(CONFIG_KUNIT)]
 struct PScanFrom;
 #[cfg(CONFIG_KUNIT)]

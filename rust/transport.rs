@@ -15,11 +15,18 @@ use kernel::{bindings, prelude::*};
 /// Entries in the largest report any transport takes.
 pub(crate) const REPORT_MAX: usize = 32;
 
+/// Whether `init_on_free` (rather than page poisoning) decides what free
+/// pages contain.
+pub(crate) fn init_on_free() -> bool {
+    // SAFETY: reads a static key.
+    unsafe { bindings::want_init_on_free() }
+}
+
 /// Whether the guest relies on what free pages contain (page poisoning or
 /// `init_on_free`): a host that discards them hands back other contents.
 pub(crate) fn guest_keeps_free_contents() -> bool {
-    // SAFETY: reads static keys set at boot.
-    unsafe { bindings::want_init_on_free() || bindings::page_poisoning_enabled_static() }
+    // SAFETY: reads a static key set at boot.
+    init_on_free() || unsafe { bindings::page_poisoning_enabled_static() }
 }
 
 /// Tests: while set, a [`RecordingTransport`] report waits, as for a host

@@ -19,7 +19,7 @@ use crate::hinting;
 use crate::ranges::PfnRange;
 use crate::sys::LockKey;
 use crate::transport::{
-    guest_keeps_free_contents, AnyTransport, NullTransport, Transport, REPORT_MAX,
+    guest_keeps_free_contents, init_on_free, AnyTransport, NullTransport, Transport, REPORT_MAX,
 };
 use crate::virtio_sys::{
     self, Device, DriverOps, DriverReg, Registered, SgTable, Virtqueue, WaitQueue,
@@ -317,13 +317,6 @@ fn probe_reporting(dev: Device) -> Result {
         }
     );
     Ok(())
-}
-
-/// Whether `init_on_free` (rather than page poisoning) decides what free
-/// pages contain.
-fn init_on_free() -> bool {
-    // SAFETY: reads a static key.
-    unsafe { bindings::want_init_on_free() }
 }
 
 /// A `struct virtio_balloon_stat` (packed, little endian on x86).

@@ -458,12 +458,17 @@ impl<T: DriverOps> DriverReg<T> {
         0
     }
 
-    extern "C" fn probe_c(vdev: *mut bindings::virtio_device) -> c_int {
-        match Self::dev(vdev).map(T::probe) {
+    /// Runs `op` on the device and turns its result into the C return.
+    fn call(vdev: *mut bindings::virtio_device, op: fn(Device) -> Result) -> c_int {
+        match Self::dev(vdev).map(op) {
             Some(Ok(())) => 0,
             Some(Err(e)) => e.to_errno(),
             None => EINVAL.to_errno(),
         }
+    }
+
+    extern "C" fn probe_c(vdev: *mut bindings::virtio_device) -> c_int {
+        Self::call(vdev, T::probe)
     }
 
     extern "C" fn remove_c(vdev: *mut bindings::virtio_device) {
@@ -474,20 +479,12 @@ impl<T: DriverOps> DriverReg<T> {
 
     #[cfg(all(CONFIG_PM_SLEEP, not(ph_break_freeze)))]
     extern "C" fn freeze_c(vdev: *mut bindings::virtio_device) -> c_int {
-        match Self::dev(vdev).map(T::freeze) {
-            Some(Ok(())) => 0,
-            Some(Err(e)) => e.to_errno(),
-            None => EINVAL.to_errno(),
-        }
+        Self::call(vdev, T::freeze)
     }
 
     #[cfg(all(CONFIG_PM_SLEEP, not(ph_break_freeze)))]
     extern "C" fn restore_c(vdev: *mut bindings::virtio_device) -> c_int {
-        match Self::dev(vdev).map(T::restore) {
-            Some(Ok(())) => 0,
-            Some(Err(e)) => e.to_errno(),
-            None => EINVAL.to_errno(),
-        }
+        Self::call(vdev, T::restore)
     }
 }
 

@@ -11,13 +11,7 @@ ROUNDS=300
 CMA=$(ls -d /sys/kernel/debug/cma/*/ 2>/dev/null | head -n1)
 [ -n "$CMA" ] && [ -w "$CMA/alloc" ] || fail "no CMA debugfs area (cma= on the command line, CONFIG_CMA_DEBUGFS)"
 load_hinting min_order=0 threshold_kb=4 flush_ms=1
-rm -f /tmp/stop
-(
-	while [ ! -f /tmp/stop ]; do
-		stress 200 96 >/tmp/stress.out || { cat /tmp/stress.out; exit 1; }
-	done
-) &
-spid=$!
+stress_start 96
 i=0 ok=0
 while [ $i -lt $ROUNDS ]; do
 	# 1024 pages: two pageblocks, an order-10 block's worth.
@@ -27,8 +21,7 @@ while [ $i -lt $ROUNDS ]; do
 	fi
 	i=$((i + 1))
 done
-touch /tmp/stop
-wait $spid || fail "integrity stress failed during the CMA allocations"
+stress_stop "during the CMA allocations"
 cat /tmp/stress.out
 wait_for 60 "no page isolated" stat_is isolated_pages 0
 rep=$(stat reported_pages)

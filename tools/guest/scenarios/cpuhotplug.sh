@@ -9,13 +9,7 @@
 CPU=/sys/devices/system/cpu/cpu1/online
 [ -w $CPU ] || fail "CPU 1 cannot go offline here"
 load_hinting min_order=0 threshold_kb=16384 flush_ms=0
-rm -f /tmp/stop
-(
-	while [ ! -f /tmp/stop ]; do
-		stress 200 128 >/tmp/stress.out || { cat /tmp/stress.out; exit 1; }
-	done
-) &
-spid=$!
+stress_start 128
 h0=$(stat hotplug_handoffs)
 i=0
 while [ $i -lt 20 ]; do
@@ -25,8 +19,7 @@ while [ $i -lt 20 ]; do
 	sleep 0.2
 	i=$((i + 1))
 done
-touch /tmp/stop
-wait $spid || fail "integrity stress failed during CPU hotplug"
+stress_stop "during CPU hotplug"
 h1=$(stat hotplug_handoffs)
 echo "hotplug cycles: 20, hand-offs: $((h1 - h0)), reported: $(stat reported_pages) pages"
 [ "$h1" -gt "$h0" ] || fail "no offline CPU handed its frees over"

@@ -74,7 +74,6 @@ settled() {
 # ask_host NAME LIMIT: mark NAME and wait for the runner's answer to it
 # (run-guest.py --on NAME=...); fail unless the answer is "done". A name
 # may be asked again: each mark gets its own answer.
-host_said() { grep -q "^$1 " /tmp/host 2>/dev/null; }
 answers() { grep -c "^$1 " /tmp/host 2>/dev/null; }
 answered() { [ "$(answers "$1")" -gt "$2" ]; }
 ask_host() {
@@ -92,3 +91,29 @@ gone() {
 # blocked PID: the process sleeps uninterruptibly (waits in the kernel).
 blocked() { [ "$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" = D ]; }
 memtotal() { awk '/^MemTotal:/ { print $2 }' /proc/meminfo; }
+memtotal_above() { [ "$(memtotal)" -gt "$1" ]; }
+memtotal_below() { [ "$(memtotal)" -lt "$1" ]; }
+# movable: the online memory blocks in ZONE_MOVABLE (hot-plugged memory
+# onlined with memhp_default_state=online_movable; boot memory is not).
+movable() {
+	for b in /sys/devices/system/memory/memory*; do
+		[ "$(cat "$b/state")" = online ] && grep -q Movable "$b/valid_zones" && echo "$b"
+	done
+}
+
+# stress_start MIB: the integrity stress in rounds (200 operations per CPU,
+# MIB each) in the background until stress_stop WHAT, which fails, saying
+# during WHAT, if any round found a page changed under it.
+stress_start() {
+	rm -f /tmp/stop
+	(
+		while [ ! -f /tmp/stop ]; do
+			stress 200 "$1" >/tmp/stress.out || { cat /tmp/stress.out; exit 1; }
+		done
+	) &
+	STRESS_PID=$!
+}
+stress_stop() {
+	touch /tmp/stop
+	wait "$STRESS_PID" || fail "integrity stress failed $1"
+}

@@ -11,13 +11,7 @@
 # forever).
 . /scenarios/lib.sh
 P=/sys/module/page_hinting/parameters
-movable() {
-	for b in /sys/devices/system/memory/memory*; do
-		[ "$(cat "$b/state")" = online ] && grep -q Movable "$b/valid_zones" && echo "$b"
-	done
-}
 going_offline() { grep -q going-offline /sys/devices/system/memory/memory*/state; }
-memtotal_above() { [ "$(memtotal)" -gt "$1" ]; }
 paused() { dmesg | grep -q "test: worker paused holding"; }
 load_hinting min_order=0 threshold_kb=4 flush_ms=1
 mt0=$(memtotal)

@@ -13,23 +13,8 @@ CYCLES=3
 [ -d /sys/bus/virtio/drivers/virtio_mem ] || fail "no virtio_mem driver"
 nodes=$(ls -d /sys/devices/system/node/node[0-9]* | wc -l)
 [ "$nodes" -ge 2 ] || fail "$nodes NUMA node(s), want 2"
-# Online, movable memory blocks (the plugged ones: boot memory is not
-# movable here).
-movable() {
-	for b in /sys/devices/system/memory/memory*; do
-		[ "$(cat "$b/state")" = online ] && grep -q Movable "$b/valid_zones" && echo "$b"
-	done
-}
-memtotal_above() { [ "$(memtotal)" -gt "$1" ]; }
-memtotal_below() { [ "$(memtotal)" -lt "$1" ]; }
 load_hinting min_order=0 threshold_kb=4 flush_ms=1
-rm -f /tmp/stop
-(
-	while [ ! -f /tmp/stop ]; do
-		stress 200 96 >/tmp/stress.out || { cat /tmp/stress.out; exit 1; }
-	done
-) &
-spid=$!
+stress_start 96
 mt0=$(memtotal)
 i=0 offlined=0
 while [ $i -lt $CYCLES ]; do
@@ -49,8 +34,7 @@ while [ $i -lt $CYCLES ]; do
 	wait_for 300 "everything unplugged (cycle $i)" memtotal_below $((mt0 + 64 * 1024))
 	i=$((i + 1))
 done
-touch /tmp/stop
-wait $spid || fail "integrity stress failed while memory came and went"
+stress_stop "while memory came and went"
 cat /tmp/stress.out
 wait_for 60 "no page isolated after the cycles" stat_is isolated_pages 0
 echo "virtio-mem cycles: $CYCLES, memory blocks offlined and onlined by the guest: $offlined, reported: $(stat reported_pages) pages"

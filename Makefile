@@ -7,6 +7,8 @@
 #                     module loaded, show memory going back to the host
 #   make check        the whole test suite (check-host, check-kunit, check-e2e)
 #   make check-teeth  show each in-guest test fails on the bug it guards against
+#   make check-distro the series and module on Debian's own cloud and PREEMPT_RT
+#                     kernel configurations: build (30-50 min cold), boot, smoke
 #   make soak         the integrity stress for longer (20000 operations per CPU)
 #   make bench        page_hinting side by side with Linux's own free page
 #                     reporting: table, CSV/JSON and a PNG plot (about 25 min)
@@ -17,7 +19,7 @@
 SHELL := /bin/bash
 T := tools
 
-.PHONY: run check check-host check-kunit check-e2e check-teeth soak bench deps kernel debug-kernel \
+.PHONY: run check check-host check-kunit check-e2e check-teeth check-distro soak bench deps kernel debug-kernel \
 	module debug-module initramfs debug-initramfs paths patches-edit \
 	patches-export fmt bench-core fuzz clean
 
@@ -38,6 +40,9 @@ check-e2e: deps
 
 check-teeth: deps
 	@$(T)/check-teeth.sh
+
+check-distro: deps
+	@$(T)/check-distro.sh
 
 soak: deps
 	@$(T)/check-e2e.py integrity-soak

@@ -54,7 +54,7 @@ use core::{
     sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::*},
 };
 use kernel::ffi::{c_int, c_uint, c_ulong};
-use kernel::{bindings, c_str, new_mutex, prelude::*, sync::Mutex};
+use kernel::{bindings, c_str, error::code, new_mutex, prelude::*, sync::Mutex};
 
 // The core's largest order must be the kernel's: a block of a larger order
 // would have no entry (and could not be reported), and a `min_order` knob
@@ -353,7 +353,17 @@ impl Hinting {
             c_str!("mm/page_hinting:dead"),
             cpu_dead,
         )?);
-        h.hook = Some(HintHook::register(&HOOK_OPS)?);
+        h.hook = Some(HintHook::register(&HOOK_OPS).inspect_err(|e| {
+            // One line that says why, for the configurations that cannot
+            // run the module (the hook's errors, mm/free_page_hint.c).
+            if e.to_errno() == -(bindings::EOPNOTSUPP as c_int) {
+                pr_err!("this architecture has its own arch_free_page(), which never calls the free page hint hook; not loading\n");
+            } else if *e == code::EBUSY {
+                pr_err!("another free page hinting module is registered; not loading\n");
+            } else {
+                pr_err!("free page hint hook not registered ({:?}); not loading\n", e);
+            }
+        })?);
         Ok(h)
     }
 }

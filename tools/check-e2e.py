@@ -284,17 +284,24 @@ def main():
 
     brk = os.environ.get("PH_BREAK")
     only = sys.argv[1:]
+    # --variant distro|rt: the named scenarios of SCENARIOS on that kernel
+    # (make check-distro), with the production build of the module.
+    forced = None
+    if only[:1] == ["--variant"]:
+        forced, only = only[1], only[2:]
+        assert only, "--variant needs scenario names"
     failed = []
     soak = {n for n, *_ in SOAK}
     for name, scenario, check, extra in SCENARIOS + DEBUG_SCENARIOS + SOAK:
         if (name not in only) if only else (name in soak):
             continue
         debug = name in DEBUG
-        kernel, initrd = artifacts("debug" if debug else "normal")
-        outdir = os.path.join(os.path.dirname(initrd),
-                              "e2e" + ("-debug" if debug else "") + (f"-break-{brk}" if brk else ""))
+        variant = forced or ("debug" if debug else "normal")
+        kernel, initrd = artifacts(variant)
+        outdir = os.path.join(os.path.dirname(initrd), "e2e" + ("" if variant == "normal" else f"-{variant}")
+                              + (f"-break-{brk}" if brk else ""))
         os.makedirs(outdir, exist_ok=True)
-        print(f"[check-e2e] {name}" + (" (debug kernel)" if debug else ""))
+        print(f"[check-e2e] {name}" + ("" if variant == "normal" else f" ({variant} kernel)"))
         timeout = 3600 if name in soak else 600
         rc, r = boot(kernel, initrd, outdir, name, scenario, timeout=timeout, extra=extra,
                      append=["kunit.enable=0"] if debug else [])

@@ -17,26 +17,32 @@ mkdir -p "$res"
 
 rc=0
 kunit_boot "$kbuild/arch/x86/boot/bzImage" "$initrd" "$res/console" --strict-console || rc=$?
-# The module's KTAP: from the start of the guest's own scenario on (the
-# kernel's built-in executor prints an empty "1..0" plan at boot).
+# Two KTAP outputs: the kernel's built-in suites at boot (the series' own
+# tests of the isolation helpers), then the module's, from the start of the
+# guest's own scenario on.
+sed -n '/^PH-INIT/q;p' "$res/console.log" >"$res/boot-ktap.log"
 sed -n '/^PH-INIT/,$p' "$res/console.log" >"$res/ktap.log"
 ((rc == 0)) || { tail -n 40 "$res/console.log"; die "the KUnit guest run failed (status $rc); console: $res/console.log"; }
 
 kunit_py=$CACHE/kernel/src/tools/testing/kunit/kunit.py
 prc=0
+python3 "$kunit_py" parse --json="$res/boot-kunit.json" "$res/boot-ktap.log" || prc=$?
 python3 "$kunit_py" parse --json="$res/kunit.json" "$res/ktap.log" || prc=$?
-# Every suite the module defines must have run.
-python3 - "$res/kunit.json" "$ROOT"/rust/*.rs <<'PY' || prc=1
+# Every suite the module and the series define must have run.
+python3 - "$res/boot-kunit.json" "$res/kunit.json" "$ROOT"/rust/*.rs "$ROOT"/patches/*.patch <<'PY' || prc=1
 import json, re, sys
 ran = set()
 def walk(t):
     if t.get("name"): ran.add(t["name"])
     for s in t.get("sub_groups", []) + t.get("test_cases", []):
         if isinstance(s, dict): walk(s)
-walk(json.load(open(sys.argv[1])))
+for j in sys.argv[1:3]:
+    walk(json.load(open(j)))
 want = set()
-for f in sys.argv[2:]:
-    want |= set(re.findall(r'kunit_suite!\(\s*\w+,\s*"([^"]+)"', open(f).read()))
+for f in sys.argv[3:]:
+    text = open(f).read()
+    want |= set(re.findall(r'kunit_suite!\(\s*\w+,\s*"([^"]+)"', text))
+    want |= set(re.findall(r'^\+\s*\.name = "([^"]+)",\n\+\s*\.test_cases', text, re.M))
 missing = sorted(want - ran)
 print(f"[check-kunit] suites defined: {len(want)}, missing from the run: {missing or 'none'}")
 sys.exit(1 if missing or not want else 0)

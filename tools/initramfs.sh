@@ -5,7 +5,7 @@
 # project's static guest programs, page_hinting.ko and virtio_balloon.ko
 # built for that kernel, the init script and the scenarios.
 #
-# Usage: tools/initramfs.sh normal|debug     prints the path of the image
+# Usage: tools/initramfs.sh normal|debug|distro|rt     prints the path of the image
 # (PH_BREAK: see tools/module.sh)
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"

@@ -2,10 +2,15 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Build the guest kernel: Debian's linux-source-6.12 with patches/ applied,
-# configured from tinyconfig + kvm_guest.config + tools/kconfig/guest.config
-# (+ debug.config for the debug variant), built out of tree with O=.
+# built out of tree with O=. Variants:
+#   normal  tinyconfig + kvm_guest.config + tools/kconfig/guest.config
+#   debug   the same + tools/kconfig/debug.config, built with clang (LLVM=1)
+#   distro  Debian's own cloud-amd64 configuration (package linux-config-6.12)
+#           + tools/kconfig/distro.config, its modules cut down to the few a
+#           guest of the test suite loads (make check-distro)
+#   rt      Debian's PREEMPT_RT configuration (amd64_rt_amd64), the same way
 #
-# Usage: tools/kernel.sh normal|debug
+# Usage: tools/kernel.sh normal|debug|distro|rt
 # Prints the build directory on stdout.
 #
 # The source tree and each build directory carry a key: a hash of what they
@@ -17,7 +22,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 variant=${1:-normal}
-case $variant in normal | debug) ;; *) die "usage: $0 normal|debug" ;; esac
+case $variant in normal | debug | distro | rt) ;; *) die "usage: $0 normal|debug|distro|rt" ;; esac
 
 "$ROOT/tools/deps.sh" --verify >/dev/null
 
@@ -41,10 +46,22 @@ series_hash() {
 }
 
 src_key="$srcver $(series_hash)"
-frags=("$ROOT/tools/kconfig/guest.config")
-[[ $variant == debug ]] && frags+=("$ROOT/tools/kconfig/debug.config")
+case $variant in
+normal) frags=("$ROOT/tools/kconfig/guest.config") ;;
+debug) frags=("$ROOT/tools/kconfig/guest.config" "$ROOT/tools/kconfig/debug.config") ;;
+distro | rt)
+	frags=("$ROOT/tools/kconfig/distro.config")
+	debconf=/usr/src/linux-config-6.12/config.amd64_$([[ $variant == rt ]] && echo rt_amd64 || echo none_cloud-amd64).xz
+	[[ -f $debconf ]] || die "$debconf missing (package linux-config-6.12; run tools/deps.sh)"
+	;;
+esac
+# The debug kernel is built with clang (LLVM=1): the kernel allows KASAN
+# together with Rust only on a clang build.
+llvm=()
+[[ $variant == debug ]] && llvm=(LLVM=1)
 tools_ver="$($KRUSTC --version) $($KBINDGEN --version) $(gcc --version | head -n1)"
-build_key="$src_key $(cat "${frags[@]}" | sha256sum | cut -c1-16) $(echo "$tools_ver" | sha256sum | cut -c1-16)"
+[[ $variant == debug ]] && tools_ver+=" $(clang --version | head -n1) $(ld.lld --version | head -n1)"
+build_key="$src_key $(cat "${frags[@]}" ${debconf:+"$debconf"} | sha256sum | cut -c1-16) $(echo "$tools_ver" | sha256sum | cut -c1-16)"
 
 up_to_date() {
 	[[ -f $SRC/.ph-key && $(cat "$SRC/.ph-key") == "$src_key" &&
@@ -86,10 +103,11 @@ if [[ ! -f $SRC/.ph-key || $(cat "$SRC/.ph-key") != "$src_key" ]]; then
 	echo "$src_key" >"$SRC/.ph-key"
 fi
 
-frags=("$SRC/kernel/configs/kvm_guest.config" "${frags[@]}")
+own_frags=("${frags[@]}")
+[[ -n ${debconf:-} ]] || frags=("$SRC/kernel/configs/kvm_guest.config" "${frags[@]}")
 
 kmake() {
-	make -C "$SRC" O="$BUILD" RUSTC="$KRUSTC" HOSTRUSTC="$KRUSTC" BINDGEN="$KBINDGEN" \
+	make -C "$SRC" O="$BUILD" "${llvm[@]}" RUSTC="$KRUSTC" HOSTRUSTC="$KRUSTC" BINDGEN="$KBINDGEN" \
 		RUSTFMT=/usr/bin/rustfmt CLIPPY_DRIVER=/usr/bin/clippy-driver "$@"
 }
 
@@ -109,10 +127,22 @@ kmake -s rustavailable >>"$log" 2>&1 || {
 	die "'make rustavailable' failed: the kernel cannot be built with Rust (see $log)"
 }
 
+# Modules a guest of the test suite loads, or that the series must build
+# against; Debian's other ~1100 (cloud) or ~4000 (rt) are left out.
+DISTRO_MODULES="VIRTIO_BALLOON VIRTIO_MEM VIRTIO_MMIO HYPERV HYPERV_BALLOON"
+
 info "configuring the $variant kernel"
 {
-	kmake tinyconfig
-	"$SRC/scripts/kconfig/merge_config.sh" -m -O "$BUILD" "$BUILD/.config" "${frags[@]}"
+	if [[ -n ${debconf:-} ]]; then
+		xz -dc "$debconf" >"$BUILD/.config"
+		"$SRC/scripts/kconfig/merge_config.sh" -m -O "$BUILD" "$BUILD/.config" "${frags[@]}"
+		kmake olddefconfig
+		keep="^CONFIG_($(tr ' ' '|' <<<"$DISTRO_MODULES"))=m\$"
+		sed -i -E "/$keep/!s/^(CONFIG_[A-Z0-9_]+)=m\$/# \1 is not set/" "$BUILD/.config"
+	else
+		kmake tinyconfig
+		"$SRC/scripts/kconfig/merge_config.sh" -m -O "$BUILD" "$BUILD/.config" "${frags[@]}"
+	fi
 	kmake olddefconfig
 } >>"$log" 2>&1 || {
 	tail -n 30 "$log" >&2
@@ -131,11 +161,15 @@ while IFS= read -r line; do
 	else
 		grep -qx "$opt=$val" "$BUILD/.config" || bad+=("$opt=$val")
 	fi
-done < <(cat "$ROOT/tools/kconfig/guest.config" $([[ $variant == debug ]] && echo "$ROOT/tools/kconfig/debug.config"))
+done < <(cat "${own_frags[@]}")
 ((${#bad[@]} == 0)) || die "options lost in the $variant config (dependencies missing?): ${bad[*]}"
 
 jobs=$(($(nproc) + 1))
-info "building the $variant kernel with -j$jobs (log: $log; about 8-10 min on 2 cores from scratch)"
+case $variant in
+normal | debug) eta="4-10 min" ;;
+*) eta="15-30 min" ;;
+esac
+info "building the $variant kernel with -j$jobs (log: $log; about $eta on 2 cores from scratch)"
 start=$SECONDS
 kmake -j"$jobs" all >>"$log" 2>&1 || {
 	grep -E 'error|Error' "$log" | head -n 20 >&2

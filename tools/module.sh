@@ -6,7 +6,7 @@
 # Kbuild in 6.12 writes its output next to the sources, so the sources are
 # mirrored to a directory under the cache and built there.
 #
-# Usage: tools/module.sh normal|debug     prints the path of the .ko
+# Usage: tools/module.sh normal|debug|distro|rt     prints the path of the .ko
 #
 # PH_BREAK=<name> builds a deliberately broken variant (rust code under
 # `#[cfg(ph_break_<name>)]`) in its own directory; tools/check-teeth.sh
@@ -15,7 +15,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 variant=${1:-normal}
-case $variant in normal | debug) ;; *) die "usage: $0 normal|debug" ;; esac
+case $variant in normal | debug | distro | rt) ;; *) die "usage: $0 normal|debug|distro|rt" ;; esac
 
 kbuild=$("$ROOT/tools/kernel.sh" "$variant")
 brk=${PH_BREAK:-}
@@ -30,7 +30,9 @@ rsync -a --delete --include='/Kbuild' --include='/rust/' --include='/rust/*.rs' 
 	--exclude='*' "$ROOT/" "$mdir/"
 
 log=$mdir.log
-if ! make -C "$kbuild" M="$mdir" RUSTC="$KRUSTC" HOSTRUSTC="$KRUSTC" BINDGEN="$KBINDGEN" \
+llvm=()
+[[ $variant == debug ]] && llvm=(LLVM=1) # built like its kernel (tools/kernel.sh)
+if ! make -C "$kbuild" M="$mdir" "${llvm[@]}" RUSTC="$KRUSTC" HOSTRUSTC="$KRUSTC" BINDGEN="$KBINDGEN" \
 	CLIPPY_DRIVER=/usr/bin/clippy-driver CLIPPY=1 KRUSTFLAGS="$rflags" KCFLAGS=-Werror \
 	modules >"$log" 2>&1; then
 	grep -v '^make\|^  [A-Z]' "$log" | head -n 60 >&2

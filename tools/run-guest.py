@@ -111,7 +111,7 @@ def qemu_cmd(args, accel, chan=None):
     if accel == "kvm":
         cmd += ["-accel", "kvm", "-cpu", "host"]
     else:
-        cmd += ["-accel", "tcg", "-cpu", "max"]
+        cmd += ["-accel", "tcg" + (",thread=single" if args.tcg_single else ""), "-cpu", "max"]
     if args.balloon:
         cmd += ["-device", "virtio-balloon-pci,id=balloon0,free-page-reporting=on" + args.balloon_opts]
     if args.disk:
@@ -344,6 +344,9 @@ def main():
                     help="more QEMU arguments (split like a shell would), repeatable")
     ap.add_argument("--smp", default="2", help="QEMU's -smp (a count, or e.g. '2,sockets=2')")
     ap.add_argument("--accel", choices=["auto", "tcg", "kvm"], default="auto")
+    # One host thread for all vCPUs under TCG (see tools/check-distro.sh for
+    # why Debian's kernels need it here).
+    ap.add_argument("--tcg-single", action="store_true")
     ap.add_argument("--timeout", type=float, default=300, help="seconds before the guest is killed")
     ap.add_argument("--interval", type=float, default=0.1, help="sampling period, seconds")
     ap.add_argument("--no-balloon", dest="balloon", action="store_false")

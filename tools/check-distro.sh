@@ -15,7 +15,7 @@
 # load/unload cycles; free_unref_folios+0x32, free_unref_page+0x12c): a CPU
 # executed the patch's temporary int3 after the final byte was written and
 # every CPU had taken the sync IPI, which real hardware does not do and
-# single-threaded TCG never showed (0 of 4). The project's own kernels
+# single-threaded TCG never showed (0 of 3). The project's own kernels
 # never showed it under multi-threaded TCG, where the race tests run.
 #
 # Usage: tools/check-distro.sh [distro] [rt]     (both by default)

@@ -861,10 +861,17 @@ pub(crate) unsafe fn free_split_pages(start: u64, end: u64) {
 }
 
 /// Lets other tasks run if this one has used its slice (worker loops).
+#[cfg(any(not(CONFIG_PREEMPTION), CONFIG_PREEMPT_DYNAMIC))]
 pub(crate) fn cond_resched() {
     // SAFETY: called from the worker, a sleepable context.
     unsafe { bindings::__cond_resched() };
 }
+
+/// On a fully preemptible kernel without dynamic preemption (PREEMPT_RT,
+/// PREEMPT) the scheduler preempts the worker itself, and C's
+/// `cond_resched()` is a no-op there, `__cond_resched()` not even declared.
+#[cfg(not(any(not(CONFIG_PREEMPTION), CONFIG_PREEMPT_DYNAMIC)))]
+pub(crate) fn cond_resched() {}
 
 /// Sleeps for at least `ms` milliseconds. Process context only.
 pub(crate) fn msleep(ms: u32) {

@@ -30,16 +30,32 @@ rsync -a --delete --include='/Kbuild' --include='/rust/' --include='/rust/*.rs' 
 	--exclude='*' "$ROOT/" "$mdir/"
 
 log=$mdir.log
+# The hash of the last .ko built without a warning: a rerun with nothing to
+# rebuild prints no warnings, so it must not pass a module that had some
+# (objtool's come after the object is written, and do not fail make).
+clean=$mdir.clean
 llvm=()
 [[ $variant == debug ]] && llvm=(LLVM=1) # built like its kernel (tools/kernel.sh)
-if ! make -C "$kbuild" M="$mdir" "${llvm[@]}" RUSTC="$KRUSTC" HOSTRUSTC="$KRUSTC" BINDGEN="$KBINDGEN" \
-	CLIPPY_DRIVER=/usr/bin/clippy-driver CLIPPY=1 KRUSTFLAGS="$rflags" KCFLAGS=-Werror \
-	modules >"$log" 2>&1; then
-	grep -v '^make\|^  [A-Z]' "$log" | head -n 60 >&2
-	die "page_hinting.ko ($variant) failed to build (log: $log)"
+build() {
+	make -C "$kbuild" M="$mdir" "${llvm[@]}" RUSTC="$KRUSTC" HOSTRUSTC="$KRUSTC" BINDGEN="$KBINDGEN" \
+		CLIPPY_DRIVER=/usr/bin/clippy-driver CLIPPY=1 KRUSTFLAGS="$rflags" KCFLAGS=-Werror \
+		modules >"$log" 2>&1 || {
+		grep -v '^make\|^  [A-Z]' "$log" | head -n 60 >&2
+		die "page_hinting.ko ($variant) failed to build (log: $log)"
+	}
+}
+build
+ko_hash() { sha256sum "$mdir/page_hinting.ko" | cut -d' ' -f1; }
+if ! grep -q 'warning' "$log" && [[ ! -f $clean || $(cat "$clean") != "$(ko_hash)" ]] &&
+	! grep -q 'LD \[M\]' "$log"; then
+	# Not rebuilt, and not known clean: rebuild to see its warnings.
+	touch "$mdir/rust/page_hinting_main.rs"
+	build
 fi
 if grep -q 'warning' "$log"; then
+	rm -f "$clean"
 	grep -A8 'warning' "$log" | head -n 40 >&2
 	die "page_hinting.ko ($variant) built with warnings (log: $log)"
 fi
+ko_hash >"$clean"
 echo "$mdir/page_hinting.ko"

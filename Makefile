@@ -8,7 +8,7 @@
 #   make check        the whole test suite (check-host, check-kunit, check-e2e)
 #   make check-teeth  show each in-guest test fails on the bug it guards against
 #   make check-distro the series and module on Debian's own cloud and PREEMPT_RT
-#                     kernel configurations: build (30-50 min cold), boot, smoke
+#                     kernel configurations: build (about 25 min cold), boot, smoke
 #   make soak         the integrity stress for longer (20000 operations per CPU)
 #   make bench        page_hinting side by side with Linux's own free page
 #                     reporting: table, CSV/JSON and a PNG plot (about 25 min)

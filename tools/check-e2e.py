@@ -117,8 +117,18 @@ def check_free700(r):
     assert peak - base >= 0.9 * freed * MIB, "the guest's memory never reached the host"
     assert fall >= 0.9 * freed, f"only {fall:.0f} of {freed} MiB came back"
     # RSS moves in whole host pages and also by QEMU's own allocations:
-    # agree within 5% of the freed amount.
-    assert abs(reported - fall) <= 0.05 * freed, \
+    # agree within 5% of the freed amount. The host cannot get back more
+    # than the guest reported. The other way round holds only where every
+    # free was captured as it was: frees that overflowed the per-CPU buffers
+    # are kept as pfn spans and everything free in a span is reported,
+    # including memory the host never backed (a kernel without THP, as
+    # PREEMPT_RT is, frees the 700 MiB as 179200 single pages).
+    spans = [int(l.split()[2]) for _, l in r["console"] if l.startswith("stat overflow_spans ")]
+    assert spans, "no statistics in the console"
+    print(f"  overflow spans: {spans[-1]}")
+    assert reported >= fall - 0.05 * freed, \
+        f"guest reported {reported:.0f} MiB, host saw {fall:.0f} MiB"
+    assert spans[-1] > 0 or reported <= fall + 0.05 * freed, \
         f"guest reported {reported:.0f} MiB, host saw {fall:.0f} MiB"
 
 

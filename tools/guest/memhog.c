@@ -13,8 +13,11 @@
  *                                     free the rest
  *
  * With MEMHOG_RELEASE=PATH in the environment, the scatter mode holds the
- * rest of its mapping until PATH exists instead of for HOLD_MS: a test
- * that reads the host's view in between says when it is done.
+ * rest of its mapping until PATH exists instead of for HOLD_MS, and the
+ * alloc-free mode waits for PATH before it unmaps instead of for HOLD_MS: a
+ * test that reads the host's or the guest's view in between says when it
+ * is done. With MEMHOG_READY=PATH, memhog creates PATH once its memory is
+ * allocated and touched.
  *
  * Prints "PH-MARK <event> <MiB>" lines that the host runner timestamps:
  * allocated, then freeing (alloc-free) or scattering (scatter) right before
@@ -40,6 +43,13 @@ static void sleep_ms(unsigned long ms)
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
 
 	nanosleep(&ts, NULL);
+}
+
+/* Wait until the file named by the environment variable @var exists. */
+static void await_file(const char *var)
+{
+	while (access(getenv(var), F_OK))
+		sleep_ms(10);
 }
 
 static char *alloc_touch(unsigned long bytes, int huge)
@@ -73,20 +83,29 @@ int main(int argc, char **argv)
 
 	p = alloc_touch(bytes, strcmp(argv[1], "scatter") != 0);
 	mark("allocated", mib);
-	sleep_ms(pre);
+	if (getenv("MEMHOG_READY")) {
+		FILE *f = fopen(getenv("MEMHOG_READY"), "w");
+
+		if (f)
+			fclose(f);
+	}
 
 	if (!strcmp(argv[1], "alloc-free")) {
+		if (getenv("MEMHOG_RELEASE"))
+			await_file("MEMHOG_RELEASE");
+		else
+			sleep_ms(pre);
 		mark("freeing", mib);
 		munmap(p, bytes);
 		mark("freed", mib);
 	} else if (!strcmp(argv[1], "scatter")) {
+		sleep_ms(pre);
 		mark("scattering", mib / 2);
 		for (unsigned long off = 0; off < bytes; off += 2 * PAGE)
 			madvise(p + off, PAGE, MADV_DONTNEED);
 		mark("freed-scattered", mib / 2);
 		if (getenv("MEMHOG_RELEASE")) {
-			while (access(getenv("MEMHOG_RELEASE"), F_OK))
-				sleep_ms(10);
+			await_file("MEMHOG_RELEASE");
 		} else {
 			sleep_ms(hold);
 		}

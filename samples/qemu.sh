@@ -1,10 +1,14 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 #
-# A guest whose freed memory page_hinting returns to the host: QEMU with a
-# virtio-balloon device offering free page reporting. The guest must not
-# poison free pages (no page_poison=1 / init_on_free=1), or QEMU keeps the
-# memory (see Documentation/admin-guide/mm/page_hinting.rst).
+# A guest whose freed memory page_hinting returns to the host: QEMU (5.1 or
+# later, the first with free-page-reporting) with a virtio-balloon device
+# offering free page reporting. Zeroed free pages (init_on_free=1) are
+# fine: QEMU offers VIRTIO_BALLOON_F_PAGE_POISON (page-poison=on, its
+# default) and discards what it is given. A guest that poisons free pages
+# with a non-zero value (page_poison=1) is reported too, but QEMU keeps
+# that memory (it cannot discard pages whose contents must stay the poison
+# value). See Documentation/admin-guide/mm/page_hinting.rst.
 #
 #   samples/qemu.sh bzImage initramfs.cpio.gz
 #

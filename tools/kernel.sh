@@ -8,7 +8,8 @@
 #   distro  Debian's own cloud-amd64 configuration (package linux-config-6.12)
 #           + tools/kconfig/distro.config, its modules cut down to the few a
 #           guest of the test suite loads (make check-distro)
-#   rt      Debian's PREEMPT_RT configuration (amd64_rt_amd64), the same way
+#   rt      Debian's PREEMPT_RT configuration (amd64_rt_amd64), the same way,
+#           + tools/kconfig/rt.config
 #
 # Usage: tools/kernel.sh normal|debug|distro|rt
 # Prints the build directory on stdout.
@@ -51,6 +52,7 @@ normal) frags=("$ROOT/tools/kconfig/guest.config") ;;
 debug) frags=("$ROOT/tools/kconfig/guest.config" "$ROOT/tools/kconfig/debug.config") ;;
 distro | rt)
 	frags=("$ROOT/tools/kconfig/distro.config")
+	[[ $variant == rt ]] && frags+=("$ROOT/tools/kconfig/rt.config")
 	debconf=/usr/src/linux-config-6.12/config.amd64_$([[ $variant == rt ]] && echo rt_amd64 || echo none_cloud-amd64).xz
 	[[ -f $debconf ]] || die "$debconf missing (package linux-config-6.12; run tools/deps.sh)"
 	;;

@@ -24,10 +24,14 @@ mdir=$CACHE/module-$variant${brk:+-break-$brk}
 rflags=-Dwarnings
 [[ -z $brk ]] || rflags+=" --cfg ph_break_${brk//-/_}"
 mkdir -p "$mdir"
-# -a keeps mtimes, so make only rebuilds what changed.
-rsync -a --delete --include='/Kbuild' --include='/rust/' --include='/rust/*.rs' \
+# -a keeps mtimes, so make only rebuilds what changed. A source copied in
+# with an mtime older than the last build (another tree sharing the cache,
+# a checkout of older code) would not be rebuilt: if anything was copied,
+# the crate root is touched (the module is one crate, built as a whole).
+changed=$(rsync -a -i --delete --include='/Kbuild' --include='/rust/' --include='/rust/*.rs' \
 	--include='/rust/core/' --include='/rust/core/src/' --include='/rust/core/src/*.rs' \
-	--exclude='*' "$ROOT/" "$mdir/"
+	--exclude='*' "$ROOT/" "$mdir/")
+[[ -z $changed ]] || touch "$mdir/rust/page_hinting_main.rs"
 
 log=$mdir.log
 # The hash of the last .ko built without a warning: a rerun with nothing to

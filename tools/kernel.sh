@@ -57,10 +57,7 @@ distro | rt)
 	[[ -f $debconf ]] || die "$debconf missing (package linux-config-6.12; run tools/deps.sh)"
 	;;
 esac
-# The debug kernel is built with clang (LLVM=1): the kernel allows KASAN
-# together with Rust only on a clang build.
-llvm=()
-[[ $variant == debug ]] && llvm=(LLVM=1)
+set_llvm "$variant" # clang for the debug kernel (lib.sh)
 tools_ver="$($KRUSTC --version) $($KBINDGEN --version) $(gcc --version | head -n1)"
 [[ $variant == debug ]] && tools_ver+=" $(clang --version | head -n1) $(ld.lld --version | head -n1)"
 build_key="$src_key $(cat "${frags[@]}" ${debconf:+"$debconf"} | sha256sum | cut -c1-16) $(echo "$tools_ver" | sha256sum | cut -c1-16)"

@@ -10,6 +10,15 @@ KRUSTC=/usr/bin/rustc
 KBINDGEN=$CACHE/bindgen/bin/bindgen
 OUT=$CACHE/out
 
+# The compiler a variant's kernel, and so its modules, is built with: the
+# debug kernel uses clang (LLVM=1), since the kernel allows KASAN together
+# with Rust only on a clang build. Sets the array llvm to the make arguments.
+set_llvm() {
+	llvm=()
+	[[ $1 == debug ]] && llvm=(LLVM=1)
+	return 0
+}
+
 info() { printf '[page-hinting] %s\n' "$*" >&2; }
 die() {
 	printf '[page-hinting] error: %s\n' "$*" >&2

@@ -38,8 +38,7 @@ log=$mdir.log
 # rebuild prints no warnings, so it must not pass a module that had some
 # (objtool's come after the object is written, and do not fail make).
 clean=$mdir.clean
-llvm=()
-[[ $variant == debug ]] && llvm=(LLVM=1) # built like its kernel (tools/kernel.sh)
+set_llvm "$variant" # built like its kernel
 build() {
 	make -C "$kbuild" M="$mdir" "${llvm[@]}" RUSTC="$KRUSTC" HOSTRUSTC="$KRUSTC" BINDGEN="$KBINDGEN" \
 		CLIPPY_DRIVER=/usr/bin/clippy-driver CLIPPY=1 KRUSTFLAGS="$rflags" KCFLAGS=-Werror \

@@ -8,7 +8,11 @@
 #   make check        the whole test suite (check-host, check-kunit, check-e2e)
 #   make check-teeth  show each in-guest test fails on the bug it guards against
 #   make check-distro the series and module on Debian's own cloud and PREEMPT_RT
-#                     kernel configurations: build (about 25 min cold), boot, smoke
+#                     kernel configurations: build (about 25 min cold), boot, smoke;
+#                     then the Debian image below, booted by systemd
+#   make packages     Debian packages: the guest kernel (bindeb-pkg) and
+#                     page-hinting (the module, modules-load.d, docs)
+#   make image        a Debian 12 guest disk image with those installed
 #   make soak         the integrity stress for longer (20000 operations per CPU)
 #   make bench        page_hinting side by side with Linux's own free page
 #                     reporting: table, CSV/JSON and a PNG plot (about 25 min)
@@ -19,7 +23,7 @@
 SHELL := /bin/bash
 T := tools
 
-.PHONY: run check check-host check-kunit check-e2e check-teeth check-distro soak bench deps kernel debug-kernel \
+.PHONY: run check check-host check-kunit check-e2e check-teeth check-distro packages image soak bench deps kernel debug-kernel \
 	module debug-module initramfs debug-initramfs paths patches-edit \
 	patches-export fmt bench-core fuzz clean
 
@@ -43,6 +47,12 @@ check-teeth: deps
 
 check-distro: deps
 	@$(T)/check-distro.sh
+
+packages: deps
+	@$(T)/packages.sh
+
+image: deps
+	@$(T)/image.sh
 
 soak: deps
 	@$(T)/check-e2e.py integrity-soak

@@ -354,14 +354,16 @@ impl Hinting {
             cpu_dead,
         )?);
         h.hook = Some(HintHook::register(&HOOK_OPS).inspect_err(|e| {
-            // One line that says why, for the configurations that cannot
-            // run the module (the hook's errors, mm/free_page_hint.c).
-            if e.to_errno() == -(bindings::EOPNOTSUPP as c_int) {
-                pr_err!("this architecture has its own arch_free_page(), which never calls the free page hint hook; not loading\n");
-            } else if *e == code::EBUSY {
+            // One line that says why (the hook's errors,
+            // mm/free_page_hint.c; an architecture with its own
+            // arch_free_page() has no CONFIG_FREE_PAGE_HINT to build on).
+            if *e == code::EBUSY {
                 pr_err!("another free page hinting module is registered; not loading\n");
             } else {
-                pr_err!("free page hint hook not registered ({:?}); not loading\n", e);
+                pr_err!(
+                    "free page hint hook not registered ({:?}); not loading\n",
+                    e
+                );
             }
         })?);
         Ok(h)

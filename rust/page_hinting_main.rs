@@ -45,8 +45,17 @@ module! {
     license: "GPL",
 }
 
+/// The module's version as a literal, for `concat!`; `make packages`
+/// versions the package with it.
+macro_rules! version {
+    () => {
+        "0.3.0"
+    };
+}
 /// The module's version, printed at load.
-pub const VERSION: &str = "0.2.0";
+pub const VERSION: &str = version!();
+// `modinfo page_hinting` shows it.
+sysfs_sys::modinfo!(concat!("version=", version!()));
 
 struct PageHinting {
     // Fields drop in order. The virtio driver goes first: unbinding resets

@@ -12,7 +12,9 @@
 
 use crate::hinting::{self, CpuTotals, Shared};
 use crate::knobs::{self, KnobError};
-use crate::sysfs_sys::{Attr, AttrList, Attrs, Group, MmDir, Param, ParamOps, ParamSet, ShowBuf};
+use crate::sysfs_sys::{
+    param_info, Attr, AttrList, Attrs, Group, MmDir, Param, ParamOps, ParamSet, ParamShow, ShowBuf,
+};
 use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use kernel::prelude::*;
@@ -70,6 +72,10 @@ macro_rules! knob_param {
     };
 }
 
+// The knobs' parameters are shown in `/sys/module/page_hinting/parameters/`
+// (read-only there): the `P_*` statics hold the value given at load, and
+// every accepted write to the sysfs knob updates them, so both places show
+// the value in force.
 knob_param!(
     PThreshold,
     "threshold_kb",
@@ -80,6 +86,78 @@ knob_param!(PMinOrder, "min_order", knobs::parse_min_order, P_MIN_ORDER);
 knob_param!(PEnabled, "enabled", knobs::parse_enabled, P_ENABLED);
 knob_param!(PFlush, "flush_ms", knobs::parse_flush_ms, P_FLUSH_MS);
 knob_param!(PDelay, "delay_ms", knobs::parse_delay_ms, P_DELAY_MS);
+
+impl ParamShow for PThreshold {
+    fn show(out: &mut ShowBuf<'_>) -> Result {
+        writeln!(out, "{}", P_THRESHOLD_KB.load(Relaxed)).map_err(|_| EINVAL)
+    }
+}
+impl ParamShow for PMinOrder {
+    fn show(out: &mut ShowBuf<'_>) -> Result {
+        let o = match P_MIN_ORDER.load(Relaxed) {
+            u32::MAX => crate::sys::pageblock_order(),
+            o => o,
+        };
+        writeln!(out, "{}", o).map_err(|_| EINVAL)
+    }
+}
+impl ParamShow for PEnabled {
+    fn show(out: &mut ShowBuf<'_>) -> Result {
+        writeln!(out, "{}", u8::from(P_ENABLED.load(Relaxed))).map_err(|_| EINVAL)
+    }
+}
+impl ParamShow for PFlush {
+    fn show(out: &mut ShowBuf<'_>) -> Result {
+        writeln!(out, "{}", P_FLUSH_MS.load(Relaxed)).map_err(|_| EINVAL)
+    }
+}
+impl ParamShow for PDelay {
+    fn show(out: &mut ShowBuf<'_>) -> Result {
+        writeln!(out, "{}", P_DELAY_MS.load(Relaxed)).map_err(|_| EINVAL)
+    }
+}
+impl ParamShow for PTransport {
+    fn show(out: &mut ShowBuf<'_>) -> Result {
+        let t = if P_HYPERCALL.load(Relaxed) {
+            "hypercall"
+        } else {
+            "virtio"
+        };
+        writeln!(out, "{}", t).map_err(|_| EINVAL)
+    }
+}
+
+// What `modinfo -p page_hinting` lists.
+param_info!(
+    "threshold_kb",
+    "ulong",
+    "Pending freed memory on one CPU, in KiB, that starts a report (4..1073741824, default 4096)"
+);
+param_info!(
+    "min_order",
+    "uint",
+    "Order of the smallest block reported (0..MAX_PAGE_ORDER, default pageblock_order: 9 on x86)"
+);
+param_info!(
+    "enabled",
+    "uint",
+    "1: capture and report freed memory (default); 0: paused"
+);
+param_info!(
+    "flush_ms",
+    "uint",
+    "ms after the first capture on an idle CPU that memory below threshold_kb is reported anyway (0..60000, 0: never, default 100)"
+);
+param_info!(
+    "delay_ms",
+    "uint",
+    "ms a batch waits before the worker looks at it (0..1000, default 0)"
+);
+param_info!(
+    "transport",
+    "charp",
+    "How reports reach the host: virtio (virtio-balloon free page reporting, default) or hypercall (Hyper-V)"
+);
 
 struct PTransport;
 impl ParamSet for PTransport {
@@ -154,31 +232,31 @@ static PARAM_PAUSE_SCAN: Param = Param::new_writable(c"test_pause_scan", &OPS_PA
 #[used]
 static PARAM_SCAN_FROM: Param = Param::new_writable(c"test_scan_from_pfn", &OPS_SCAN_FROM);
 
-static OPS_THRESHOLD: ParamOps = ParamOps::new::<PThreshold>();
-static OPS_MIN_ORDER: ParamOps = ParamOps::new::<PMinOrder>();
-static OPS_ENABLED: ParamOps = ParamOps::new::<PEnabled>();
-static OPS_FLUSH: ParamOps = ParamOps::new::<PFlush>();
-static OPS_DELAY: ParamOps = ParamOps::new::<PDelay>();
-static OPS_TRANSPORT: ParamOps = ParamOps::new::<PTransport>();
+static OPS_THRESHOLD: ParamOps = ParamOps::new_shown::<PThreshold>();
+static OPS_MIN_ORDER: ParamOps = ParamOps::new_shown::<PMinOrder>();
+static OPS_ENABLED: ParamOps = ParamOps::new_shown::<PEnabled>();
+static OPS_FLUSH: ParamOps = ParamOps::new_shown::<PFlush>();
+static OPS_DELAY: ParamOps = ParamOps::new_shown::<PDelay>();
+static OPS_TRANSPORT: ParamOps = ParamOps::new_shown::<PTransport>();
 
 #[link_section = "__param"]
 #[used]
-static PARAM_THRESHOLD: Param = Param::new(c"threshold_kb", &OPS_THRESHOLD);
+static PARAM_THRESHOLD: Param = Param::new_shown(c"threshold_kb", &OPS_THRESHOLD);
 #[link_section = "__param"]
 #[used]
-static PARAM_MIN_ORDER: Param = Param::new(c"min_order", &OPS_MIN_ORDER);
+static PARAM_MIN_ORDER: Param = Param::new_shown(c"min_order", &OPS_MIN_ORDER);
 #[link_section = "__param"]
 #[used]
-static PARAM_ENABLED: Param = Param::new(c"enabled", &OPS_ENABLED);
+static PARAM_ENABLED: Param = Param::new_shown(c"enabled", &OPS_ENABLED);
 #[link_section = "__param"]
 #[used]
-static PARAM_FLUSH: Param = Param::new(c"flush_ms", &OPS_FLUSH);
+static PARAM_FLUSH: Param = Param::new_shown(c"flush_ms", &OPS_FLUSH);
 #[link_section = "__param"]
 #[used]
-static PARAM_DELAY: Param = Param::new(c"delay_ms", &OPS_DELAY);
+static PARAM_DELAY: Param = Param::new_shown(c"delay_ms", &OPS_DELAY);
 #[link_section = "__param"]
 #[used]
-static PARAM_TRANSPORT: Param = Param::new(c"transport", &OPS_TRANSPORT);
+static PARAM_TRANSPORT: Param = Param::new_shown(c"transport", &OPS_TRANSPORT);
 
 /// The initial knob values from the module parameters (defaults where none
 /// was given), and the chosen transport.
@@ -249,23 +327,28 @@ impl Attrs for Knobs {
                 let pages = knobs::threshold_pages(kb, kernel::page::PAGE_SIZE as u64);
                 c.threshold_kb.store(kb, Relaxed);
                 c.threshold_pages.store(pages, Relaxed);
+                P_THRESHOLD_KB.store(kb, Relaxed);
             }
             MIN_ORDER => {
                 let o = knobs::parse_min_order(input).map_err(bad)?;
                 c.min_order.store(o, Relaxed);
+                P_MIN_ORDER.store(o, Relaxed);
             }
             ENABLED => {
                 let on = knobs::parse_enabled(input).map_err(bad)?;
                 sh.set_enabled(on);
+                P_ENABLED.store(on, Relaxed);
             }
             FLUSH_MS => {
                 let ms = knobs::parse_flush_ms(input).map_err(bad)?;
                 c.flush_ms.store(ms, Relaxed);
+                P_FLUSH_MS.store(ms, Relaxed);
                 sh.arm_flush();
             }
             DELAY_MS => {
                 let ms = knobs::parse_delay_ms(input).map_err(bad)?;
                 c.delay_ms.store(ms, Relaxed);
+                P_DELAY_MS.store(ms, Relaxed);
             }
             _ => return Err(EINVAL),
         }

@@ -243,6 +243,32 @@ pub(crate) trait ParamSet: 'static {
     fn set(input: &[u8]) -> Result;
 }
 
+/// A module parameter shown in `/sys/module/<module>/parameters/`.
+pub(crate) trait ParamShow: ParamSet {
+    /// Writes the value (with its newline).
+    fn show(out: &mut ShowBuf<'_>) -> Result;
+}
+
+/// # Safety
+///
+/// Only the module parameter code calls it, as the `get` of a [`ParamOps`]
+/// (`param_attr_show()`), with the page-sized sysfs buffer.
+unsafe extern "C" fn param_get_tramp<T: ParamShow>(
+    buf: *mut c_char,
+    _kp: *const bindings::kernel_param,
+) -> c_int {
+    // SAFETY: `param_attr_show()` passes the PAGE_SIZE buffer sysfs handed
+    // to its `show`, ours until we return.
+    let page =
+        unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), kernel::page::PAGE_SIZE) };
+    let mut out = ShowBuf { buf: page, len: 0 };
+    match T::show(&mut out) {
+        // At most PAGE_SIZE: fits.
+        Ok(()) => out.len() as c_int,
+        Err(e) => e.to_errno(),
+    }
+}
+
 /// # Safety
 ///
 /// Only the module loader's parser calls it, as the `set` of a [`ParamOps`],
@@ -271,13 +297,23 @@ pub(crate) struct ParamOps(bindings::kernel_param_ops);
 unsafe impl Sync for ParamOps {}
 
 impl ParamOps {
-    /// Ops that parse with `T` (no `get`: the parameters are not shown in
-    /// `/sys/module`; the sysfs knobs show the live values).
+    /// Ops that parse with `T`, with no `get` (the test switches).
+    #[cfg(CONFIG_KUNIT)]
     pub(crate) const fn new<T: ParamSet>() -> Self {
         ParamOps(bindings::kernel_param_ops {
             flags: 0,
             set: Some(param_set_tramp::<T>),
             get: None,
+            free: None,
+        })
+    }
+
+    /// Ops that parse and show with `T`.
+    pub(crate) const fn new_shown<T: ParamShow>() -> Self {
+        ParamOps(bindings::kernel_param_ops {
+            flags: 0,
+            set: Some(param_set_tramp::<T>),
+            get: Some(param_get_tramp::<T>),
             free: None,
         })
     }
@@ -321,6 +357,15 @@ impl Param {
         Param(p)
     }
 
+    /// As [`Param::new`], but readable by all in
+    /// `/sys/module/<module>/parameters/<name>` (mode 0444); `ops` must have
+    /// a `get` ([`ParamOps::new_shown`]).
+    pub(crate) const fn new_shown(name: &'static CStr, ops: &'static ParamOps) -> Self {
+        let mut p = Self::new(name, ops);
+        p.0.perm = 0o444;
+        p
+    }
+
     /// As [`Param::new`], but root may write it at run time
     /// (`/sys/module/<module>/parameters/<name>`, mode 0200). Test builds.
     #[cfg(CONFIG_KUNIT)]
@@ -330,3 +375,44 @@ impl Param {
         p
     }
 }
+
+/// `N` bytes of `s`, for a `.modinfo` entry built with `concat!`.
+pub(crate) const fn modinfo_bytes<const N: usize>(s: &str) -> [u8; N] {
+    let b = s.as_bytes();
+    let mut out = [0u8; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = b[i];
+        i += 1;
+    }
+    out
+}
+
+/// One `.modinfo` entry, `KEY=VALUE` (what `modinfo` shows), placed as
+/// `module!` places its own.
+macro_rules! modinfo {
+    ($entry:expr) => {
+        const _: () = {
+            const ENTRY: &str = concat!($entry, "\0");
+            // `used(compiler)`, as `module!` has it: a plain `#[used]`
+            // marks the section SHF_GNU_RETAIN, so it becomes a second
+            // `.modinfo` section, which modpost does not read.
+            #[link_section = ".modinfo"]
+            #[used(compiler)]
+            static INFO: [u8; ENTRY.len()] =
+                $crate::sysfs_sys::modinfo_bytes::<{ ENTRY.len() }>(ENTRY);
+        };
+    };
+}
+pub(crate) use modinfo;
+
+/// Describes a module parameter in the module's `.modinfo` section, as C's
+/// `MODULE_PARM_DESC()` and `module_param()` do: `parm=NAME:DESC` and
+/// `parmtype=NAME:TYPE`, which `modinfo -p` lists.
+macro_rules! param_info {
+    ($name:literal, $ty:literal, $desc:literal) => {
+        $crate::sysfs_sys::modinfo!(concat!("parm=", $name, ":", $desc));
+        $crate::sysfs_sys::modinfo!(concat!("parmtype=", $name, ":", $ty));
+    };
+}
+pub(crate) use param_info;

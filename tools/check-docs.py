@@ -27,7 +27,8 @@ for path in sorted(glob.glob(os.path.join(ROOT, "Documentation", "**", "*.rst"),
         print(f"{os.path.relpath(path, ROOT)}:\n{err.getvalue()}")
 for path in sorted(glob.glob(os.path.join(ROOT, "Documentation", "ABI", "*", "*"))):
     text = open(path).read()
-    for entry in re.split(r"\n(?=What:)", text.strip()):
+    # An entry may have several What: lines; entries are apart by a blank line.
+    for entry in re.split(r"\n\n+(?=What:)", text.strip()):
         for field in ("What:", "Date:", "KernelVersion:", "Contact:", "Description:"):
             if field not in entry:
                 bad += 1

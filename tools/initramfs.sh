@@ -15,15 +15,7 @@ kbuild=$("$ROOT/tools/kernel.sh" "$variant")
 ko=$("$ROOT/tools/module.sh" "$variant")
 
 G=$ROOT/tools/guest
-bin=$CACHE/guest-bin
-mkdir -p "$bin"
-for src in "$G"/*.c; do
-	exe=$bin/$(basename "$src" .c)
-	if [[ ! -x $exe || $src -nt $exe ]]; then
-		gcc -static -O2 -Wall -Wextra -Werror -o "$exe" "$src" -lpthread ||
-			die "building guest program $src"
-	fi
-done
+bin=$(guest_bins)
 
 stage=$CACHE/initramfs-$variant${PH_BREAK:+-break-$PH_BREAK}
 rm -rf "$stage"

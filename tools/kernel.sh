@@ -128,7 +128,7 @@ kmake -s rustavailable >>"$log" 2>&1 || {
 
 # Modules a guest of the test suite loads, or that the series must build
 # against; Debian's other ~1100 (cloud) or ~4000 (rt) are left out.
-DISTRO_MODULES="VIRTIO_BALLOON VIRTIO_MEM VIRTIO_MMIO HYPERV HYPERV_BALLOON"
+DISTRO_MODULES="VIRTIO_BALLOON VIRTIO_MEM VIRTIO_MMIO HYPERV HYPERV_BALLOON VIRTIO_BLK"
 
 info "configuring the $variant kernel"
 {

@@ -38,3 +38,18 @@ kunit_boot() {
 		"$out.json" >"$out.log"
 	return "$rc"
 }
+
+# The project's static guest programs (tools/guest/*.c), built once into
+# $CACHE/guest-bin (rebuilt when a source is newer); prints that directory.
+guest_bins() {
+	local bin=$CACHE/guest-bin src exe
+	mkdir -p "$bin"
+	for src in "$ROOT"/tools/guest/*.c; do
+		exe=$bin/$(basename "$src" .c)
+		if [[ ! -x $exe || $src -nt $exe ]]; then
+			gcc -static -O2 -Wall -Wextra -Werror -o "$exe" "$src" -lpthread ||
+				die "building guest program $src"
+		fi
+	done
+	echo "$bin"
+}

@@ -123,7 +123,8 @@ def qemu_cmd(args, accel, chan=None):
         dev = "virtio-balloon-device" if args.machine == "microvm" else "virtio-balloon-pci"
         cmd += ["-device", f"{dev},id=balloon0,free-page-reporting=on" + args.balloon_opts]
     if args.disk:
-        cmd += ["-drive", f"file={args.disk},format=raw,if=virtio,cache=unsafe"]
+        cmd += ["-drive", f"file={args.disk},format=raw,if=virtio,cache=unsafe"
+                + (",snapshot=on" if args.snapshot else "")]
     if args.qmp:
         cmd += ["-qmp", f"unix:{args.qmp},server=on,wait=off"]
     for a in args.qemu_arg:
@@ -368,6 +369,9 @@ def main():
                     help="when the guest prints PH-MARK MARK, carry out ACTION and answer "
                     "on the host channel (see above)")
     ap.add_argument("--disk", help="a raw image the guest sees as /dev/vda (virtio-blk)")
+    ap.add_argument("--snapshot", action="store_true",
+                    help="the guest's writes to --disk go to a temporary overlay "
+                    "(QEMU's snapshot=on): the image stays as it was")
     ap.add_argument("--strict-console", action="store_true",
                     help="fail (status 1) on WARNING:, BUG:, lockdep, bad page or KASAN-style lines")
     ap.add_argument("--json", help="write the result (console, samples, marks) here")

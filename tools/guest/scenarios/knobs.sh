@@ -31,9 +31,28 @@ for kv in threshold_kb=8192 min_order=3 flush_ms=250 delay_ms=20 enabled=0; do
 	[ "$(cat "$SYS/${kv%=*}")" = "${kv#*=}" ] || fail "parameter $kv: knob shows $(cat "$SYS/${kv%=*}")"
 done
 grep -q "^virtio-balloon active$" "$SYS/transport" || fail "transport: $(cat "$SYS/transport")"
+# The parameters, read-only in /sys/module, show the values in force, and
+# modinfo lists each with a description.
+PARAMS=/sys/module/page_hinting/parameters
+params_show() { # NAME=VALUE...
+	for kv in "$@"; do
+		f=$PARAMS/${kv%=*}
+		[ "$(cat "$f")" = "${kv#*=}" ] || fail "parameters/${kv%=*} shows '$(cat "$f")', want ${kv#*=}"
+	done
+}
+params_show threshold_kb=8192 min_order=3 flush_ms=250 delay_ms=20 enabled=0 transport=virtio
+for f in "$PARAMS"/*; do
+	[ "$(busybox stat -c %a "$f")" = 444 ] || fail "${f##*/}: mode is not 0444"
+done
+expect_write "$PARAMS/threshold_kb" "4096" EACCES
+# (busybox's modinfo wants a modules.dep, even for a file name; the Debian
+# image of make check-distro runs kmod's.)
+mkdir -p "/lib/modules/$(uname -r)" && touch "/lib/modules/$(uname -r)/modules.dep"
+n=$(modinfo -p "$MOD" | grep -cE '^(threshold_kb|min_order|enabled|flush_ms|delay_ms|transport):.{20,}')
+[ "$n" = 6 ] || fail "modinfo -p lists $n described parameters, want 6: $(modinfo -p "$MOD")"
 mark params-taken
 # Every file, for the host to compare with the ABI document.
-for f in "$SYS"/* "$SYS"/stats/*; do [ -f "$f" ] && echo "sysfs-file $f"; done
+for f in "$SYS"/* "$SYS"/stats/* "$PARAMS"/*; do [ -f "$f" ] && echo "sysfs-file $f"; done
 
 # --- every knob: valid values, bad writes, permissions ---
 check_knob() { # KNOB "VALID..." "OUT-OF-RANGE..."
@@ -74,6 +93,8 @@ echo 9 >"$SYS/min_order"
 echo 1 >"$SYS/enabled"
 echo 100 >"$SYS/flush_ms"
 echo 0 >"$SYS/delay_ms"
+# An accepted write shows in /sys/module too; a refused one in neither.
+params_show threshold_kb=4096 min_order=9 flush_ms=100 delay_ms=0 enabled=1
 mark knobs-validated
 
 # --- each knob takes effect ---

@@ -110,8 +110,10 @@ install -m 0644 "$G/scenarios/lib.sh" "$T/lib.sh"
 install -m 0755 "$bin/memhog" "$bin/ph-exit" "$T/"
 install -D -m 0644 "$G/image/ph-image-test.service" "$root/etc/systemd/system/ph-image-test.service"
 chroot "$root" systemctl enable -q ph-image-test.service
-# The test writes to the serial console; no login prompt on it.
-chroot "$root" systemctl mask -q serial-getty@ttyS0.service
+# The test writes to the serial console: no login prompt on it then.
+d=$root/etc/systemd/system/serial-getty@ttyS0.service.d
+mkdir -p "$d"
+printf '[Unit]\nConditionKernelCommandLine=!ph.scenario=image\n' >"$d/page-hinting-test.conf"
 
 cleanup
 mounted=()

@@ -3,7 +3,7 @@
 #
 # cloud-hypervisor with a balloon device of size 0 that offers free page
 # reporting (cloud-hypervisor's --balloon option, "free_page_reporting=on",
-# in its releases since spring 2022: pull request 3693). cloud-hypervisor
+# since cloud-hypervisor v22.0, March 2022). cloud-hypervisor
 # boots the uncompressed ELF vmlinux through its PVH entry: the guest
 # kernel needs CONFIG_PVH=y (the project's guest kernels have it; make
 # check boots that entry under QEMU, scenario "pvh"). cloud-hypervisor does

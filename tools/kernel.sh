@@ -106,8 +106,7 @@ own_frags=("${frags[@]}")
 [[ -n ${debconf:-} ]] || frags=("$SRC/kernel/configs/kvm_guest.config" "${frags[@]}")
 
 kmake() {
-	make -C "$SRC" O="$BUILD" "${llvm[@]}" RUSTC="$KRUSTC" HOSTRUSTC="$KRUSTC" BINDGEN="$KBINDGEN" \
-		RUSTFMT=/usr/bin/rustfmt CLIPPY_DRIVER=/usr/bin/clippy-driver "$@"
+	make -C "$SRC" O="$BUILD" "${llvm[@]}" "${KMAKE_TOOLS[@]}" "$@"
 }
 
 if [[ -f $BUILD/.ph-key && $(cat "$BUILD/.ph-key") == "$build_key" &&

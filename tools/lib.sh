@@ -8,6 +8,10 @@ CACHE=${PAGE_HINTING_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/page-hinting}
 # never with the rustup toolchain that may come first on PATH.
 KRUSTC=/usr/bin/rustc
 KBINDGEN=$CACHE/bindgen/bin/bindgen
+# The tools every make of the kernel tree names (tools/kernel.sh, and
+# tools/packages.sh's bindeb-pkg, which must reuse that build).
+KMAKE_TOOLS=(RUSTC="$KRUSTC" HOSTRUSTC="$KRUSTC" BINDGEN="$KBINDGEN" RUSTFMT=/usr/bin/rustfmt
+	CLIPPY_DRIVER=/usr/bin/clippy-driver)
 OUT=$CACHE/out
 
 # The compiler a variant's kernel, and so its modules, is built with: the

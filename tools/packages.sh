@@ -43,8 +43,7 @@ if [[ ! -f $kout/.done ]]; then
 	# The same compilers as tools/kernel.sh, so that the build directory
 	# is reused and only what packaging needs is built.
 	rm -f "$KDIR"/*.deb "$KDIR"/*.buildinfo "$KDIR"/*.changes
-	make -C "$SRC" O="$kbuild" RUSTC="$KRUSTC" HOSTRUSTC="$KRUSTC" BINDGEN="$KBINDGEN" \
-		RUSTFMT=/usr/bin/rustfmt CLIPPY_DRIVER=/usr/bin/clippy-driver \
+	make -C "$SRC" O="$kbuild" "${KMAKE_TOOLS[@]}" \
 		KDEB_PKGVERSION="$kver" -j"$(($(nproc) + 1))" bindeb-pkg >"$log" 2>&1 || {
 		tail -n 30 "$log" >&2
 		die "make bindeb-pkg failed (see $log)"

@@ -32,21 +32,8 @@ export PATH=$T:$PATH
 	n=$(modinfo -p page_hinting | grep -cE '^(threshold_kb|min_order|enabled|flush_ms|delay_ms|transport):')
 	[ "$n" = 6 ] || fail "modinfo -p page_hinting lists $n parameters: $(modinfo -p page_hinting)"
 	mark loaded
-	# The free700 scenario (tools/guest/scenarios/free700.sh), counted from
-	# right before the free.
-	rm -f /tmp/mh-ready /tmp/mh-go
-	MEMHOG_READY=/tmp/mh-ready MEMHOG_RELEASE=/tmp/mh-go memhog alloc-free 700 &
-	hog=$!
-	wait_for 300 "700 MiB allocated" test -e /tmp/mh-ready
-	wait_for 120 "reporting settled before the free" settled
-	mark_reported before
-	b=$(stat reported_pages)
-	touch /tmp/mh-go
-	wait $hog || fail memhog
-	wait_for 120 "90% of 700 MiB reported" reported_since "$b" 161280
-	wait_for 120 "reporting settled" settled
-	mark_reported after
-	dump_stats
+	# The free700 scenario (tools/guest/scenarios/free700.sh).
+	free_measured 700 161280
 	modprobe -r page_hinting || fail "modprobe -r page_hinting"
 	mark image-done
 )

@@ -5,23 +5,7 @@
 . /scenarios/lib.sh
 load_hinting
 cat "$SYS/transport"
-# Count from right before the free: while memhog faults its memory in,
-# the kernel may free and report other memory (compaction for its huge
-# pages, reclaim) that memhog then takes again, which the host never sees
-# fall (seen on Debian's RT kernel: 224 MiB of such reports).
-rm -f /tmp/mh-ready /tmp/mh-go
-MEMHOG_READY=/tmp/mh-ready MEMHOG_RELEASE=/tmp/mh-go memhog alloc-free 700 &
-hog=$!
-wait_for 300 "700 MiB allocated" test -e /tmp/mh-ready
-wait_for 120 "reporting settled before the free" settled
-mark_reported before
-b=$(stat reported_pages)
-touch /tmp/mh-go
-wait $hog || fail memhog
 # The reports of 90% of it (161280 pages), then nothing more on the way:
 # the host's view is read at the next mark.
-wait_for 120 "90% of 700 MiB reported" reported_since "$b" 161280
-wait_for 120 "reporting settled" settled
-mark_reported after
-dump_stats
+free_measured 700 161280
 rmmod page_hinting || fail rmmod

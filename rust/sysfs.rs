@@ -10,14 +10,17 @@
 //! a mix. `Documentation/ABI/testing/sysfs-kernel-mm-page_hinting` is the
 //! reference for every file.
 
-use crate::hinting::{self, CpuTotals, Shared};
-use crate::knobs::{self, KnobError};
-use crate::sysfs_sys::{
-    param_info, Attr, AttrList, Attrs, Group, MmDir, Param, ParamOps, ParamSet, ParamShow, ShowBuf,
+#![forbid(unsafe_code)]
+
+use crate::hinting::{self, CpuTotals, Mechanism};
+use crate::kernel_ext::{
+    mm,
+    sysfs::{Attr, AttrList, Attrs, CtxSlot, Dir, Group, ParamOps, ParamSet, ParamShow, ShowBuf},
 };
+use crate::knobs::{self, KnobError};
 use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
-use kernel::prelude::*;
+use kernel::{c_str, prelude::*, sync::Arc};
 
 /// Default `threshold_kb`: see `Documentation/admin-guide/mm/page_hinting.rst`.
 pub(crate) const DEFAULT_THRESHOLD_KB: u64 = 4096;
@@ -37,8 +40,10 @@ pub(crate) enum TransportChoice {
 
 // Module parameters: parsed before `init`, read once by it.
 static P_THRESHOLD_KB: AtomicU64 = AtomicU64::new(DEFAULT_THRESHOLD_KB);
-/// `u32::MAX`: not given, use the pageblock order.
-static P_MIN_ORDER: AtomicU32 = AtomicU32::new(u32::MAX);
+/// `None`: not given, use the pageblock order (`u32::MAX` in the atomic).
+static P_MIN_ORDER: AtomicU32 = AtomicU32::new(MIN_ORDER_DEFAULT);
+/// What `P_MIN_ORDER` holds while no `min_order` was given.
+const MIN_ORDER_DEFAULT: u32 = u32::MAX;
 static P_ENABLED: AtomicBool = AtomicBool::new(true);
 static P_FLUSH_MS: AtomicU32 = AtomicU32::new(DEFAULT_FLUSH_MS);
 static P_DELAY_MS: AtomicU32 = AtomicU32::new(DEFAULT_DELAY_MS);
@@ -61,7 +66,7 @@ fn refuse(what: &str, input: &[u8], e: KnobError) -> Error {
 /// `init`, or a test switch).
 macro_rules! knob_param {
     ($ty:ident, $name:literal, $parse:path, $store:path) => {
-        struct $ty;
+        pub(crate) struct $ty;
         impl ParamSet for $ty {
             fn set(input: &[u8]) -> Result {
                 let v = $parse(input).map_err(|e| refuse($name, input, e))?;
@@ -94,11 +99,7 @@ impl ParamShow for PThreshold {
 }
 impl ParamShow for PMinOrder {
     fn show(out: &mut ShowBuf<'_>) -> Result {
-        let o = match P_MIN_ORDER.load(Relaxed) {
-            u32::MAX => crate::sys::pageblock_order(),
-            o => o,
-        };
-        writeln!(out, "{}", o).map_err(|_| EINVAL)
+        writeln!(out, "{}", given_min_order()).map_err(|_| EINVAL)
     }
 }
 impl ParamShow for PEnabled {
@@ -127,39 +128,7 @@ impl ParamShow for PTransport {
     }
 }
 
-// What `modinfo -p page_hinting` lists.
-param_info!(
-    "threshold_kb",
-    "ulong",
-    "Pending freed memory on one CPU, in KiB, that starts a report (4..1073741824, default 4096)"
-);
-param_info!(
-    "min_order",
-    "uint",
-    "Order of the smallest block reported (0..MAX_PAGE_ORDER, default pageblock_order: 9 on x86)"
-);
-param_info!(
-    "enabled",
-    "uint",
-    "1: capture and report freed memory (default); 0: paused"
-);
-param_info!(
-    "flush_ms",
-    "uint",
-    "ms after the first capture on an idle CPU that memory below threshold_kb is reported anyway (0..60000, 0: never, default 100)"
-);
-param_info!(
-    "delay_ms",
-    "uint",
-    "ms a batch waits before the worker looks at it (0..1000, default 0)"
-);
-param_info!(
-    "transport",
-    "charp",
-    "How reports reach the host: virtio (virtio-balloon free page reporting, default) or hypercall (Hyper-V)"
-);
-
-struct PTransport;
+pub(crate) struct PTransport;
 impl ParamSet for PTransport {
     fn set(input: &[u8]) -> Result {
         match input.strip_suffix(b"\n").unwrap_or(input) {
@@ -178,93 +147,31 @@ impl ParamSet for PTransport {
     }
 }
 
-// Test builds only (`CONFIG_KUNIT`): `test_stall_host=1` makes the virtio
-// transport wait for an answer the host never gives (it ignores the
-// device's acknowledgements until the device is reset), for the scenarios
-// that check a stuck host blocks neither unload nor the rest of the guest.
-#[cfg(CONFIG_KUNIT)]
-knob_param!(
-    PStallHost,
-    "test_stall_host",
-    knobs::parse_enabled,
-    crate::virtio::STALL_HOST
-);
-#[cfg(CONFIG_KUNIT)]
-static OPS_STALL_HOST: ParamOps = ParamOps::new::<PStallHost>();
-#[cfg(CONFIG_KUNIT)]
-#[link_section = "__param"]
-#[used]
-static PARAM_STALL_HOST: Param = Param::new(c"test_stall_host", &OPS_STALL_HOST);
+/// The ops of the module parameters (declared at the crate root).
+pub(crate) static OPS_THRESHOLD: ParamOps = ParamOps::new_shown::<PThreshold>();
+/// See [`OPS_THRESHOLD`].
+pub(crate) static OPS_MIN_ORDER: ParamOps = ParamOps::new_shown::<PMinOrder>();
+/// See [`OPS_THRESHOLD`].
+pub(crate) static OPS_ENABLED: ParamOps = ParamOps::new_shown::<PEnabled>();
+/// See [`OPS_THRESHOLD`].
+pub(crate) static OPS_FLUSH: ParamOps = ParamOps::new_shown::<PFlush>();
+/// See [`OPS_THRESHOLD`].
+pub(crate) static OPS_DELAY: ParamOps = ParamOps::new_shown::<PDelay>();
+/// See [`OPS_THRESHOLD`].
+pub(crate) static OPS_TRANSPORT: ParamOps = ParamOps::new_shown::<PTransport>();
 
-// Test builds only: `test_pause_scan=1` (writable at run time) makes the
-// worker wait, holding the blocks it isolated, before its next isolation
-// (see `hinting::test_hooks`); `test_scan_from_pfn=N` makes it scan only
-// pfns from N on. The memory hotplug scenario uses them to hold blocks in
-// the memory it offlines.
-#[cfg(CONFIG_KUNIT)]
-knob_param!(
-    PPauseScan,
-    "test_pause_scan",
-    knobs::parse_enabled,
-    hinting::test_hooks::PAUSE_SCAN
-);
-#[cfg(CONFIG_KUNIT)]
-struct PScanFrom;
-#[cfg(CONFIG_KUNIT)]
-impl ParamSet for PScanFrom {
-    fn set(input: &[u8]) -> Result {
-        let s = core::str::from_utf8(input).map_err(|_| EINVAL)?;
-        let v: u64 = s.trim().parse().map_err(|_| EINVAL)?;
-        hinting::test_hooks::SCAN_FROM.store(v, Relaxed);
-        Ok(())
+/// `min_order` as given at load (or written since), or the pageblock order.
+fn given_min_order() -> u32 {
+    match P_MIN_ORDER.load(Relaxed) {
+        MIN_ORDER_DEFAULT => mm::pageblock_order(),
+        o => o,
     }
 }
-#[cfg(CONFIG_KUNIT)]
-static OPS_PAUSE_SCAN: ParamOps = ParamOps::new::<PPauseScan>();
-#[cfg(CONFIG_KUNIT)]
-static OPS_SCAN_FROM: ParamOps = ParamOps::new::<PScanFrom>();
-#[cfg(CONFIG_KUNIT)]
-#[link_section = "__param"]
-#[used]
-static PARAM_PAUSE_SCAN: Param = Param::new_writable(c"test_pause_scan", &OPS_PAUSE_SCAN);
-#[cfg(CONFIG_KUNIT)]
-#[link_section = "__param"]
-#[used]
-static PARAM_SCAN_FROM: Param = Param::new_writable(c"test_scan_from_pfn", &OPS_SCAN_FROM);
-
-static OPS_THRESHOLD: ParamOps = ParamOps::new_shown::<PThreshold>();
-static OPS_MIN_ORDER: ParamOps = ParamOps::new_shown::<PMinOrder>();
-static OPS_ENABLED: ParamOps = ParamOps::new_shown::<PEnabled>();
-static OPS_FLUSH: ParamOps = ParamOps::new_shown::<PFlush>();
-static OPS_DELAY: ParamOps = ParamOps::new_shown::<PDelay>();
-static OPS_TRANSPORT: ParamOps = ParamOps::new_shown::<PTransport>();
-
-#[link_section = "__param"]
-#[used]
-static PARAM_THRESHOLD: Param = Param::new_shown(c"threshold_kb", &OPS_THRESHOLD);
-#[link_section = "__param"]
-#[used]
-static PARAM_MIN_ORDER: Param = Param::new_shown(c"min_order", &OPS_MIN_ORDER);
-#[link_section = "__param"]
-#[used]
-static PARAM_ENABLED: Param = Param::new_shown(c"enabled", &OPS_ENABLED);
-#[link_section = "__param"]
-#[used]
-static PARAM_FLUSH: Param = Param::new_shown(c"flush_ms", &OPS_FLUSH);
-#[link_section = "__param"]
-#[used]
-static PARAM_DELAY: Param = Param::new_shown(c"delay_ms", &OPS_DELAY);
-#[link_section = "__param"]
-#[used]
-static PARAM_TRANSPORT: Param = Param::new_shown(c"transport", &OPS_TRANSPORT);
 
 /// The initial knob values from the module parameters (defaults where none
 /// was given), and the chosen transport.
 pub(crate) fn params() -> (hinting::Params, TransportChoice) {
-    let min_order = match P_MIN_ORDER.load(Relaxed) {
-        u32::MAX => crate::sys::pageblock_order(),
-        o => o,
-    };
+    let min_order = given_min_order();
     let choice = if P_HYPERCALL.load(Relaxed) {
         TransportChoice::Hypercall
     } else {
@@ -282,9 +189,18 @@ pub(crate) fn params() -> (hinting::Params, TransportChoice) {
     )
 }
 
-fn shared() -> Result<&'static Shared> {
-    hinting::shared().ok_or(ENODEV)
+/// What the directory's attributes see: the mechanism, and how to show the
+/// transport's state (which the module's root knows).
+pub(crate) struct Ui {
+    /// The mechanism the knobs tune and the statistics read.
+    pub(crate) mech: Arc<Mechanism>,
+    /// Writes what `transport` shows (without the newline). Takes no lock,
+    /// so it answers while a report waits for a slow host.
+    pub(crate) transport_status: fn(&mut ShowBuf<'_>) -> core::fmt::Result,
 }
+
+/// Where the directory keeps its [`Ui`].
+static UI: CtxSlot<Ui> = CtxSlot::new();
 
 /// `/sys/kernel/mm/page_hinting/*`.
 struct Knobs;
@@ -297,33 +213,30 @@ const TRANSPORT: usize = 4;
 const DELAY_MS: usize = 5;
 
 impl Attrs for Knobs {
-    fn show(idx: usize, out: &mut ShowBuf<'_>) -> Result {
-        let sh = shared()?;
-        let c = &sh.cfg;
+    type Ctx = Ui;
+    const SLOT: &'static CtxSlot<Ui> = &UI;
+
+    fn show(ui: &Ui, idx: usize, out: &mut ShowBuf<'_>) -> Result {
+        let c = &ui.mech.cfg;
         let r = match idx {
             THRESHOLD_KB => writeln!(out, "{}", c.threshold_kb.load(Relaxed)),
             MIN_ORDER => writeln!(out, "{}", c.min_order.load(Relaxed)),
             ENABLED => writeln!(out, "{}", u8::from(c.enabled.load(Relaxed))),
             FLUSH_MS => writeln!(out, "{}", c.flush_ms.load(Relaxed)),
             DELAY_MS => writeln!(out, "{}", c.delay_ms.load(Relaxed)),
-            TRANSPORT => writeln!(out, "{}", crate::transport_status()),
+            TRANSPORT => (ui.transport_status)(out).and_then(|()| writeln!(out)),
             _ => return Err(EINVAL),
         };
         r.map_err(|_| EINVAL)
     }
 
-    fn store(idx: usize, input: &[u8]) -> Result {
-        let sh = shared()?;
-        let c = &sh.cfg;
-        let _guard = sh.knob_lock.lock();
+    fn store(ui: &Ui, idx: usize, input: &[u8]) -> Result {
+        let mech = ui.mech.as_arc_borrow();
+        let c = &mech.cfg;
+        let _guard = mech.knob_lock.lock();
         match idx {
             THRESHOLD_KB => {
-                // (A deliberately broken build checks only the digits.)
-                let kb = if cfg!(ph_break_knob) {
-                    knobs::parse_u64(input).map_err(bad)?
-                } else {
-                    knobs::parse_threshold_kb(input).map_err(bad)?
-                };
+                let kb = knobs::parse_threshold_kb(input).map_err(bad)?;
                 let pages = knobs::threshold_pages(kb, kernel::page::PAGE_SIZE as u64);
                 c.threshold_kb.store(kb, Relaxed);
                 c.threshold_pages.store(pages, Relaxed);
@@ -336,14 +249,14 @@ impl Attrs for Knobs {
             }
             ENABLED => {
                 let on = knobs::parse_enabled(input).map_err(bad)?;
-                sh.set_enabled(on);
+                hinting::set_enabled(mech, on);
                 P_ENABLED.store(on, Relaxed);
             }
             FLUSH_MS => {
                 let ms = knobs::parse_flush_ms(input).map_err(bad)?;
                 c.flush_ms.store(ms, Relaxed);
                 P_FLUSH_MS.store(ms, Relaxed);
-                sh.arm_flush();
+                hinting::arm_flush(mech);
             }
             DELAY_MS => {
                 let ms = knobs::parse_delay_ms(input).map_err(bad)?;
@@ -363,95 +276,90 @@ fn bad(e: KnobError) -> Error {
 }
 
 static KNOB_ATTRS: [Attr; 6] = [
-    Attr::new::<Knobs, THRESHOLD_KB>(c"threshold_kb", true),
-    Attr::new::<Knobs, MIN_ORDER>(c"min_order", true),
-    Attr::new::<Knobs, ENABLED>(c"enabled", true),
-    Attr::new::<Knobs, FLUSH_MS>(c"flush_ms", true),
-    Attr::new::<Knobs, TRANSPORT>(c"transport", false),
-    Attr::new::<Knobs, DELAY_MS>(c"delay_ms", true),
+    Attr::new::<Knobs, THRESHOLD_KB>(c_str!("threshold_kb"), true),
+    Attr::new::<Knobs, MIN_ORDER>(c_str!("min_order"), true),
+    Attr::new::<Knobs, ENABLED>(c_str!("enabled"), true),
+    Attr::new::<Knobs, FLUSH_MS>(c_str!("flush_ms"), true),
+    Attr::new::<Knobs, TRANSPORT>(c_str!("transport"), false),
+    Attr::new::<Knobs, DELAY_MS>(c_str!("delay_ms"), true),
 ];
 static KNOB_LIST: AttrList<7> = AttrList::new(&KNOB_ATTRS);
 static KNOB_GROUP: Group = Group::new(None, &KNOB_LIST);
 
 /// One statistic: its file name and how to read it.
-type StatFn = fn(&Shared, &CpuTotals) -> u64;
+type StatFn = fn(&hinting::Stats, &CpuTotals) -> u64;
 
-/// `/sys/kernel/mm/page_hinting/stats/*`, in this order.
-const STATS: [(&core::ffi::CStr, StatFn); 28] = [
-    (c"captured_pages", |_, t| t.captured_pages),
-    (c"captured_blocks", |_, t| t.captured_blocks),
-    (c"pending_pages", |_, t| t.pending_pages),
-    (c"overflow_blocks", |_, t| t.overflow_entries),
-    (c"overflow_pages", |_, t| t.overflow_pages),
-    (c"batches", |s, _| s.stats.batches.load(Relaxed)),
-    (c"reports", |s, _| s.stats.reports.load(Relaxed)),
-    (c"reported_ranges", |s, _| {
-        s.stats.ranges_reported.load(Relaxed)
+/// A worker counter shown as is, under its own name.
+macro_rules! worker_stat {
+    ($field:ident) => {
+        (
+            kernel::c_str!(stringify!($field)),
+            |s: &hinting::Stats, _: &CpuTotals| s.$field.load(Relaxed),
+        )
+    };
+}
+
+/// A per-CPU counter, summed, under its own name.
+macro_rules! cpu_stat {
+    ($field:ident) => {
+        (
+            kernel::c_str!(stringify!($field)),
+            |_: &hinting::Stats, t: &CpuTotals| t.$field,
+        )
+    };
+}
+
+/// `/sys/kernel/mm/page_hinting/stats/*`, in this order; each file has the
+/// name of its counter.
+const STATS: [(&kernel::str::CStr, StatFn); 28] = [
+    cpu_stat!(captured_pages),
+    cpu_stat!(captured_blocks),
+    cpu_stat!(pending_pages),
+    cpu_stat!(overflow_blocks),
+    cpu_stat!(overflow_pages),
+    worker_stat!(batches),
+    worker_stat!(reports),
+    worker_stat!(reported_ranges),
+    worker_stat!(reported_pages),
+    worker_stat!(skipped_busy_pages),
+    worker_stat!(skipped_reported_pages),
+    worker_stat!(skipped_small_pages),
+    worker_stat!(skipped_low_pages),
+    worker_stat!(unlisted_pages),
+    worker_stat!(retry_rounds),
+    worker_stat!(pcp_drains),
+    worker_stat!(retry_dropped_pages),
+    worker_stat!(overflow_spans),
+    worker_stat!(retry_given_up_pages),
+    worker_stat!(disabled_dropped_pages),
+    worker_stat!(no_transport_pages),
+    worker_stat!(transport_errors),
+    worker_stat!(isolated_pages),
+    worker_stat!(isolated_peak_pages),
+    worker_stat!(isolated_total_pages),
+    (c_str!("last_report_latency_us"), |s, _| {
+        s.last_report_latency_ns.load(Relaxed) / 1000
     }),
-    (c"reported_pages", |s, _| {
-        s.stats.pages_reported.load(Relaxed)
+    (c_str!("worker_busy_us"), |s, _| {
+        s.worker_busy_ns.load(Relaxed) / 1000
     }),
-    (c"skipped_busy_pages", |s, _| {
-        s.stats.skipped_busy.load(Relaxed)
-    }),
-    (c"skipped_reported_pages", |s, _| {
-        s.stats.skipped_reported.load(Relaxed)
-    }),
-    (c"skipped_small_pages", |s, _| {
-        s.stats.skipped_small.load(Relaxed)
-    }),
-    (c"skipped_low_pages", |s, _| {
-        s.stats.skipped_low.load(Relaxed)
-    }),
-    (c"unlisted_pages", |s, _| s.stats.unlisted.load(Relaxed)),
-    (c"retry_rounds", |s, _| s.stats.retry_rounds.load(Relaxed)),
-    (c"pcp_drains", |s, _| s.stats.drains.load(Relaxed)),
-    (c"retry_dropped_pages", |s, _| {
-        s.stats.retry_dropped.load(Relaxed)
-    }),
-    (c"overflow_spans", |s, _| s.stats.spill_ranges.load(Relaxed)),
-    (c"retry_given_up_pages", |s, _| {
-        s.stats.retry_given_up.load(Relaxed)
-    }),
-    (c"disabled_dropped_pages", |s, _| {
-        s.stats.dropped_disabled.load(Relaxed)
-    }),
-    (c"no_transport_pages", |s, _| {
-        s.stats.no_transport.load(Relaxed)
-    }),
-    (c"transport_errors", |s, _| {
-        s.stats.transport_errors.load(Relaxed)
-    }),
-    (c"isolated_pages", |s, _| s.stats.isolated_now.load(Relaxed)),
-    (c"isolated_peak_pages", |s, _| {
-        s.stats.isolated_peak.load(Relaxed)
-    }),
-    (c"isolated_total_pages", |s, _| {
-        s.stats.pages_isolated.load(Relaxed)
-    }),
-    (c"last_report_latency_us", |s, _| {
-        s.stats.last_latency_ns.load(Relaxed) / 1000
-    }),
-    (c"worker_busy_us", |s, _| {
-        s.stats.worker_busy_ns.load(Relaxed) / 1000
-    }),
-    (c"hotplug_handoffs", |s, _| {
-        s.stats.hotplug_handoffs.load(Relaxed)
-    }),
+    worker_stat!(hotplug_handoffs),
 ];
 
 /// `stats/*`.
 struct Stats;
 
 impl Attrs for Stats {
-    fn show(idx: usize, out: &mut ShowBuf<'_>) -> Result {
-        let sh = shared()?;
+    type Ctx = Ui;
+    const SLOT: &'static CtxSlot<Ui> = &UI;
+
+    fn show(ui: &Ui, idx: usize, out: &mut ShowBuf<'_>) -> Result {
         let (_, f) = STATS.get(idx).ok_or(EINVAL)?;
-        let v = f(sh, &sh.cpu_totals());
+        let v = f(&ui.mech.stats, &ui.mech.cpu_totals());
         writeln!(out, "{}", v).map_err(|_| EINVAL)
     }
 
-    fn store(_idx: usize, _input: &[u8]) -> Result {
+    fn store(_ui: &Ui, _idx: usize, _input: &[u8]) -> Result {
         Err(EPERM)
     }
 }
@@ -467,12 +375,12 @@ static STAT_ATTRS: [Attr; 28] = stat_attrs!(
     26, 27
 );
 static STAT_LIST: AttrList<29> = AttrList::new(&STAT_ATTRS);
-static STAT_GROUP: Group = Group::new(Some(c"stats"), &STAT_LIST);
+static STAT_GROUP: Group = Group::new(Some(c_str!("stats")), &STAT_LIST);
 
 static GROUPS: [&Group; 2] = [&KNOB_GROUP, &STAT_GROUP];
 
-/// Creates `/sys/kernel/mm/page_hinting/`; dropping it removes the
-/// directory and waits for running reads and writes.
-pub(crate) fn create() -> Result<MmDir> {
-    MmDir::new(c"page_hinting", &GROUPS)
+/// Creates `/sys/kernel/mm/page_hinting/`, whose files see `ui`; dropping
+/// it removes the directory and waits for running reads and writes.
+pub(crate) fn create(ui: Arc<Ui>) -> Result<Dir<Ui>> {
+    Dir::new(c_str!("page_hinting"), &GROUPS, &UI, ui)
 }

@@ -22,7 +22,10 @@ brk=${PH_BREAK:-}
 [[ $brk =~ ^[a-z_]*$ ]] || die "bad PH_BREAK: $brk"
 mdir=$CACHE/module-$variant${brk:+-break-$brk}
 rflags=-Dwarnings
-[[ -z $brk ]] || rflags+=" --cfg ph_break_${brk//-/_}"
+# The debug variant is the test build: it carries the KUnit suites and the
+# test switches of rust/tests/ (`--cfg ph_tests`); every other build is the
+# module as shipped.
+[[ $variant != debug ]] || rflags+=" --cfg ph_tests"
 mkdir -p "$mdir"
 # -a keeps mtimes, so make only rebuilds what changed. A source copied in
 # with an mtime older than the last build (another tree sharing the cache,
@@ -30,6 +33,7 @@ mkdir -p "$mdir"
 # the crate root is touched (the module is one crate, built as a whole).
 changed=$(rsync -a -i --delete --include='/Kbuild' --include='/rust/' --include='/rust/*.rs' \
 	--include='/rust/core/' --include='/rust/core/src/' --include='/rust/core/src/*.rs' \
+	--exclude='/rust/core/*' --include='/rust/*/' --include='/rust/*/*.rs' \
 	--exclude='*' "$ROOT/" "$mdir/")
 [[ -z $changed ]] || touch "$mdir/rust/page_hinting_main.rs"
 

@@ -1,27 +1,28 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Thin safe wrappers around sysfs attributes and module parameters, which
-//! 6.12's `kernel` crate does not have: a directory under
-//! `/sys/kernel/mm/` with groups of `kobj_attribute`s in statics, and
-//! `kernel_param`s in the `__param` section that the module loader parses
-//! before `init`.
+//! sysfs attributes and module parameters, which 6.12's `kernel` crate does
+//! not have: a directory under `/sys/kernel/mm/` with groups of
+//! `kobj_attribute`s in statics, whose callbacks reach a context object the
+//! directory owns, and `kernel_param`s in the `__param` section that the
+//! module loader parses before `init`.
 //!
 //! The attributes of a group dispatch to one [`Attrs`] implementation by
-//! index, through a monomorphised trampoline per (type, index). Like
-//! `sys.rs`, this file holds `unsafe` blocks only as thin wrappers, each
-//! with the argument for why it is sound.
+//! index, through a monomorphised trampoline per (type, index).
 
 use core::{
     cell::UnsafeCell,
-    ffi::CStr,
+    ffi::{c_void, CStr},
     fmt::{self, Write},
+    marker::PhantomData,
     mem::MaybeUninit,
     ptr::{self, NonNull},
+    sync::atomic::{AtomicPtr, Ordering},
 };
 use kernel::{
     bindings,
     ffi::{c_char, c_int},
     prelude::*,
+    sync::{Arc, ArcBorrow},
 };
 
 /// What a sysfs `show` writes into: one page, truncated if longer (no
@@ -31,10 +32,24 @@ pub(crate) struct ShowBuf<'a> {
     len: usize,
 }
 
-impl ShowBuf<'_> {
+impl<'a> ShowBuf<'a> {
+    /// A buffer over `buf`.
+    pub(crate) fn new(buf: &'a mut [u8]) -> Self {
+        ShowBuf { buf, len: 0 }
+    }
+
     /// Bytes written.
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+
+    /// What was written, up to the last whole character.
+    pub(crate) fn as_str(&self) -> &str {
+        let b = &self.buf[..self.len];
+        match core::str::from_utf8(b) {
+            Ok(s) => s,
+            Err(e) => core::str::from_utf8(&b[..e.valid_up_to()]).unwrap_or(""),
+        }
     }
 }
 
@@ -47,12 +62,53 @@ impl Write for ShowBuf<'_> {
     }
 }
 
-/// The attributes of one group: shows and stores by index.
+/// Where the context of a directory's attributes is while the directory
+/// exists: put one in a `static` and name it in [`Attrs::SLOT`].
+///
+/// # Invariants
+///
+/// Non-null, `ptr` is the data of an `Arc<C>` that a live [`Dir`] owns.
+pub(crate) struct CtxSlot<C> {
+    ptr: AtomicPtr<c_void>,
+    _c: PhantomData<C>,
+}
+
+impl<C> CtxSlot<C> {
+    /// An empty slot.
+    pub(crate) const fn new() -> Self {
+        CtxSlot {
+            ptr: AtomicPtr::new(ptr::null_mut()),
+            _c: PhantomData,
+        }
+    }
+
+    /// The context, from an attribute callback.
+    ///
+    /// # Safety
+    ///
+    /// Only a show or store callback of the directory's attributes may call
+    /// it, and only use the reference while it runs: the directory waits
+    /// for running callbacks before it drops the context.
+    unsafe fn get(&self) -> Option<ArcBorrow<'_, C>> {
+        let p = self.ptr.load(Ordering::Acquire).cast::<C>();
+        // SAFETY: non-null is the data of an `Arc<C>` a live `Dir` owns
+        // (type invariant), which lives until after the callback (the
+        // caller's contract).
+        (!p.is_null()).then(|| unsafe { ArcBorrow::from_raw(p) })
+    }
+}
+
+/// The attributes of one group: shows and stores by index, with the
+/// directory's context.
 pub(crate) trait Attrs: 'static {
+    /// The context the directory holds.
+    type Ctx: Send + Sync + 'static;
+    /// Where the directory keeps it.
+    const SLOT: &'static CtxSlot<Self::Ctx>;
     /// Writes attribute `idx`'s value (with its newline).
-    fn show(idx: usize, out: &mut ShowBuf<'_>) -> Result;
+    fn show(ctx: &Self::Ctx, idx: usize, out: &mut ShowBuf<'_>) -> Result;
     /// Takes a write of `input` to attribute `idx`.
-    fn store(idx: usize, input: &[u8]) -> Result;
+    fn store(ctx: &Self::Ctx, idx: usize, input: &[u8]) -> Result;
 }
 
 /// Converts a result to what sysfs wants: a length or a negative errno.
@@ -65,35 +121,43 @@ fn ret(r: Result<usize>) -> isize {
 
 /// # Safety
 ///
-/// Only sysfs calls it, as the `show` of an [`Attr`], with a page-sized
-/// buffer.
+/// Only sysfs calls it, as the `show` of an [`Attr`] of a live [`Dir`],
+/// with a page-sized buffer.
 unsafe extern "C" fn show_tramp<T: Attrs, const I: usize>(
     _kobj: *mut bindings::kobject,
     _attr: *mut bindings::kobj_attribute,
     buf: *mut c_char,
 ) -> isize {
+    // SAFETY: a callback of the directory's attributes (the caller).
+    let Some(ctx) = (unsafe { T::SLOT.get() }) else {
+        return ENODEV.to_errno() as isize;
+    };
     // SAFETY: sysfs hands `show` a zeroed buffer of PAGE_SIZE bytes that is
     // ours until we return.
     let page =
         unsafe { core::slice::from_raw_parts_mut(buf.cast::<u8>(), kernel::page::PAGE_SIZE) };
     let mut out = ShowBuf { buf: page, len: 0 };
-    ret(T::show(I, &mut out).map(|()| out.len()))
+    ret(T::show(&ctx, I, &mut out).map(|()| out.len()))
 }
 
 /// # Safety
 ///
-/// Only sysfs calls it, as the `store` of an [`Attr`], with `count` valid
-/// bytes at `buf`.
+/// Only sysfs calls it, as the `store` of an [`Attr`] of a live [`Dir`],
+/// with `count` valid bytes at `buf`.
 unsafe extern "C" fn store_tramp<T: Attrs, const I: usize>(
     _kobj: *mut bindings::kobject,
     _attr: *mut bindings::kobj_attribute,
     buf: *const c_char,
     count: usize,
 ) -> isize {
+    // SAFETY: a callback of the directory's attributes (the caller).
+    let Some(ctx) = (unsafe { T::SLOT.get() }) else {
+        return ENODEV.to_errno() as isize;
+    };
     // SAFETY: sysfs hands `store` the `count` bytes written, valid until we
     // return.
     let input = unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), count) };
-    ret(T::store(I, input).map(|()| count))
+    ret(T::store(&ctx, I, input).map(|()| count))
 }
 
 /// A sysfs attribute in a static.
@@ -112,12 +176,15 @@ unsafe impl Sync for Attr {}
 impl Attr {
     /// Attribute `I` of `T`: read-only (0444) if `writable` is false, else
     /// 0644 (only root writes).
-    pub(crate) const fn new<T: Attrs, const I: usize>(name: &'static CStr, writable: bool) -> Self {
+    pub(crate) const fn new<T: Attrs, const I: usize>(
+        name: &'static kernel::str::CStr,
+        writable: bool,
+    ) -> Self {
         // SAFETY: all-zero is a valid `kobj_attribute` (null pointers, no
         // callbacks, and with lockdep no key: sysfs then uses the
         // attribute's own static key).
         let mut a: bindings::kobj_attribute = unsafe { MaybeUninit::zeroed().assume_init() };
-        a.attr.name = name.as_ptr().cast();
+        a.attr.name = name.as_char_ptr();
         a.attr.mode = if writable { 0o644 } else { 0o444 };
         a.show = Some(show_tramp::<T, I>);
         if writable {
@@ -168,44 +235,64 @@ unsafe impl Sync for Group {}
 impl Group {
     /// The group of `list`, in a subdirectory `name` if given.
     pub(crate) const fn new<const M: usize>(
-        name: Option<&'static CStr>,
+        name: Option<&'static kernel::str::CStr>,
         list: &'static AttrList<M>,
     ) -> Self {
         // SAFETY: all-zero is a valid group (no name, no callbacks).
         let mut g: bindings::attribute_group = unsafe { MaybeUninit::zeroed().assume_init() };
         if let Some(n) = name {
-            g.name = n.as_ptr().cast();
+            g.name = n.as_char_ptr();
         }
         g.attrs = list.ptrs.get().cast::<*mut bindings::attribute>();
         Group(UnsafeCell::new(g))
     }
 }
 
-/// A directory under `/sys/kernel/mm/` holding attribute groups; removed
-/// on drop.
+/// A directory under `/sys/kernel/mm/` holding attribute groups whose
+/// callbacks see `ctx`; removed on drop, which waits for running callbacks
+/// before it lets go of the context.
 ///
 /// # Invariants
 ///
 /// `kobj` is a kobject we hold a reference to, with every group of
-/// `groups` created on it.
-pub(crate) struct MmDir {
+/// `groups` created on it; `slot` holds `ctx`'s address.
+pub(crate) struct Dir<C: Send + Sync + 'static> {
     kobj: NonNull<bindings::kobject>,
     groups: &'static [&'static Group],
+    slot: &'static CtxSlot<C>,
+    ctx: Arc<C>,
 }
 
-// SAFETY: the kobject is only used through the thread-safe sysfs API.
-unsafe impl Send for MmDir {}
+// SAFETY: the kobject is only used through the thread-safe sysfs API; the
+// context is `Send + Sync`.
+unsafe impl<C: Send + Sync> Send for Dir<C> {}
 // SAFETY: as above.
-unsafe impl Sync for MmDir {}
+unsafe impl<C: Send + Sync> Sync for Dir<C> {}
 
-impl MmDir {
-    /// Creates `/sys/kernel/mm/<name>/` with `groups`.
-    pub(crate) fn new(name: &'static CStr, groups: &'static [&'static Group]) -> Result<Self> {
+impl<C: Send + Sync + 'static> Dir<C> {
+    /// Creates `/sys/kernel/mm/<name>/` with `groups`, whose attributes
+    /// find `ctx` in `slot` (every [`Attrs`] of the groups must name that
+    /// slot). `EBUSY` if the slot is taken.
+    pub(crate) fn new(
+        name: &'static kernel::str::CStr,
+        groups: &'static [&'static Group],
+        slot: &'static CtxSlot<C>,
+        ctx: Arc<C>,
+    ) -> Result<Self> {
+        // The data's address, which is what `Arc::into_raw` would return.
+        let p = (&*ctx as *const C).cast_mut().cast::<c_void>();
+        slot.ptr
+            .compare_exchange(ptr::null_mut(), p, Ordering::AcqRel, Ordering::Acquire)
+            .map_err(|_| EBUSY)?;
+        let undo = |e: Error| {
+            slot.ptr.store(ptr::null_mut(), Ordering::Release);
+            e
+        };
         // SAFETY: `mm_kobj` is set up at boot and exported by the series;
         // `name` is NUL-terminated.
         let kobj =
-            unsafe { bindings::kobject_create_and_add(name.as_ptr().cast(), bindings::mm_kobj) };
-        let kobj = NonNull::new(kobj).ok_or(ENOMEM)?;
+            unsafe { bindings::kobject_create_and_add(name.as_char_ptr(), bindings::mm_kobj) };
+        let kobj = NonNull::new(kobj).ok_or(ENOMEM).map_err(undo)?;
         for (i, g) in groups.iter().enumerate() {
             // SAFETY: `kobj` is live; the group is static.
             let r = unsafe { bindings::sysfs_create_group(kobj.as_ptr(), g.0.get()) };
@@ -216,15 +303,20 @@ impl MmDir {
                 }
                 // SAFETY: drops the reference `kobject_create_and_add` gave.
                 unsafe { bindings::kobject_put(kobj.as_ptr()) };
-                return Err(Error::from_errno(r));
+                return Err(undo(Error::from_errno(r)));
             }
         }
-        // INVARIANT: created, every group added.
-        Ok(MmDir { kobj, groups })
+        // INVARIANT: created, every group added, the slot set.
+        Ok(Dir {
+            kobj,
+            groups,
+            slot,
+            ctx,
+        })
     }
 }
 
-impl Drop for MmDir {
+impl<C: Send + Sync + 'static> Drop for Dir<C> {
     fn drop(&mut self) {
         for g in self.groups {
             // SAFETY: created in `new` on this kobject. Removal waits for
@@ -233,6 +325,9 @@ impl Drop for MmDir {
         }
         // SAFETY: our reference from `new`; this removes the directory.
         unsafe { bindings::kobject_put(self.kobj.as_ptr()) };
+        // No callback runs any more: the context may go.
+        self.slot.ptr.store(ptr::null_mut(), Ordering::Release);
+        let _ = &self.ctx;
     }
 }
 
@@ -298,7 +393,7 @@ unsafe impl Sync for ParamOps {}
 
 impl ParamOps {
     /// Ops that parse with `T`, with no `get` (the test switches).
-    #[cfg(CONFIG_KUNIT)]
+    #[cfg(ph_tests)]
     pub(crate) const fn new<T: ParamSet>() -> Self {
         ParamOps(bindings::kernel_param_ops {
             flags: 0,
@@ -368,7 +463,7 @@ impl Param {
 
     /// As [`Param::new`], but root may write it at run time
     /// (`/sys/module/<module>/parameters/<name>`, mode 0200). Test builds.
-    #[cfg(CONFIG_KUNIT)]
+    #[cfg(ph_tests)]
     pub(crate) const fn new_writable(name: &'static CStr, ops: &'static ParamOps) -> Self {
         let mut p = Self::new(name, ops);
         p.0.perm = 0o200;
@@ -397,10 +492,11 @@ macro_rules! modinfo {
             // `used(compiler)`, as `module!` has it: a plain `#[used]`
             // marks the section SHF_GNU_RETAIN, so it becomes a second
             // `.modinfo` section, which modpost does not read.
+            #[allow(unsafe_code)]
             #[link_section = ".modinfo"]
             #[used(compiler)]
             static INFO: [u8; ENTRY.len()] =
-                $crate::sysfs_sys::modinfo_bytes::<{ ENTRY.len() }>(ENTRY);
+                $crate::kernel_ext::sysfs::modinfo_bytes::<{ ENTRY.len() }>(ENTRY);
         };
     };
 }
@@ -411,8 +507,21 @@ pub(crate) use modinfo;
 /// `parmtype=NAME:TYPE`, which `modinfo -p` lists.
 macro_rules! param_info {
     ($name:literal, $ty:literal, $desc:literal) => {
-        $crate::sysfs_sys::modinfo!(concat!("parm=", $name, ":", $desc));
-        $crate::sysfs_sys::modinfo!(concat!("parmtype=", $name, ":", $ty));
+        $crate::kernel_ext::sysfs::modinfo!(concat!("parm=", $name, ":", $desc));
+        $crate::kernel_ext::sysfs::modinfo!(concat!("parmtype=", $name, ":", $ty));
     };
 }
 pub(crate) use param_info;
+
+/// A module parameter `$name` in the `__param` section, parsed (and shown,
+/// for `new_shown`) by the ops `$ops`: `$ctor` is a [`Param`] constructor.
+macro_rules! module_param {
+    ($static:ident, $name:literal, $ops:expr, $ctor:ident) => {
+        #[allow(unsafe_code)]
+        #[link_section = "__param"]
+        #[used]
+        static $static: $crate::kernel_ext::sysfs::Param =
+            $crate::kernel_ext::sysfs::Param::$ctor($name, $ops);
+    };
+}
+pub(crate) use module_param;

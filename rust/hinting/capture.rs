@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Capture: the per-CPU double buffer the page free path fills, and the
+//! hook itself.
+//!
+//! Each CPU has two capture buffers behind its own [`IrqSpinLock`]: the
+//! *active* one, which the free path appends to, and a *spare*. Handing a
+//! full buffer to the worker swaps the two boxes under the lock (O(1): two
+//! pointers), after which the worker owns the full one, without the lock,
+//! until it gives it back as the new spare. While the worker holds it
+//! there is no spare: if the free path fills the active buffer meanwhile,
+//! further frees are turned away and counted (their span is kept, see
+//! [`crate::capture`]): the free path never waits.
+
+use super::{Engine, Mechanism, CAPTURE_ENTRIES, WORK_BATCHES, WORK_FLUSH};
+use crate::capture::{CaptureBuf, Entry, Push};
+use crate::kernel_ext::{
+    cpu::{CpuDead, IrqOff},
+    free_page_hint::FreeHook,
+    mm,
+    sync::{new_irq_spinlock, IrqSpinLock},
+};
+use core::sync::atomic::Ordering::Relaxed;
+use kernel::{init::PinInit, prelude::*, sync::ArcBorrow};
+
+/// One capture buffer.
+pub(super) type Buf = CaptureBuf<CAPTURE_ENTRIES>;
+
+/// One CPU's capture state, behind its lock.
+pub(super) struct CpuState {
+    /// The buffer the free path appends to.
+    active: KBox<Buf>,
+    /// The other buffer; `None` while the worker holds it.
+    spare: Option<KBox<Buf>>,
+    /// The worker was asked to look at this CPU since its last swap.
+    queued: bool,
+    /// When the newest entry of the active buffer was captured (ns of
+    /// [`mm::mono_fast_ns`]), kept only while `delay_ms` is set.
+    newest_ns: u64,
+    captured_pages: u64,
+    captured_blocks: u64,
+    overflow_blocks: u64,
+    overflow_pages: u64,
+}
+
+/// One CPU's capture lock and state.
+pub(super) type CpuCapture = IrqSpinLock<CpuState>;
+
+/// An initialiser for one CPU's capture state, with its two buffers.
+pub(super) fn new_cpu() -> Result<impl PinInit<CpuCapture>> {
+    let state = CpuState {
+        active: mm::zeroed_box()?,
+        spare: Some(mm::zeroed_box()?),
+        queued: false,
+        newest_ns: 0,
+        captured_pages: 0,
+        captured_blocks: 0,
+        overflow_blocks: 0,
+        overflow_pages: 0,
+    };
+    Ok(new_irq_spinlock!(state, "page_hinting_cpu"))
+}
+
+/// Takes `cpu`'s active buffer if it holds entries (and the spare is there
+/// to replace it), runs `f` on it with the time its newest entry was
+/// captured (0: not kept), then empties it and gives it back as the spare.
+/// Returns whether there was a buffer to take.
+pub(super) fn with_batch(cpu: &CpuCapture, f: impl FnOnce(&mut Buf, u64)) -> bool {
+    let taken = {
+        let mut s = cpu.lock();
+        s.queued = false;
+        match s.spare.take() {
+            Some(spare) if !s.active.is_empty() => {
+                let full = core::mem::replace(&mut s.active, spare);
+                Some((full, core::mem::take(&mut s.newest_ns)))
+            }
+            spare => {
+                s.spare = spare;
+                None
+            }
+        }
+    };
+    let Some((mut full, newest_ns)) = taken else {
+        return false;
+    };
+    f(&mut full, newest_ns);
+    full.clear();
+    cpu.lock().spare = Some(full);
+    true
+}
+
+/// Marks `cpu` for the worker if its active buffer holds entries; returns
+/// whether it does.
+pub(super) fn mark_if_pending(cpu: &CpuCapture) -> bool {
+    let mut s = cpu.lock();
+    let pending = !s.active.is_empty();
+    s.queued |= pending;
+    pending
+}
+
+/// Marks `cpu` for the worker.
+pub(super) fn mark(cpu: &CpuCapture) {
+    cpu.lock().queued = true;
+}
+
+/// Whether the worker was asked to look at `cpu`.
+pub(super) fn is_marked(cpu: &CpuCapture) -> bool {
+    cpu.lock().queued
+}
+
+/// Per-CPU counters summed over all CPUs.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct CpuTotals {
+    pub(crate) captured_pages: u64,
+    pub(crate) captured_blocks: u64,
+    pub(crate) overflow_blocks: u64,
+    pub(crate) overflow_pages: u64,
+    pub(crate) pending_pages: u64,
+}
+
+impl Engine {
+    /// Per-CPU counters, summed.
+    pub(crate) fn cpu_totals(&self) -> CpuTotals {
+        let mut t = CpuTotals::default();
+        for (_, c) in self.cpus.iter() {
+            let s = c.lock();
+            t.captured_pages += s.captured_pages;
+            t.captured_blocks += s.captured_blocks;
+            t.overflow_blocks += s.overflow_blocks;
+            t.overflow_pages += s.overflow_pages;
+            t.pending_pages += s.active.pending_pages();
+        }
+        t
+    }
+
+    /// Runs `f` on this CPU's active buffer (tests look at what the free
+    /// path stored).
+    #[cfg(ph_tests)]
+    pub(crate) fn with_this_cpu_buf<R>(&self, f: impl FnOnce(&Buf) -> R) -> R {
+        let irq = IrqOff::new();
+        let s = self.cpus.this_cpu(&irq).lock();
+        f(&s.active)
+    }
+}
+
+impl FreeHook for Mechanism {
+    /// The free page hint callback: runs in every context that frees pages.
+    fn freed(this: ArcBorrow<'_, Self>, pfn: u64, order: u32) {
+        let cfg = &this.cfg;
+        if !cfg.enabled.load(Relaxed) {
+            return;
+        }
+        let Some(e) = Entry::new(pfn, order) else {
+            return;
+        };
+        let threshold = cfg.threshold_pages.load(Relaxed);
+        let stamp = if cfg.delay_ms.load(Relaxed) != 0 {
+            mm::mono_fast_ns()
+        } else {
+            0
+        };
+        let irq = IrqOff::new();
+        let (push, was_empty, kick) = {
+            let mut s = this.cpus.this_cpu(&irq).lock();
+            let was_empty = s.active.is_empty();
+            let push = s.active.push(e, threshold);
+            match push {
+                Push::Full => {
+                    s.overflow_blocks += 1;
+                    s.overflow_pages += e.pages();
+                }
+                _ => {
+                    s.captured_pages += e.pages();
+                    s.captured_blocks += 1;
+                    s.newest_ns = stamp;
+                }
+            }
+            let kick = push != Push::Stored && !s.queued;
+            if kick {
+                s.queued = true;
+            }
+            (push, was_empty, kick)
+        };
+        if kick {
+            Mechanism::queue(this, WORK_BATCHES, 0);
+        }
+        drop(irq);
+        if was_empty && push != Push::Full {
+            let ms = cfg.flush_ms.load(Relaxed);
+            if ms != 0 {
+                Mechanism::queue(this, WORK_FLUSH, ms);
+            }
+        }
+    }
+}
+
+impl CpuDead for Mechanism {
+    /// A CPU went offline: the worker processes what it captured.
+    fn dead(this: ArcBorrow<'_, Self>, cpu: u32) {
+        if let Some(c) = this.cpus.get(cpu) {
+            if mark_if_pending(c) {
+                this.stats.hotplug_handoffs.fetch_add(1, Relaxed);
+                Mechanism::queue(this, WORK_BATCHES, 0);
+            }
+        }
+    }
+}

@@ -1,0 +1,296 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The reporting worker: batches, scans, reports and retry rounds. Runs in
+//! the mechanism's work items, one at a time, under the worker mutex.
+
+use super::{capture, Engine, Mechanism, ReportError, Transport, Worker, RETRY_GAP, WORK_BATCHES, WORK_RETRY};
+use crate::batch::Limits;
+use crate::capture::Entry;
+use crate::kernel_ext::{
+    free_page_hint::{Isolated, Mark, Scan, ScanCounts, Section},
+    mm,
+};
+use crate::ranges::{cut, merge, sort, PfnRange};
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use kernel::{prelude::*, sync::ArcBorrow};
+
+/// Adds the time from its creation to its drop to a counter: the worker's
+/// busy time, while it holds the worker mutex.
+struct BusyTimer<'a> {
+    counter: &'a AtomicU64,
+    start: u64,
+}
+
+impl<'a> BusyTimer<'a> {
+    fn start(counter: &'a AtomicU64) -> Self {
+        BusyTimer {
+            counter,
+            start: mm::ktime_ns(),
+        }
+    }
+}
+
+impl Drop for BusyTimer<'_> {
+    fn drop(&mut self) {
+        let ns = mm::ktime_ns().saturating_sub(self.start);
+        self.counter.fetch_add(ns, Relaxed);
+    }
+}
+
+/// The batch work: takes the full buffer of every CPU that asked for the
+/// worker and processes it, until those CPUs have nothing more.
+pub(super) fn run_batches(mech: ArcBorrow<'_, Mechanism>) {
+    for (_, c) in mech.cpus.iter() {
+        if !capture::is_marked(c) {
+            continue;
+        }
+        while capture::with_batch(c, |buf, newest_ns| {
+            // Memory that the guest takes again within `delay_ms` of its
+            // free is busy by the time the scan comes: only what stayed
+            // free is reported, and the host is not made to fault in again
+            // what the guest reuses at once. The worker waits until the
+            // batch's newest entry is that old; new frees go to the other
+            // buffer meanwhile.
+            let ms = u64::from(mech.cfg.delay_ms.load(Relaxed));
+            let age_ms = mm::mono_fast_ns().saturating_sub(newest_ns) / 1_000_000;
+            if ms > age_ms {
+                // At most `DELAY_MS_MAX`: fits.
+                mm::msleep((ms - age_ms) as u32);
+            }
+            process(mech, buf);
+        }) {}
+    }
+}
+
+/// The idle flush: hands the entries of every CPU that holds some to the
+/// worker.
+pub(super) fn flush_idle(mech: ArcBorrow<'_, Mechanism>) {
+    let mut any = false;
+    for (_, c) in mech.cpus.iter() {
+        any |= capture::mark_if_pending(c);
+    }
+    if any {
+        Mechanism::queue(mech, WORK_BATCHES, 0);
+    }
+}
+
+/// Processes one batch. The span of the frees the buffer had to turn away
+/// goes to the next retry round: nothing freed is lost because the worker
+/// fell behind.
+fn process(mech: ArcBorrow<'_, Mechanism>, buf: &mut capture::Buf) {
+    let pending = buf.pending_pages();
+    process_entries(mech, buf.as_mut_slice(), pending);
+    let span = buf.spilled();
+    if !span.is_empty() && mech.cfg.enabled.load(Relaxed) {
+        let mut w = mech.worker.lock();
+        if w.transport.is_none() {
+            return;
+        }
+        w.overflow_span = w.overflow_span.hull(span);
+        mech.stats.overflow_spans.fetch_add(1, Relaxed);
+        arm_retry(mech, &mut w);
+    }
+}
+
+/// Processes a batch of captured entries holding `pending` pages: sort,
+/// merge, cut, isolate, report, give back; ranges with pages still on
+/// per-CPU lists go on the retry list. Process context; the worker mutex
+/// serialises callers.
+pub(crate) fn process_entries(mech: ArcBorrow<'_, Mechanism>, entries: &mut [Entry], pending: u64) {
+    let e: &Engine = &mech;
+    e.stats.batches.fetch_add(1, Relaxed);
+    if !e.cfg.enabled.load(Relaxed) {
+        e.stats.disabled_dropped_pages.fetch_add(pending, Relaxed);
+        return;
+    }
+    let min_order = e.min_order();
+    let mut guard = e.worker.lock();
+    let _busy = BusyTimer::start(&e.stats.worker_busy_ns);
+    let w = &mut *guard;
+    let Worker {
+        store,
+        retry,
+        transport,
+        ..
+    } = w;
+    let Some(transport) = transport.as_deref() else {
+        e.stats.no_transport_pages.fetch_add(pending, Relaxed);
+        return;
+    };
+    sort(entries);
+    let section = Section::begin();
+    let mut held = Isolated::new(&section, store);
+    for r in cut(merge(entries), min_order) {
+        let k = e.scan_range(&mut held, transport, r, min_order);
+        if k.unlisted != 0 && !retry.push(r, RETRY_GAP) {
+            e.stats.retry_dropped_pages.fetch_add(r.pages(), Relaxed);
+        }
+    }
+    e.report(&mut held, transport, min_order);
+    drop(held);
+    drop(section);
+    arm_retry(mech, w);
+}
+
+/// Arms the retry round for the range on the list that is due first,
+/// unless a round is already armed no later than that.
+fn arm_retry(mech: ArcBorrow<'_, Mechanism>, w: &mut Worker) {
+    // A pending overflow span is due at the first (shortest) delay.
+    let ms = match w.retry.next_delay_ms() {
+        _ if !w.overflow_span.is_empty() => crate::retry::DELAYS_MS[0],
+        Some(ms) => ms,
+        None => return,
+    };
+    let due = mm::ktime_ns().saturating_add(u64::from(ms) * 1_000_000);
+    if w.retry_due_ns == 0 || due < w.retry_due_ns {
+        w.retry_due_ns = due;
+        Mechanism::queue_within(mech, WORK_RETRY, ms);
+    }
+}
+
+/// A retry round: drains the per-CPU lists, then scans every range on the
+/// retry list again, reporting what is free now. Process context.
+pub(crate) fn retry_round(mech: ArcBorrow<'_, Mechanism>) {
+    let e: &Engine = &mech;
+    let mut guard = e.worker.lock();
+    let _busy = BusyTimer::start(&e.stats.worker_busy_ns);
+    let w = &mut *guard;
+    w.retry_due_ns = 0;
+    let span = core::mem::take(&mut w.overflow_span);
+    if w.retry.is_empty() && span.is_empty() {
+        return;
+    }
+    if !e.cfg.enabled.load(Relaxed) || w.transport.is_none() {
+        let pages = w.retry.clear();
+        e.stats.disabled_dropped_pages.fetch_add(pages, Relaxed);
+        return;
+    }
+    let min_order = e.min_order();
+    e.stats.retry_rounds.fetch_add(1, Relaxed);
+    mm::drain_all_pages();
+    e.stats.pcp_drains.fetch_add(1, Relaxed);
+    let Worker {
+        store,
+        retry,
+        transport,
+        ..
+    } = &mut *w;
+    let Some(transport) = transport.as_deref() else {
+        return;
+    };
+    let section = Section::begin();
+    let mut held = Isolated::new(&section, store);
+    let k = retry.round(|r| e.scan_range(&mut held, transport, r, min_order).unlisted != 0);
+    e.stats
+        .retry_given_up_pages
+        .fetch_add(k.given_up_pages, Relaxed);
+    // The overflow span is scanned once; what is still on per-CPU lists in
+    // it joins the retry list.
+    if !span.is_empty()
+        && e.scan_range(&mut held, transport, span, min_order).unlisted != 0
+        && !retry.push(span, RETRY_GAP)
+    {
+        e.stats.retry_dropped_pages.fetch_add(span.pages(), Relaxed);
+    }
+    e.report(&mut held, transport, min_order);
+    drop(held);
+    drop(section);
+    arm_retry(mech, w);
+}
+
+impl Engine {
+    /// Isolates the free blocks of `r`, reporting whenever the held blocks
+    /// fill up or reach the isolation cap. Returns what the scan skipped.
+    fn scan_range(
+        &self,
+        held: &mut Isolated<'_>,
+        transport: &dyn Transport,
+        r: PfnRange,
+        min_order: u32,
+    ) -> ScanCounts {
+        let budget = self.cfg.max_isolated.load(Relaxed);
+        #[cfg(ph_tests)]
+        let r = crate::tests::hooks::filter(r);
+        let mut scan = Scan::new(r, min_order, budget.saturating_sub(held.pages()));
+        loop {
+            #[cfg(ph_tests)]
+            crate::tests::hooks::before_isolate(held.pages());
+            let pages = held.take(&mut scan);
+            let st = &self.stats;
+            st.isolated_total_pages.fetch_add(pages, Relaxed);
+            let now = st.isolated_pages.fetch_add(pages, Relaxed) + pages;
+            st.isolated_peak_pages.fetch_max(now, Relaxed);
+            if held.is_full() || scan.over_budget() {
+                self.report(held, transport, min_order);
+                scan.set_budget(budget);
+            }
+            if scan.done() {
+                break;
+            }
+            mm::cond_resched();
+        }
+        let k = scan.counts();
+        let st = &self.stats;
+        st.skipped_busy_pages.fetch_add(k.busy, Relaxed);
+        st.unlisted_pages.fetch_add(k.unlisted, Relaxed);
+        st.skipped_reported_pages.fetch_add(k.reported, Relaxed);
+        st.skipped_small_pages.fetch_add(k.small, Relaxed);
+        st.skipped_low_pages.fetch_add(k.low, Relaxed);
+        k
+    }
+
+    /// Sends the held blocks to the transport and gives them back, marked
+    /// reported if the host took every report.
+    fn report(&self, held: &mut Isolated<'_>, transport: &dyn Transport, min_order: u32) {
+        if held.is_empty() {
+            return;
+        }
+        let start = mm::ktime_ns();
+        let pages = held.pages();
+        let limits = Limits::from_max_bytes(
+            transport.max_entry_bytes(),
+            kernel::page::PAGE_SHIFT as u32,
+            min_order,
+        );
+        let st = &self.stats;
+        let mut sent = false;
+        let mut failed = limits.is_err();
+        let mut lost = false;
+        if let Ok(limits) = limits {
+            for report in held.reports(limits, transport.max_entries()) {
+                match transport.report(&report) {
+                    Ok(()) => {
+                        sent = true;
+                        st.reports.fetch_add(1, Relaxed);
+                        st.reported_ranges
+                            .fetch_add(report.ranges().len() as u64, Relaxed);
+                        st.reported_pages.fetch_add(report.pages(), Relaxed);
+                    }
+                    Err(err) => {
+                        st.transport_errors.fetch_add(1, Relaxed);
+                        failed = true;
+                        lost = err == ReportError::Lost;
+                        break;
+                    }
+                }
+            }
+        }
+        if lost {
+            // The device may still be reading them: they stay isolated
+            // (`isolated_pages` keeps counting them) and are never reused.
+            pr_err!(
+                "{} pages stay isolated for good: the device did not confirm its reset\n",
+                held.give_up()
+            );
+            return;
+        }
+        held.put_back(if sent && !failed {
+            Mark::Reported
+        } else {
+            Mark::Unreported
+        });
+        st.isolated_pages.fetch_sub(pages, Relaxed);
+        st.last_report_latency_ns
+            .store(mm::ktime_ns().saturating_sub(start), Relaxed);
+    }
+}

@@ -1,0 +1,419 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The series' free page hint API (`include/linux/free_page_hint.h`): the
+//! hook in the page free path, and isolation of free buddy blocks.
+//!
+//! - [`HookRegistration`] attaches a [`FreeHook`]: from then on the page
+//!   allocator calls it for every freed block, in any context.
+//! - A [`Section`] (`free_page_hint_begin()`..`end()`) holds off memory
+//!   hotplug while blocks are isolated.
+//! - [`Isolated`] owns the blocks a [`Scan`] took off the free lists. It is
+//!   the only way to hold isolated pages: only isolation fills it, the pages
+//!   go back to the allocator only through it ([`Isolated::put_back`], or
+//!   unmarked when it is dropped), and the only thing a transport can send
+//!   is a [`Report`] that it made of its own blocks.
+
+use crate::batch::{Batcher, Limits};
+use crate::capture::Entry;
+use crate::ranges::{merge, Merge, PfnRange};
+use core::{
+    ffi::c_void,
+    marker::PhantomData,
+    sync::atomic::{AtomicPtr, Ordering},
+};
+use kernel::{
+    bindings,
+    error::to_result,
+    ffi::{c_uint, c_ulong},
+    init::{self, Zeroable},
+    prelude::*,
+    sync::{Arc, ArcBorrow},
+};
+
+/// The kernel's largest buddy order.
+pub(crate) const MAX_PAGE_ORDER: u32 = bindings::MAX_PAGE_ORDER;
+
+/// What the free page hint hook calls.
+pub(crate) trait FreeHook: Send + Sync + 'static {
+    /// A block of `2^order` pages at `pfn` was freed. Runs in the page free
+    /// path, in any context (interrupts off, in an interrupt, under
+    /// `rcu_read_lock()`): it must not sleep, allocate or take a lock that
+    /// is held around an allocation.
+    fn freed(this: ArcBorrow<'_, Self>, pfn: u64, order: u32);
+}
+
+/// The data of the [`HookRegistration`] attached, or null.
+static HOOK_DATA: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
+
+/// # Safety
+///
+/// Only the page allocator calls it, through the ops of the attached
+/// [`HookRegistration<T>`].
+unsafe extern "C" fn free_tramp<T: FreeHook>(pfn: c_ulong, order: c_uint) {
+    let p = HOOK_DATA.load(Ordering::Acquire).cast::<T>();
+    if p.is_null() {
+        return;
+    }
+    // SAFETY: `HOOK_DATA` holds the data pointer of the registration whose
+    // ops (this function, for this `T`) are attached; it owns an `Arc<T>`
+    // that lives until after `free_page_hint_unregister()` returned, which
+    // waits for every running callback (RCU).
+    T::freed(unsafe { ArcBorrow::from_raw(p) }, pfn as u64, order);
+}
+
+/// The free page hint hook, attached to `T` while this value lives. One
+/// can be attached at a time (`EBUSY`: another module, or another
+/// registration of this one, has the hook).
+///
+/// # Invariants
+///
+/// `ops` is registered with the kernel and calls `free_tramp::<T>`;
+/// `HOOK_DATA` holds `data`'s address.
+pub(crate) struct HookRegistration<T: FreeHook> {
+    ops: KBox<bindings::free_page_hint_ops>,
+    data: Arc<T>,
+}
+
+impl<T: FreeHook> HookRegistration<T> {
+    /// Attaches the hook to `data`. `EOPNOTSUPP`: the kernel has no hook
+    /// (CONFIG_FREE_PAGE_HINT); `EBUSY`: it is taken.
+    pub(crate) fn new(data: Arc<T>) -> Result<Self> {
+        let ops = KBox::new(
+            bindings::free_page_hint_ops {
+                free: Some(free_tramp::<T>),
+            },
+            GFP_KERNEL,
+        )?;
+        // The data's address, which is what `Arc::into_raw` would return.
+        let p = (&*data as *const T).cast_mut().cast::<c_void>();
+        HOOK_DATA
+            .compare_exchange(core::ptr::null_mut(), p, Ordering::AcqRel, Ordering::Acquire)
+            .map_err(|_| EBUSY)?;
+        // SAFETY: `ops` is heap memory that stays in place until it is
+        // unregistered on drop.
+        if let Err(e) = to_result(unsafe { bindings::free_page_hint_register(&*ops) }) {
+            HOOK_DATA.store(core::ptr::null_mut(), Ordering::Release);
+            return Err(e);
+        }
+        // INVARIANT: registered, and `HOOK_DATA` points at `data`.
+        Ok(HookRegistration { ops, data })
+    }
+}
+
+impl<T: FreeHook> Drop for HookRegistration<T> {
+    fn drop(&mut self) {
+        // SAFETY: we registered `ops` (type invariant); when this returns no
+        // CPU runs the callback any more.
+        unsafe { bindings::free_page_hint_unregister(&*self.ops) };
+        HOOK_DATA.store(core::ptr::null_mut(), Ordering::Release);
+        // `ops` and the reference to `data` go after this.
+        let _ = &self.data;
+    }
+}
+
+/// An isolation section (`free_page_hint_begin()` to `free_page_hint_end()`):
+/// blocks are isolated and put back only inside one, which holds off memory
+/// hotplug, so that offlining never starts while blocks are held (it would
+/// wait for them, and the holder for it). [`Isolated`] borrows the section,
+/// so every block isolated in it is back before it ends. Sections do not
+/// nest (the memory hotplug lock is a per-CPU rwsem, which a pending writer
+/// would deadlock); a section may sleep.
+pub(crate) struct Section {
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl Section {
+    /// Begins a section; may sleep (while memory is being on- or offlined).
+    pub(crate) fn begin() -> Self {
+        // SAFETY: process context (the worker and tests); ended by `Drop`,
+        // in the same task (the section is not `Send`).
+        unsafe { bindings::free_page_hint_begin() };
+        Section {
+            _not_send: PhantomData,
+        }
+    }
+}
+
+impl Drop for Section {
+    fn drop(&mut self) {
+        // SAFETY: ends the section `begin` started, in the same task.
+        unsafe { bindings::free_page_hint_end() };
+    }
+}
+
+/// What a scan skipped, in pages.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct ScanCounts {
+    /// Not free (allocated again).
+    pub(crate) busy: u64,
+    /// Free but not on the buddy free lists (on a per-CPU list): the range
+    /// is worth another look after a drain.
+    pub(crate) unlisted: u64,
+    /// Free, but reported already.
+    pub(crate) reported: u64,
+    /// Free, in blocks below the scan's order.
+    pub(crate) small: u64,
+    /// Free, in zones short of memory.
+    pub(crate) low: u64,
+}
+
+/// A scan of a pfn range for free buddy blocks (the C
+/// `struct free_page_hint_scan`), which [`Isolated::take`] advances.
+pub(crate) struct Scan(bindings::free_page_hint_scan);
+
+impl Scan {
+    /// A scan of `range` for blocks of order `min_order` or more, isolating
+    /// at most `max_pages` pages in all.
+    pub(crate) fn new(range: PfnRange, min_order: u32, max_pages: u64) -> Self {
+        Scan(bindings::free_page_hint_scan {
+            pfn: range.start as c_ulong,
+            end_pfn: range.end as c_ulong,
+            min_order,
+            max_pages: max_pages as c_ulong,
+            nr_busy: 0,
+            nr_unlisted: 0,
+            nr_reported: 0,
+            nr_small: 0,
+            nr_low: 0,
+            over_budget: false,
+        })
+    }
+
+    /// Whether the whole range was scanned.
+    pub(crate) fn done(&self) -> bool {
+        self.0.pfn >= self.0.end_pfn
+    }
+
+    /// Whether the scan stopped at a block bigger than its remaining budget.
+    pub(crate) fn over_budget(&self) -> bool {
+        self.0.over_budget
+    }
+
+    /// Gives the scan a fresh budget (after the held blocks went back).
+    pub(crate) fn set_budget(&mut self, max_pages: u64) {
+        self.0.max_pages = max_pages as c_ulong;
+        self.0.over_budget = false;
+    }
+
+    /// What the scan skipped so far.
+    pub(crate) fn counts(&self) -> ScanCounts {
+        // The C scan counts unlisted pages within `nr_busy`.
+        let unlisted = self.0.nr_unlisted as u64;
+        ScanCounts {
+            busy: (self.0.nr_busy as u64).saturating_sub(unlisted),
+            unlisted,
+            reported: self.0.nr_reported as u64,
+            small: self.0.nr_small as u64,
+            low: self.0.nr_low as u64,
+        }
+    }
+}
+
+/// Blocks one [`Isolated`] holds at most.
+pub(crate) const HELD_BLOCKS: usize = 256;
+
+/// Entries in the largest [`Report`].
+pub(crate) const REPORT_MAX: usize = 32;
+
+/// Room for the blocks of an [`Isolated`] (too big for the kernel stack),
+/// reused from section to section. It holds no block outside one.
+pub(crate) struct BlockStore {
+    blocks: [bindings::free_page_hint_block; HELD_BLOCKS],
+    entries: [Entry; HELD_BLOCKS],
+}
+
+// SAFETY: integers, and entries that are `u64`s (zero: pfn 0, order 0).
+unsafe impl Zeroable for BlockStore {}
+
+impl BlockStore {
+    /// An empty store.
+    pub(crate) fn new() -> Result<KBox<Self>> {
+        KBox::init(init::zeroed(), GFP_KERNEL)
+    }
+}
+
+/// How pages go back to the free lists.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Mark {
+    /// The host has them: marked `PageReported`, so they are not reported
+    /// again until they are allocated.
+    Reported,
+    /// Not reported (nothing was sent, or a report failed).
+    Unreported,
+}
+
+/// The blocks taken off the free lists in one [`Section`], owned by this
+/// value until they go back.
+///
+/// # Invariants
+///
+/// `store.blocks[..len]` are blocks that free page hint isolation took off
+/// the free lists in `section`, owned by this value and by nothing else,
+/// in ascending pfn order and disjoint; `store.entries[..len]` describe the
+/// same blocks, and they hold `pages` pages.
+#[must_use = "isolated pages go back to the allocator through put_back() or when this is dropped"]
+pub(crate) struct Isolated<'a> {
+    _section: &'a Section,
+    store: &'a mut BlockStore,
+    len: usize,
+    pages: u64,
+}
+
+impl<'a> Isolated<'a> {
+    /// Holds nothing yet; [`Isolated::take`] fills it.
+    pub(crate) fn new(section: &'a Section, store: &'a mut BlockStore) -> Self {
+        // INVARIANT: no block.
+        Isolated {
+            _section: section,
+            store,
+            len: 0,
+            pages: 0,
+        }
+    }
+
+    /// Isolates the free blocks `scan` finds next, until this value is full
+    /// or the scan is done or over its budget. Returns the pages taken.
+    pub(crate) fn take(&mut self, scan: &mut Scan) -> u64 {
+        let start = self.len;
+        let room = &mut self.store.blocks[start..];
+        let cap = room.len().min(c_uint::MAX as usize) as c_uint;
+        // SAFETY: `scan.0` is a valid scan; `room` is valid for `cap`
+        // writes; process context, inside a section (`self._section`).
+        let n = unsafe { bindings::free_page_hint_isolate(&mut scan.0, room.as_mut_ptr(), cap) };
+        let end = start + (n as usize).min(room.len());
+        let mut kept = start;
+        let mut pages = 0;
+        for i in start..end {
+            let b = self.store.blocks[i];
+            match Entry::new(b.pfn as u64, b.order) {
+                Some(e) => {
+                    self.store.blocks[kept] = b;
+                    self.store.entries[kept] = e;
+                    kept += 1;
+                    pages += e.pages();
+                }
+                // A block the core cannot describe (the build-time check
+                // of the largest order makes this unreachable) goes back at
+                // once: it must never be reported.
+                // SAFETY: the block was just isolated in this section and
+                // is ours; it is given back once, here.
+                None => unsafe { bindings::free_page_hint_putback(&b, 1, false) },
+            }
+        }
+        // INVARIANT: `blocks[start..kept]` are ours, mirrored in `entries`.
+        self.len = kept;
+        self.pages += pages;
+        pages
+    }
+
+    /// Whether no block fits any more.
+    pub(crate) fn is_full(&self) -> bool {
+        self.len == HELD_BLOCKS
+    }
+
+    /// Whether it holds nothing.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Pages held.
+    pub(crate) fn pages(&self) -> u64 {
+        self.pages
+    }
+
+    /// The held blocks as reports: merged into ranges (in pfn order when
+    /// they were isolated in pfn order), each split so that
+    /// its entries fit `limits`, at most `max_entries` (and [`REPORT_MAX`])
+    /// entries a report.
+    pub(crate) fn reports(&self, limits: Limits, max_entries: usize) -> Reports<'_> {
+        Reports {
+            batcher: Batcher::new(merge(&self.store.entries[..self.len]), limits),
+            max_entries: max_entries.clamp(1, REPORT_MAX),
+        }
+    }
+
+    /// Gives every held block back to the free lists, marked as `mark`
+    /// says; afterwards nothing is held.
+    pub(crate) fn put_back(&mut self, mark: Mark) {
+        let n = self.len.min(c_uint::MAX as usize) as c_uint;
+        if n != 0 {
+            // SAFETY: `blocks[..len]` are isolated blocks this value owns,
+            // isolated in its section, which is still open (type
+            // invariant); process context.
+            unsafe {
+                bindings::free_page_hint_putback(
+                    self.store.blocks.as_ptr(),
+                    n,
+                    mark == Mark::Reported,
+                )
+            };
+        }
+        // INVARIANT: nothing is held any more.
+        self.len = 0;
+        self.pages = 0;
+    }
+
+    /// Gives up the held blocks without returning them: a device that went
+    /// away without confirming its reset may still access them, so they
+    /// stay isolated for good (a leak, never reuse). Returns the pages.
+    pub(crate) fn give_up(&mut self) -> u64 {
+        let pages = self.pages;
+        // INVARIANT: nothing is held any more; the blocks are nobody's.
+        self.len = 0;
+        self.pages = 0;
+        pages
+    }
+}
+
+impl Drop for Isolated<'_> {
+    fn drop(&mut self) {
+        self.put_back(Mark::Unreported);
+    }
+}
+
+/// The reports of an [`Isolated`], in pfn order.
+pub(crate) struct Reports<'a> {
+    batcher: Batcher<Merge<'a>>,
+    max_entries: usize,
+}
+
+impl<'a> Iterator for Reports<'a> {
+    type Item = Report<'a>;
+
+    fn next(&mut self) -> Option<Report<'a>> {
+        let mut ranges = [PfnRange::default(); REPORT_MAX];
+        let n = self.batcher.fill(&mut ranges[..self.max_entries]);
+        // INVARIANT: ranges of blocks the `Isolated` borrowed for `'a`
+        // holds.
+        (n != 0).then_some(Report {
+            ranges,
+            len: n,
+            _held: PhantomData,
+        })
+    }
+}
+
+/// One report: disjoint pfn ranges of pages held isolated, which
+/// stay isolated at least as long as the report lives.
+///
+/// # Invariants
+///
+/// `ranges[..len]` are non-empty ranges of blocks held by the [`Isolated`]
+/// this report borrows from.
+pub(crate) struct Report<'a> {
+    ranges: [PfnRange; REPORT_MAX],
+    len: usize,
+    _held: PhantomData<&'a ()>,
+}
+
+impl Report<'_> {
+    /// The ranges.
+    pub(crate) fn ranges(&self) -> &[PfnRange] {
+        &self.ranges[..self.len]
+    }
+
+    /// Pages in the report.
+    pub(crate) fn pages(&self) -> u64 {
+        self.ranges().iter().map(|r| r.pages()).sum()
+    }
+}

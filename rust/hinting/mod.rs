@@ -58,6 +58,8 @@ mod capture;
 mod worker;
 
 pub(crate) use capture::CpuTotals;
+#[cfg(ph_tests)]
+pub(crate) use worker::{process_entries, retry_round};
 
 use crate::kernel_ext::{
     cpu::{CpuDeadHook, PerCpu},
@@ -191,7 +193,21 @@ pub(crate) struct Worker {
     /// the last retry round, which scans it once.
     overflow_span: PfnRange,
     /// Where reports go; with none, the worker neither isolates nor drains.
-    transport: Option<Arc<dyn Transport>>,
+    registered: Option<Arc<dyn Transport>>,
+    /// The test build's stand-in for `registered` while a test records.
+    #[cfg(ph_tests)]
+    test: Option<Arc<dyn Transport>>,
+}
+
+impl Worker {
+    /// The transport reports go to, if any.
+    fn transport(&self) -> Option<Arc<dyn Transport>> {
+        #[cfg(ph_tests)]
+        if let Some(t) = &self.test {
+            return Some(t.clone());
+        }
+        self.registered.clone()
+    }
 }
 
 /// Everything the mechanism owns besides its work items.
@@ -226,7 +242,7 @@ pub(crate) struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        let t = self.mech.worker.lock().transport.take();
+        let t = self.mech.worker.lock().registered.take();
         drop(t);
     }
 }
@@ -235,10 +251,10 @@ impl Drop for Registration {
 /// transport is registered already.
 pub(crate) fn register(mech: &Arc<Mechanism>, t: Arc<dyn Transport>) -> Result<Registration> {
     let mut w = mech.worker.lock();
-    if w.transport.is_some() {
+    if w.registered.is_some() {
         return Err(EBUSY);
     }
-    w.transport = Some(t);
+    w.registered = Some(t);
     drop(w);
     Ok(Registration { mech: mech.clone() })
 }
@@ -263,7 +279,9 @@ impl Hinting {
             retry: mm::zeroed_box()?,
             retry_due_ns: 0,
             overflow_span: PfnRange::default(),
-            transport: None,
+            registered: None,
+            #[cfg(ph_tests)]
+            test: None,
         };
         let cpus = PerCpu::new(|_| capture::new_cpu())?;
         let wq = Workqueue::new_ordered_freezable(c_str!("page_hinting"))?;
@@ -393,6 +411,22 @@ pub(crate) fn set_enabled(mech: ArcBorrow<'_, Mechanism>, on: bool) {
         // list.
         flush_all(mech);
         worker::retry_round(mech);
+    }
+}
+
+/// The test build's hooks into the mechanism.
+#[cfg(ph_tests)]
+impl Engine {
+    /// Reports go to `t` instead of the registered transport (`None`: back
+    /// to the registered one).
+    pub(crate) fn set_test_transport(&self, t: Option<Arc<dyn Transport>>) {
+        let old = core::mem::replace(&mut self.worker.lock().test, t);
+        drop(old);
+    }
+
+    /// Holds the worker mutex: no batch or retry round runs meanwhile.
+    pub(crate) fn hold_worker(&self) -> impl Drop + '_ {
+        self.worker.lock()
     }
 }
 

@@ -83,7 +83,7 @@ fn process(mech: ArcBorrow<'_, Mechanism>, buf: &mut capture::Buf) {
     let span = buf.spilled();
     if !span.is_empty() && mech.cfg.enabled.load(Relaxed) {
         let mut w = mech.worker.lock();
-        if w.transport.is_none() {
+        if w.transport().is_none() {
             return;
         }
         w.overflow_span = w.overflow_span.hull(span);
@@ -107,16 +107,12 @@ pub(crate) fn process_entries(mech: ArcBorrow<'_, Mechanism>, entries: &mut [Ent
     let mut guard = e.worker.lock();
     let _busy = BusyTimer::start(&e.stats.worker_busy_ns);
     let w = &mut *guard;
-    let Worker {
-        store,
-        retry,
-        transport,
-        ..
-    } = w;
-    let Some(transport) = transport.as_deref() else {
+    let Some(transport) = w.transport() else {
         e.stats.no_transport_pages.fetch_add(pending, Relaxed);
         return;
     };
+    let transport = &*transport;
+    let Worker { store, retry, .. } = &mut *w;
     sort(entries);
     let section = Section::begin();
     let mut held = Isolated::new(&section, store);
@@ -160,7 +156,8 @@ pub(crate) fn retry_round(mech: ArcBorrow<'_, Mechanism>) {
     if w.retry.is_empty() && span.is_empty() {
         return;
     }
-    if !e.cfg.enabled.load(Relaxed) || w.transport.is_none() {
+    let transport = w.transport();
+    if !e.cfg.enabled.load(Relaxed) || transport.is_none() {
         let pages = w.retry.clear();
         e.stats.disabled_dropped_pages.fetch_add(pages, Relaxed);
         return;
@@ -169,15 +166,10 @@ pub(crate) fn retry_round(mech: ArcBorrow<'_, Mechanism>) {
     e.stats.retry_rounds.fetch_add(1, Relaxed);
     mm::drain_all_pages();
     e.stats.pcp_drains.fetch_add(1, Relaxed);
-    let Worker {
-        store,
-        retry,
-        transport,
-        ..
-    } = &mut *w;
     let Some(transport) = transport.as_deref() else {
         return;
     };
+    let Worker { store, retry, .. } = &mut *w;
     let section = Section::begin();
     let mut held = Isolated::new(&section, store);
     let k = retry.round(|r| e.scan_range(&mut held, transport, r, min_order).unlisted != 0);

@@ -206,15 +206,19 @@ impl<T: WorkHandler<N>, const N: usize> Worked<T, N> {
         Self::queue(this, id, delay_ms);
     }
 
-    /// Waits until item `id` has run if it is pending or running. Process
-    /// context.
+    /// Cancels item `id` if it is pending and waits for a running instance.
+    /// Process context.
     #[cfg(ph_tests)]
-    pub(crate) fn flush(&self, id: usize) -> bool {
+    pub(crate) fn cancel(this: ArcBorrow<'_, Self>, id: usize) {
         if id >= N {
-            return false;
+            return;
         }
         // SAFETY: initialised item; process context.
-        unsafe { bindings::flush_delayed_work(self.dwork(id)) }
+        if unsafe { bindings::cancel_delayed_work_sync(this.dwork(id)) } {
+            // SAFETY: a pending item was cancelled: its reference is ours,
+            // and `this` keeps it from being the last one.
+            drop(unsafe { Arc::from_raw(&*this as *const Self) });
+        }
     }
 
     /// Waits until everything queued on the object's workqueue has run.

@@ -64,7 +64,7 @@ impl Test {
 /// Evaluates to the condition's value.
 macro_rules! kexpect {
     ($test:expr, $cond:expr $(,)?) => {
-        $crate::kunit::kexpect!($test, $cond, "expected {}", stringify!($cond))
+        $crate::tests::kunit::kexpect!($test, $cond, "expected {}", stringify!($cond))
     };
     ($test:expr, $cond:expr, $($arg:tt)+) => {{
         let ok: bool = $cond;
@@ -80,7 +80,7 @@ pub(crate) use kexpect;
 macro_rules! kexpect_eq {
     ($test:expr, $left:expr, $right:expr $(,)?) => {{
         let (l, r) = (&$left, &$right);
-        $crate::kunit::kexpect!(
+        $crate::tests::kunit::kexpect!(
             $test,
             *l == *r,
             "expected {} == {}, but {:?} != {:?}",
@@ -157,7 +157,7 @@ pub(crate) const fn suite(name: &str, cases: *mut bindings::kunit_case) -> bindi
 macro_rules! kunit_suite {
     ($id:ident, $name:literal, [$($case:ident),+ $(,)?]) => {
         mod $id {
-            use $crate::kunit::{Cases, Suite, SuiteRef};
+            use $crate::tests::kunit::{Cases, Suite, SuiteRef};
             use kernel::bindings;
 
             $(
@@ -171,7 +171,7 @@ macro_rules! kunit_suite {
                     pub(crate) unsafe extern "C" fn run(test: *mut kernel::bindings::kunit) {
                         // SAFETY: KUnit passes the running test, and the
                         // `Test` does not outlive this call.
-                        let t = unsafe { $crate::kunit::Test::from_raw(test) };
+                        let t = unsafe { $crate::tests::kunit::Test::from_raw(test) };
                         super::super::$case(&t);
                     }
                 }
@@ -180,11 +180,11 @@ macro_rules! kunit_suite {
             const N: usize = [$(stringify!($case)),+].len() + 1;
 
             static CASES: Cases<N> = Cases(core::cell::UnsafeCell::new([
-                $($crate::kunit::case(kernel::c_str!(stringify!($case)), $case::run),)+
-                $crate::kunit::end_of_cases(),
+                $($crate::tests::kunit::case(kernel::c_str!(stringify!($case)), $case::run),)+
+                $crate::tests::kunit::end_of_cases(),
             ]));
 
-            static SUITE: Suite = Suite(core::cell::UnsafeCell::new($crate::kunit::suite(
+            static SUITE: Suite = Suite(core::cell::UnsafeCell::new($crate::tests::kunit::suite(
                 $name,
                 CASES.0.get() as *mut bindings::kunit_case,
             )));

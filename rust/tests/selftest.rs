@@ -3,7 +3,7 @@
 //! Load-time self checks, run by KUnit when the test build of the module
 //! loads: the kernel pieces the module relies on are there and behave.
 
-use crate::kunit::{kexpect, kexpect_eq, kunit_suite, Test};
+use crate::tests::kunit::{kexpect, kexpect_eq, kunit_suite, Test};
 use kernel::bindings;
 
 /// The module reports a version.

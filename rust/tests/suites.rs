@@ -8,28 +8,59 @@
 //! page lists and go straight to the buddy allocator when freed, so a test
 //! knows they are free buddy blocks right after it freed them.
 
+use super::kunit::{kexpect, kexpect_eq, kunit_suite, Test};
+use super::recorder::{Record, RecordingTransport, STALL, STALLED};
+use super::sys::{self, Alloc, OwnedBlock};
 use crate::capture::{Entry, MAX_PAGE_ORDER};
-use crate::hinting::{self, Shared};
-use crate::kunit::{kexpect, kexpect_eq, kunit_suite, Test};
-use crate::sys::{self, Alloc, OwnedBlock, Scan, Section};
-use crate::transport::{AnyTransport, NullTransport, RecordingTransport, STALL, STALLED};
+use crate::hinting::{self, Engine, Mechanism, Transport, WORK_FLUSH};
+use crate::kernel_ext::{
+    cpu::{nr_cpu_ids, IrqOff},
+    free_page_hint::{BlockStore, Isolated, Mark, Scan, Section},
+    mm,
+};
+use crate::ranges::PfnRange;
 use core::sync::atomic::Ordering::{Relaxed, Release};
-use kernel::prelude::*;
+use kernel::{prelude::*, sync::Arc};
 
 const TOP: u32 = MAX_PAGE_ORDER;
 const TOP_PAGES: u64 = 1 << TOP;
 /// Free pages the "allocate everything" loops leave to the rest of the guest.
 const RESERVE: u64 = 4096;
 
-fn sh(t: &Test) -> Option<&'static Shared> {
-    let s = hinting::shared();
-    kexpect!(t, s.is_some(), "the module's mechanism is not running");
-    s
+/// The running mechanism, with the calls the suites make on it.
+struct M(Arc<Mechanism>);
+
+impl core::ops::Deref for M {
+    type Target = Engine;
+    fn deref(&self) -> &Engine {
+        &self.0
+    }
+}
+
+impl M {
+    fn flush_all(&self) {
+        hinting::flush_all(self.0.as_arc_borrow());
+    }
+    fn wait_queued(&self) {
+        self.0.flush_queue();
+    }
+    fn retry_round(&self) {
+        hinting::retry_round(self.0.as_arc_borrow());
+    }
+    fn process_entries(&self, entries: &mut [Entry], pending: u64) {
+        hinting::process_entries(self.0.as_arc_borrow(), entries, pending);
+    }
+}
+
+fn mech(t: &Test) -> Option<M> {
+    let m = super::mechanism();
+    kexpect!(t, m.is_some(), "the module's mechanism is not running");
+    m.map(M)
 }
 
 /// Saves the knobs a test changes and puts them back on drop.
 struct Knobs<'a> {
-    sh: &'a Shared,
+    sh: &'a M,
     threshold: u64,
     flush: u32,
     delay: u32,
@@ -38,7 +69,7 @@ struct Knobs<'a> {
 }
 
 impl<'a> Knobs<'a> {
-    fn save(sh: &'a Shared) -> Self {
+    fn save(sh: &'a M) -> Self {
         Knobs {
             sh,
             threshold: sh.cfg.threshold_pages.load(Relaxed),
@@ -55,6 +86,9 @@ impl<'a> Knobs<'a> {
         self.sh.cfg.threshold_pages.store(u64::MAX, Relaxed);
         self.sh.cfg.flush_ms.store(0, Relaxed);
         self.sh.cfg.delay_ms.store(0, Relaxed);
+        // An idle flush armed before would otherwise hand batches to the
+        // worker behind the test's back.
+        Mechanism::cancel(self.sh.0.as_arc_borrow(), WORK_FLUSH);
         self.sh.flush_all();
     }
 }
@@ -70,50 +104,29 @@ impl Drop for Knobs<'_> {
     }
 }
 
-/// Installs a recording transport for the life of the guard, then puts the
-/// previous one back.
+/// Makes reports go to a recording transport for the life of the guard,
+/// then to the registered transport again.
 struct Recorder<'a> {
-    sh: &'a Shared,
-    prev: Option<AnyTransport>,
+    sh: &'a M,
+    rec: Arc<RecordingTransport>,
 }
 
 impl<'a> Recorder<'a> {
-    fn install(sh: &'a Shared, max_entries: usize) -> Result<Self> {
-        let rec = KBox::new(RecordingTransport::new(max_entries), GFP_KERNEL)?;
-        let prev = core::mem::replace(
-            &mut sh.worker.lock().transport,
-            AnyTransport::Recording(rec),
-        );
-        Ok(Recorder {
-            sh,
-            prev: Some(prev),
-        })
+    fn install(sh: &'a M, max_entries: usize) -> Result<Self> {
+        let rec = RecordingTransport::new(max_entries)?;
+        let t: Arc<dyn Transport> = rec.clone();
+        sh.set_test_transport(Some(t));
+        Ok(Recorder { sh, rec })
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut RecordingTransport) -> R) -> Option<R> {
-        match &mut self.sh.worker.lock().transport {
-            AnyTransport::Recording(r) => Some(f(r)),
-            _ => None,
-        }
+    fn with<R>(&self, f: impl FnOnce(&mut Record) -> R) -> Option<R> {
+        Some(self.rec.with(f))
     }
 }
 
 impl Drop for Recorder<'_> {
     fn drop(&mut self) {
-        let mut w = self.sh.worker.lock();
-        let prev = self
-            .prev
-            .take()
-            .unwrap_or(AnyTransport::Null(NullTransport));
-        // A virtio device removed meanwhile took its queues with it.
-        w.transport = match prev {
-            AnyTransport::Virtio(_)
-                if crate::virtio::State::get() != crate::virtio::State::Active =>
-            {
-                AnyTransport::Null(NullTransport)
-            }
-            p => p,
-        };
+        self.sh.set_test_transport(None);
     }
 }
 
@@ -124,13 +137,13 @@ struct Setup<'a> {
     _knobs: Knobs<'a>,
 }
 
-fn quiet_recording<'a>(t: &Test, sh: &'a Shared) -> Option<Setup<'a>> {
+fn quiet_recording<'a>(t: &Test, sh: &'a M) -> Option<Setup<'a>> {
     quiet_recording_with(t, sh, 32)
 }
 
 /// [`quiet_recording`] with a transport that takes `max_entries` entries
 /// per report.
-fn quiet_recording_with<'a>(t: &Test, sh: &'a Shared, max_entries: usize) -> Option<Setup<'a>> {
+fn quiet_recording_with<'a>(t: &Test, sh: &'a M, max_entries: usize) -> Option<Setup<'a>> {
     let knobs = Knobs::save(sh);
     knobs.quiesce();
     match Recorder::install(sh, max_entries) {
@@ -224,7 +237,7 @@ fn alloc_leaked(order: u32, pfns: &mut [u64]) -> usize {
 /// Frees blocks [`alloc_leaked`] allocated, all on this CPU (which is then
 /// the one that captured them).
 fn free_leaked(order: u32, pfns: &[u64]) {
-    let irq = sys::IrqOff::new();
+    let irq = IrqOff::new();
     for &pfn in pfns {
         // SAFETY: each pfn was leaked by `alloc_leaked` from an `OwnedBlock`
         // of `order`, and is freed once, here.
@@ -261,7 +274,8 @@ fn entries_of(pfns: &[u64], order: u32, out: &mut [Entry]) -> usize {
 /// Frees of real pages show up in this CPU's capture buffer with their
 /// orders.
 fn capture_records_frees(t: &Test) {
-    let Some(sh) = sh(t) else { return };
+    let Some(sh) = mech(t) else { return };
+    let sh = &sh;
     let knobs = Knobs::save(sh);
     knobs.quiesce();
     let (Some(a), Some(b)) = (
@@ -275,7 +289,7 @@ fn capture_records_frees(t: &Test) {
     let before = sh.cpu_totals();
     // Free both and look at this CPU's buffer with interrupts off, so that
     // the entries cannot move to another CPU's view or be taken meanwhile.
-    let irq = sys::IrqOff::new();
+    let irq = IrqOff::new();
     drop(a);
     drop(b);
     let (found_a, found_b) = sh.with_this_cpu_buf(|buf| {
@@ -305,19 +319,23 @@ fn capture_records_frees(t: &Test) {
 
 /// Isolated blocks stay out of the allocator until they are given back.
 fn isolation_keeps_pages_out(t: &Test) {
-    let Some(sh) = sh(t) else { return };
+    let Some(sh) = mech(t) else { return };
+    let sh = &sh;
     let knobs = Knobs::save(sh);
     knobs.quiesce();
     let mut pfns = [0u64; 8];
     let n = free_top_blocks(t, &mut pfns);
-    let mut held = [sys::Block { pfn: 0, order: 0 }; 8];
-    let mut nheld = 0;
+    let Ok(mut store) = BlockStore::new() else {
+        kexpect!(t, false, "no memory for the block store");
+        return;
+    };
     let section = Section::begin();
+    let mut held = Isolated::new(&section, &mut store);
     for &pfn in &pfns[..n] {
-        let mut scan = Scan::new(pfn, pfn + TOP_PAGES, TOP, TOP_PAGES);
-        nheld += scan.isolate(&section, &mut held[nheld..nheld + 1]);
+        let mut scan = Scan::new(PfnRange::new(pfn, pfn + TOP_PAGES), TOP, TOP_PAGES);
+        held.take(&mut scan);
     }
-    kexpect_eq!(t, nheld, n);
+    kexpect_eq!(t, held.pages(), n as u64 * TOP_PAGES);
     let free_before = sys::nr_free_pages();
 
     // Take everything the allocator will give and check that none of it
@@ -326,10 +344,7 @@ fn isolation_keeps_pages_out(t: &Test) {
     let mut leaked = 0u64;
     hoard.take_all(|blk| {
         let (lo, hi) = (blk.pfn(), blk.pfn() + (1u64 << blk.order()));
-        if held[..nheld]
-            .iter()
-            .any(|h| lo < h.pfn as u64 + TOP_PAGES && (h.pfn as u64) < hi)
-        {
+        if pfns[..n].iter().any(|&h| lo < h + TOP_PAGES && h < hi) {
             leaked += 1;
         }
     });
@@ -349,16 +364,17 @@ fn isolation_keeps_pages_out(t: &Test) {
     kexpect_eq!(t, leaked, 0);
     drop(hoard);
 
-    sys::putback(&section, &held[..nheld], false);
+    held.put_back(Mark::Unreported);
+    drop(held);
     drop(section);
-    for b in &held[..nheld] {
-        let st = sys::page_state(b.pfn as u64);
-        kexpect!(t, st.buddy, "pfn {:#x} is not free after putback", b.pfn);
+    for &pfn in &pfns[..n] {
+        let st = sys::page_state(pfn);
+        kexpect!(t, st.buddy, "pfn {:#x} is not free after putback", pfn);
         kexpect!(
             t,
             !st.reported,
             "pfn {:#x} marked reported without a report",
-            b.pfn
+            pfn
         );
     }
 }
@@ -366,7 +382,8 @@ fn isolation_keeps_pages_out(t: &Test) {
 /// A report marks the blocks reported; they are not reported again, and
 /// allocating them clears the flag (the PG_uptodate alias).
 fn reported_flag_lifecycle(t: &Test) {
-    let Some(sh) = sh(t) else { return };
+    let Some(sh) = mech(t) else { return };
+    let sh = &sh;
     let Some(setup) = quiet_recording(t, sh) else {
         return;
     };
@@ -380,10 +397,10 @@ fn reported_flag_lifecycle(t: &Test) {
     // the recorder through a batch the worker had before the quiesce.
     rec.with(|r| {
         for (w, &p) in r.watch.iter_mut().zip(&pfns[..n]) {
-            *w = crate::ranges::PfnRange::new(p, p + TOP_PAGES);
+            *w = PfnRange::new(p, p + TOP_PAGES);
         }
     });
-    let skipped_before = sh.stats.skipped_reported.load(Relaxed);
+    let skipped_before = sh.stats.skipped_reported_pages.load(Relaxed);
     sh.process_entries(&mut e[..ne], n as u64 * TOP_PAGES);
 
     let (pages, seen_free, covered) = rec
@@ -416,7 +433,7 @@ fn reported_flag_lifecycle(t: &Test) {
     kexpect_eq!(t, pages2, pages);
     kexpect!(
         t,
-        sh.stats.skipped_reported.load(Relaxed) >= skipped_before + n as u64 * TOP_PAGES
+        sh.stats.skipped_reported_pages.load(Relaxed) >= skipped_before + n as u64 * TOP_PAGES
     );
 
     // Allocate every top-order block: ours come back with the flag clear.
@@ -447,7 +464,8 @@ fn reported_flag_lifecycle(t: &Test) {
 
 /// A failed report gives the pages back unmarked and counts the error.
 fn transport_error_leaves_unmarked(t: &Test) {
-    let Some(sh) = sh(t) else { return };
+    let Some(sh) = mech(t) else { return };
+    let sh = &sh;
     let Some(setup) = quiet_recording(t, sh) else {
         return;
     };
@@ -461,7 +479,7 @@ fn transport_error_leaves_unmarked(t: &Test) {
     let errs = sh.stats.transport_errors.load(Relaxed);
     sh.process_entries(&mut e[..ne], n as u64 * TOP_PAGES);
     kexpect!(t, sh.stats.transport_errors.load(Relaxed) > errs);
-    kexpect_eq!(t, sh.stats.isolated_now.load(Relaxed), 0);
+    kexpect_eq!(t, sh.stats.isolated_pages.load(Relaxed), 0);
     for &pfn in &pfns[..n] {
         let st = sys::page_state(pfn);
         kexpect!(
@@ -478,7 +496,8 @@ fn transport_error_leaves_unmarked(t: &Test) {
 /// The hand-off: crossing the threshold reports freed memory without any
 /// explicit flush, through the real free path, hook and worker.
 fn threshold_triggers_report(t: &Test) {
-    let Some(sh) = sh(t) else { return };
+    let Some(sh) = mech(t) else { return };
+    let sh = &sh;
     let Some(setup) = quiet_recording(t, sh) else {
         return;
     };
@@ -496,16 +515,17 @@ fn threshold_triggers_report(t: &Test) {
         pages,
         n as u64 * TOP_PAGES
     );
-    kexpect_eq!(t, sh.stats.isolated_now.load(Relaxed), 0);
+    kexpect_eq!(t, sh.stats.isolated_pages.load(Relaxed), 0);
 }
 
 /// A CPU going offline hands what its buffer holds to the worker: blocks
 /// freed on it, from interrupt context, are reported once it is down.
 fn cpu_offline_hands_over(t: &Test) {
-    let Some(sh) = sh(t) else { return };
+    let Some(sh) = mech(t) else { return };
+    let sh = &sh;
     // CPU 0 cannot go offline on x86. If the test runs on the chosen CPU,
     // the IPI runs locally with interrupts off and hotplug migrates us.
-    let Some(cpu) = (1..sys::nr_cpu_ids()).rev().find(|&c| sys::cpu_online(c)) else {
+    let Some(cpu) = (1..nr_cpu_ids()).rev().find(|&c| sys::cpu_online(c)) else {
         kexpect!(t, false, "needs a second online CPU that can go offline");
         return;
     };
@@ -574,14 +594,15 @@ fn cpu_offline_hands_over(t: &Test) {
 fn per_cpu_frees_are_retried(t: &Test) {
     const N: usize = 32;
     const ATTEMPTS: usize = 20;
-    let Some(sh) = sh(t) else { return };
+    let Some(sh) = mech(t) else { return };
+    let sh = &sh;
     let Some(setup) = quiet_recording(t, sh) else {
         return;
     };
-    let order = sys::pageblock_order();
+    let order = mm::pageblock_order();
     let pages = 1u64 << order;
     sh.cfg.min_order.store(order, Relaxed);
-    let reported = |rec: &Recorder<'_>, pfns: &[u64]| {
+    let reported = |rec: &Recorder<'_>, pfns: &[u64]| -> usize {
         rec.with(|r| {
             pfns.iter()
                 .filter(|&&p| r.contains(p) && r.contains(p + pages - 1))
@@ -597,11 +618,11 @@ fn per_cpu_frees_are_retried(t: &Test) {
         setup.rec.with(|r| r.nranges = 0);
         let n = alloc_leaked(order, &mut pfns);
         kexpect_eq!(t, n, N);
-        let unlisted = sh.stats.unlisted.load(Relaxed);
+        let unlisted = sh.stats.unlisted_pages.load(Relaxed);
         free_leaked(order, &pfns[..n]);
         sh.flush_all();
         let first = reported(&setup.rec, &pfns[..n]);
-        if sh.stats.unlisted.load(Relaxed) > unlisted {
+        if sh.stats.unlisted_pages.load(Relaxed) > unlisted {
             break (n, first);
         }
         if attempt == ATTEMPTS {
@@ -637,7 +658,8 @@ fn per_cpu_frees_are_retried(t: &Test) {
 fn spilled_frees_are_reported(t: &Test) {
     const FILL: usize = 2 * hinting::CAPTURE_ENTRIES + 64;
     const TOPS: usize = 8;
-    let Some(sh) = sh(t) else { return };
+    let Some(sh) = mech(t) else { return };
+    let sh = &sh;
     let Some(setup) = quiet_recording(t, sh) else {
         return;
     };
@@ -649,17 +671,17 @@ fn spilled_frees_are_reported(t: &Test) {
     kexpect!(t, m == FILL && n == TOPS, "allocation failed");
     setup.rec.with(|r| {
         for (w, &p) in r.watch.iter_mut().zip(&tops[..n]) {
-            *w = crate::ranges::PfnRange::new(p, p + TOP_PAGES);
+            *w = PfnRange::new(p, p + TOP_PAGES);
         }
     });
-    let spans = sh.stats.spill_ranges.load(Relaxed);
+    let spans = sh.stats.overflow_spans.load(Relaxed);
     {
         // Holding the worker, the work item can take one buffer at most
         // and then waits: the other fills, and what follows spills.
         // Interrupts stay off across both calls, so every free lands in
         // this CPU's buffers.
-        let _w = sh.worker.lock();
-        let irq = sys::IrqOff::new();
+        let _w = sh.hold_worker();
+        let irq = IrqOff::new();
         free_leaked(0, &fill[..m]);
         free_leaked(TOP, &tops[..n]);
         drop(irq);
@@ -667,7 +689,7 @@ fn spilled_frees_are_reported(t: &Test) {
     sh.flush_all();
     kexpect!(
         t,
-        sh.stats.spill_ranges.load(Relaxed) > spans,
+        sh.stats.overflow_spans.load(Relaxed) > spans,
         "no spilled span reached the retry list"
     );
     sh.retry_round();
@@ -681,7 +703,8 @@ fn spilled_frees_are_reported(t: &Test) {
 /// range.
 fn small_queue_splits_reports(t: &Test) {
     const N: usize = 16;
-    let Some(sh) = sh(t) else { return };
+    let Some(sh) = mech(t) else { return };
+    let sh = &sh;
     let Some(setup) = quiet_recording_with(t, sh, 1) else {
         return;
     };
@@ -701,7 +724,7 @@ fn small_queue_splits_reports(t: &Test) {
     let half = n / 2;
     setup.rec.with(|r| {
         for (w, &p) in r.watch.iter_mut().zip(&freed[..half]) {
-            *w = crate::ranges::PfnRange::new(p, p + TOP_PAGES);
+            *w = PfnRange::new(p, p + TOP_PAGES);
         }
     });
     free_leaked(TOP, &freed[..half]);
@@ -725,7 +748,8 @@ fn stuck_host_blocks_nothing(t: &Test) {
     const FILL: usize = 2 * hinting::CAPTURE_ENTRIES + 64;
     const FIRST: usize = 16;
     const TOPS: usize = 16;
-    let Some(sh) = sh(t) else { return };
+    let Some(sh) = mech(t) else { return };
+    let sh = &sh;
     let Some(setup) = quiet_recording(t, sh) else {
         return;
     };
@@ -740,26 +764,26 @@ fn stuck_host_blocks_nothing(t: &Test) {
     kexpect!(t, k == FIRST && n == TOPS && m == FILL, "allocation failed");
     setup.rec.with(|r| {
         for (w, &p) in r.watch.iter_mut().zip(&tops[..n]) {
-            *w = crate::ranges::PfnRange::new(p, p + TOP_PAGES);
+            *w = PfnRange::new(p, p + TOP_PAGES);
         }
     });
-    let overflow = sh.cpu_totals().overflow_entries;
+    let overflow = sh.cpu_totals().overflow_blocks;
     let stalled = STALLED.load(Relaxed);
     STALL.store(true, Release);
     // More than the cap: the worker isolates up to it, reports, and waits.
     free_leaked(TOP, &first[..k]);
     let mut waited = 0;
     while STALLED.load(Relaxed) == stalled && waited < 10_000 {
-        sys::msleep(10);
+        mm::msleep(10);
         waited += 10;
     }
     kexpect!(t, STALLED.load(Relaxed) > stalled, "no report began");
     let cap = sh.cfg.max_isolated.load(Relaxed);
-    let held = sh.stats.isolated_now.load(Relaxed);
+    let held = sh.stats.isolated_pages.load(Relaxed);
     kexpect!(t, held <= cap, "{} pages isolated, cap {}", held, cap);
     // Frees with interrupts off stay on this CPU: its buffers fill and the
     // top-order blocks land in the spill.
-    let irq = sys::IrqOff::new();
+    let irq = IrqOff::new();
     free_leaked(0, &fill[..m]);
     free_leaked(TOP, &tops[..n]);
     drop(irq);
@@ -770,17 +794,17 @@ fn stuck_host_blocks_nothing(t: &Test) {
     kexpect!(t, a > 0, "no allocation while the host was stuck");
     kexpect!(
         t,
-        sh.cpu_totals().overflow_entries > overflow,
+        sh.cpu_totals().overflow_blocks > overflow,
         "no free was turned away while the host was stuck"
     );
-    kexpect!(t, sh.stats.isolated_now.load(Relaxed) <= cap);
+    kexpect!(t, sh.stats.isolated_pages.load(Relaxed) <= cap);
     STALL.store(false, Release);
     sh.wait_queued();
     sh.flush_all();
     sh.retry_round();
     let watched = setup.rec.with(|r| r.watched_pages).unwrap_or(0);
     kexpect_eq!(t, watched, n as u64 * TOP_PAGES);
-    kexpect_eq!(t, sh.stats.isolated_now.load(Relaxed), 0);
+    kexpect_eq!(t, sh.stats.isolated_pages.load(Relaxed), 0);
 }
 
 /// Isolating a block for a report leaves its pageblock's migratetype as it
@@ -788,10 +812,11 @@ fn stuck_host_blocks_nothing(t: &Test) {
 /// pageblock movable (`__isolate_free_page()` claims it from half a
 /// pageblock up), which would defeat the allocator's anti-fragmentation.
 fn isolation_keeps_pageblock_type(t: &Test) {
-    let Some(sh) = sh(t) else { return };
+    let Some(sh) = mech(t) else { return };
+    let sh = &sh;
     let knobs = Knobs::save(sh);
     knobs.quiesce();
-    let order = sys::pageblock_order();
+    let order = mm::pageblock_order();
     let half = 1u64 << (order - 1);
     // An unmovable allocation of a whole pageblock: it comes from an
     // unmovable pageblock, or claims a movable one whole.
@@ -808,13 +833,18 @@ fn isolation_keeps_pageblock_type(t: &Test) {
         sys::free_split_pages(pfn + half, pfn + 2 * half);
     }
     // The freed pages merge into one half-pageblock buddy.
-    sys::drain_pcp();
+    mm::drain_all_pages();
+    let Ok(mut store) = BlockStore::new() else {
+        kexpect!(t, false, "no memory for the block store");
+        return;
+    };
     let section = Section::begin();
-    let mut held = [sys::Block { pfn: 0, order: 0 }; 1];
-    let mut scan = Scan::new(pfn + half, pfn + 2 * half, order - 1, half);
-    let n = scan.isolate(&section, &mut held);
+    let mut held = Isolated::new(&section, &mut store);
+    let mut scan = Scan::new(PfnRange::new(pfn + half, pfn + 2 * half), order - 1, half);
+    let taken = held.take(&mut scan);
     let during = sys::pageblock_migratetype(pfn);
-    sys::putback(&section, &held[..n], false);
+    held.put_back(Mark::Unreported);
+    drop(held);
     drop(section);
     // SAFETY: the lower half of the split block, still ours.
     unsafe { sys::free_split_pages(pfn, pfn + half) };
@@ -823,7 +853,7 @@ fn isolation_keeps_pageblock_type(t: &Test) {
         before != sys::MIGRATE_MOVABLE,
         "a GFP_KERNEL pageblock is movable: the test proves nothing"
     );
-    kexpect_eq!(t, n, 1);
+    kexpect_eq!(t, taken, half);
     kexpect!(
         t,
         during == before,

@@ -55,7 +55,7 @@ mod transport;
 #[allow(unsafe_code)]
 mod tests;
 
-use kernel_ext::sysfs::{module_param, modinfo, param_info, ShowBuf};
+use kernel_ext::sysfs::{modinfo, module_param, param_info, ShowBuf};
 
 module! {
     type: PageHinting,
@@ -79,12 +79,27 @@ modinfo!(concat!("version=", version!()));
 
 // The module parameters, parsed by `sysfs` before `init`, and what
 // `modinfo -p page_hinting` lists.
-module_param!(PARAM_THRESHOLD, c"threshold_kb", &sysfs::OPS_THRESHOLD, new_shown);
-module_param!(PARAM_MIN_ORDER, c"min_order", &sysfs::OPS_MIN_ORDER, new_shown);
+module_param!(
+    PARAM_THRESHOLD,
+    c"threshold_kb",
+    &sysfs::OPS_THRESHOLD,
+    new_shown
+);
+module_param!(
+    PARAM_MIN_ORDER,
+    c"min_order",
+    &sysfs::OPS_MIN_ORDER,
+    new_shown
+);
 module_param!(PARAM_ENABLED, c"enabled", &sysfs::OPS_ENABLED, new_shown);
 module_param!(PARAM_FLUSH, c"flush_ms", &sysfs::OPS_FLUSH, new_shown);
 module_param!(PARAM_DELAY, c"delay_ms", &sysfs::OPS_DELAY, new_shown);
-module_param!(PARAM_TRANSPORT, c"transport", &sysfs::OPS_TRANSPORT, new_shown);
+module_param!(
+    PARAM_TRANSPORT,
+    c"transport",
+    &sysfs::OPS_TRANSPORT,
+    new_shown
+);
 param_info!(
     "threshold_kb",
     "ulong",
@@ -121,7 +136,9 @@ enum Reporter {
     /// The virtio driver; it registers a transport while it has a device.
     Virtio { _driver: transport::virtio::Driver },
     /// The hypercall transport, registered at load.
-    Hypercall { _registration: hinting::Registration },
+    Hypercall {
+        _registration: hinting::Registration,
+    },
     /// Nothing reports (the virtio driver could not be registered).
     None,
 }

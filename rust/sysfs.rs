@@ -40,7 +40,7 @@ pub(crate) enum TransportChoice {
 
 // Module parameters: parsed before `init`, read once by it.
 static P_THRESHOLD_KB: AtomicU64 = AtomicU64::new(DEFAULT_THRESHOLD_KB);
-/// `None`: not given, use the pageblock order (`u32::MAX` in the atomic).
+/// [`MIN_ORDER_DEFAULT`] until a `min_order` is given.
 static P_MIN_ORDER: AtomicU32 = AtomicU32::new(MIN_ORDER_DEFAULT);
 /// What `P_MIN_ORDER` holds while no `min_order` was given.
 const MIN_ORDER_DEFAULT: u32 = u32::MAX;
@@ -217,13 +217,13 @@ impl Attrs for Knobs {
     const SLOT: &'static CtxSlot<Ui> = &UI;
 
     fn show(ui: &Ui, idx: usize, out: &mut ShowBuf<'_>) -> Result {
-        let c = &ui.mech.cfg;
+        let cfg = &ui.mech.cfg;
         let r = match idx {
-            THRESHOLD_KB => writeln!(out, "{}", c.threshold_kb.load(Relaxed)),
-            MIN_ORDER => writeln!(out, "{}", c.min_order.load(Relaxed)),
-            ENABLED => writeln!(out, "{}", u8::from(c.enabled.load(Relaxed))),
-            FLUSH_MS => writeln!(out, "{}", c.flush_ms.load(Relaxed)),
-            DELAY_MS => writeln!(out, "{}", c.delay_ms.load(Relaxed)),
+            THRESHOLD_KB => writeln!(out, "{}", cfg.threshold_kb.load(Relaxed)),
+            MIN_ORDER => writeln!(out, "{}", cfg.min_order.load(Relaxed)),
+            ENABLED => writeln!(out, "{}", u8::from(cfg.enabled.load(Relaxed))),
+            FLUSH_MS => writeln!(out, "{}", cfg.flush_ms.load(Relaxed)),
+            DELAY_MS => writeln!(out, "{}", cfg.delay_ms.load(Relaxed)),
             TRANSPORT => (ui.transport_status)(out).and_then(|()| writeln!(out)),
             _ => return Err(EINVAL),
         };
@@ -232,19 +232,19 @@ impl Attrs for Knobs {
 
     fn store(ui: &Ui, idx: usize, input: &[u8]) -> Result {
         let mech = ui.mech.as_arc_borrow();
-        let c = &mech.cfg;
+        let cfg = &mech.cfg;
         let _guard = mech.knob_lock.lock();
         match idx {
             THRESHOLD_KB => {
                 let kb = knobs::parse_threshold_kb(input).map_err(bad)?;
                 let pages = knobs::threshold_pages(kb, kernel::page::PAGE_SIZE as u64);
-                c.threshold_kb.store(kb, Relaxed);
-                c.threshold_pages.store(pages, Relaxed);
+                cfg.threshold_kb.store(kb, Relaxed);
+                cfg.threshold_pages.store(pages, Relaxed);
                 P_THRESHOLD_KB.store(kb, Relaxed);
             }
             MIN_ORDER => {
                 let o = knobs::parse_min_order(input).map_err(bad)?;
-                c.min_order.store(o, Relaxed);
+                cfg.min_order.store(o, Relaxed);
                 P_MIN_ORDER.store(o, Relaxed);
             }
             ENABLED => {
@@ -254,13 +254,13 @@ impl Attrs for Knobs {
             }
             FLUSH_MS => {
                 let ms = knobs::parse_flush_ms(input).map_err(bad)?;
-                c.flush_ms.store(ms, Relaxed);
+                cfg.flush_ms.store(ms, Relaxed);
                 P_FLUSH_MS.store(ms, Relaxed);
                 hinting::arm_flush(mech);
             }
             DELAY_MS => {
                 let ms = knobs::parse_delay_ms(input).map_err(bad)?;
-                c.delay_ms.store(ms, Relaxed);
+                cfg.delay_ms.store(ms, Relaxed);
                 P_DELAY_MS.store(ms, Relaxed);
             }
             _ => return Err(EINVAL),

@@ -3,8 +3,9 @@
 #
 # Host-side checks: the core crate (fmt, clippy, unit + property tests, short
 # fuzz), the module's formatting and its CLIPPY=1 build against the normal
-# kernel, the patch series (applies, checkpatch-clean), the tools' syntax and
-# the documentation.
+# kernel, the patch series (applies, checkpatch-clean), that the deliberate
+# breaks of tools/check-teeth.sh still apply (tools/teeth/, a dry run), the
+# tools' syntax and the documentation.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -21,9 +22,12 @@ step "patch series: checkpatch"
 step "module: rustfmt"
 "$ROOT/tools/kernel.sh" normal >/dev/null
 rustfmt_cfg=$CACHE/kernel/src/.rustfmt.toml
-mapfile -t rs < <(ls "$ROOT"/rust/*.rs)
+mapfile -t rs < <(ls "$ROOT"/rust/*.rs "$ROOT"/rust/*/*.rs)
 /usr/bin/rustfmt --edition 2021 --config-path "$rustfmt_cfg" --check "${rs[@]}" ||
 	die "module sources are not rustfmt-clean (run: make fmt)"
+
+step "module: the check-teeth breaks' patches apply (tools/teeth/)"
+"$ROOT/tools/check-teeth.sh" --patches
 
 step "module: CLIPPY=1 build, normal and debug (test) variants"
 "$ROOT/tools/module.sh" normal >/dev/null

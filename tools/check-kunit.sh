@@ -29,7 +29,7 @@ prc=0
 python3 "$kunit_py" parse --json="$res/boot-kunit.json" "$res/boot-ktap.log" || prc=$?
 python3 "$kunit_py" parse --json="$res/kunit.json" "$res/ktap.log" || prc=$?
 # Every suite the module and the series define must have run.
-python3 - "$res/boot-kunit.json" "$res/kunit.json" "$ROOT"/rust/*.rs "$ROOT"/patches/*.patch <<'PY' || prc=1
+python3 - "$res/boot-kunit.json" "$res/kunit.json" "$ROOT"/rust/*.rs "$ROOT"/rust/*/*.rs "$ROOT"/patches/*.patch <<'PY' || prc=1
 import json, re, sys
 ran = set()
 def walk(t):

@@ -26,7 +26,7 @@ use kernel::{init::PinInit, prelude::*, sync::ArcBorrow};
 /// One capture buffer.
 pub(super) type Buf = CaptureBuf<CAPTURE_ENTRIES>;
 
-/// One CPU's capture state, behind its lock.
+/// One CPU'state capture state, behind its lock.
 pub(super) struct CpuState {
     /// The buffer the free path appends to.
     active: KBox<Buf>,
@@ -43,10 +43,10 @@ pub(super) struct CpuState {
     overflow_pages: u64,
 }
 
-/// One CPU's capture lock and state.
+/// One CPU'state capture lock and state.
 pub(super) type CpuCapture = IrqSpinLock<CpuState>;
 
-/// An initialiser for one CPU's capture state, with its two buffers.
+/// An initialiser for one CPU'state capture state, with its two buffers.
 pub(super) fn new_cpu() -> Result<impl PinInit<CpuCapture>> {
     let state = CpuState {
         active: mm::zeroed_box()?,
@@ -61,21 +61,21 @@ pub(super) fn new_cpu() -> Result<impl PinInit<CpuCapture>> {
     Ok(new_irq_spinlock!(state, "page_hinting_cpu"))
 }
 
-/// Takes `cpu`'s active buffer if it holds entries (and the spare is there
+/// Takes `cpu`'state active buffer if it holds entries (and the spare is there
 /// to replace it), runs `f` on it with the time its newest entry was
 /// captured (0: not kept), then empties it and gives it back as the spare.
 /// Returns whether there was a buffer to take.
 pub(super) fn with_batch(cpu: &CpuCapture, f: impl FnOnce(&mut Buf, u64)) -> bool {
     let taken = {
-        let mut s = cpu.lock();
-        s.queued = false;
-        match s.spare.take() {
-            Some(spare) if !s.active.is_empty() => {
-                let full = core::mem::replace(&mut s.active, spare);
-                Some((full, core::mem::take(&mut s.newest_ns)))
+        let mut state = cpu.lock();
+        state.queued = false;
+        match state.spare.take() {
+            Some(spare) if !state.active.is_empty() => {
+                let full = core::mem::replace(&mut state.active, spare);
+                Some((full, core::mem::take(&mut state.newest_ns)))
             }
             spare => {
-                s.spare = spare;
+                state.spare = spare;
                 None
             }
         }
@@ -92,9 +92,9 @@ pub(super) fn with_batch(cpu: &CpuCapture, f: impl FnOnce(&mut Buf, u64)) -> boo
 /// Marks `cpu` for the worker if its active buffer holds entries; returns
 /// whether it does.
 pub(super) fn mark_if_pending(cpu: &CpuCapture) -> bool {
-    let mut s = cpu.lock();
-    let pending = !s.active.is_empty();
-    s.queued |= pending;
+    let mut state = cpu.lock();
+    let pending = !state.active.is_empty();
+    state.queued |= pending;
     pending
 }
 
@@ -122,24 +122,24 @@ impl Engine {
     /// Per-CPU counters, summed.
     pub(crate) fn cpu_totals(&self) -> CpuTotals {
         let mut t = CpuTotals::default();
-        for (_, c) in self.cpus.iter() {
-            let s = c.lock();
-            t.captured_pages += s.captured_pages;
-            t.captured_blocks += s.captured_blocks;
-            t.overflow_blocks += s.overflow_blocks;
-            t.overflow_pages += s.overflow_pages;
-            t.pending_pages += s.active.pending_pages();
+        for (_, cpu) in self.cpus.iter() {
+            let state = cpu.lock();
+            t.captured_pages += state.captured_pages;
+            t.captured_blocks += state.captured_blocks;
+            t.overflow_blocks += state.overflow_blocks;
+            t.overflow_pages += state.overflow_pages;
+            t.pending_pages += state.active.pending_pages();
         }
         t
     }
 
-    /// Runs `f` on this CPU's active buffer (tests look at what the free
+    /// Runs `f` on this CPU'state active buffer (tests look at what the free
     /// path stored).
     #[cfg(ph_tests)]
     pub(crate) fn with_this_cpu_buf<R>(&self, f: impl FnOnce(&Buf) -> R) -> R {
         let irq = IrqOff::new();
-        let s = self.cpus.this_cpu(&irq).lock();
-        f(&s.active)
+        let state = self.cpus.this_cpu(&irq).lock();
+        f(&state.active)
     }
 }
 
@@ -161,23 +161,23 @@ impl FreeHook for Mechanism {
         };
         let irq = IrqOff::new();
         let (push, was_empty, kick) = {
-            let mut s = this.cpus.this_cpu(&irq).lock();
-            let was_empty = s.active.is_empty();
-            let push = s.active.push(e, threshold);
+            let mut state = this.cpus.this_cpu(&irq).lock();
+            let was_empty = state.active.is_empty();
+            let push = state.active.push(e, threshold);
             match push {
                 Push::Full => {
-                    s.overflow_blocks += 1;
-                    s.overflow_pages += e.pages();
+                    state.overflow_blocks += 1;
+                    state.overflow_pages += e.pages();
                 }
                 _ => {
-                    s.captured_pages += e.pages();
-                    s.captured_blocks += 1;
-                    s.newest_ns = stamp;
+                    state.captured_pages += e.pages();
+                    state.captured_blocks += 1;
+                    state.newest_ns = stamp;
                 }
             }
-            let kick = push != Push::Stored && !s.queued;
+            let kick = push != Push::Stored && !state.queued;
             if kick {
-                s.queued = true;
+                state.queued = true;
             }
             (push, was_empty, kick)
         };
@@ -197,8 +197,8 @@ impl FreeHook for Mechanism {
 impl CpuDead for Mechanism {
     /// A CPU went offline: the worker processes what it captured.
     fn dead(this: ArcBorrow<'_, Self>, cpu: u32) {
-        if let Some(c) = this.cpus.get(cpu) {
-            if mark_if_pending(c) {
+        if let Some(capture) = this.cpus.get(cpu) {
+            if mark_if_pending(capture) {
                 this.stats.hotplug_handoffs.fetch_add(1, Relaxed);
                 Mechanism::queue(this, WORK_BATCHES, 0);
             }

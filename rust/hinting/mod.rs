@@ -65,7 +65,7 @@ use crate::kernel_ext::{
     cpu::{CpuDeadHook, PerCpu},
     free_page_hint::{BlockStore, HookRegistration, Report, MAX_PAGE_ORDER},
     mm,
-    workqueue::{WorkHandler, Workqueue, Worked},
+    workqueue::{WorkHandler, Worked, Workqueue},
 };
 use crate::ranges::PfnRange;
 use crate::retry::Retry;
@@ -433,8 +433,8 @@ impl Engine {
 /// Hands every CPU's entries to the worker and waits until it processed
 /// them.
 pub(crate) fn flush_all(mech: ArcBorrow<'_, Mechanism>) {
-    for (_, c) in mech.cpus.iter() {
-        capture::mark(c);
+    for (_, cpu) in mech.cpus.iter() {
+        capture::mark(cpu);
     }
     Mechanism::queue(mech, WORK_BATCHES, 0);
     mech.flush_queue();

@@ -3,7 +3,9 @@
 //! The reporting worker: batches, scans, reports and retry rounds. Runs in
 //! the mechanism's work items, one at a time, under the worker mutex.
 
-use super::{capture, Engine, Mechanism, ReportError, Transport, Worker, RETRY_GAP, WORK_BATCHES, WORK_RETRY};
+use super::{
+    capture, Engine, Mechanism, ReportError, Transport, Worker, RETRY_GAP, WORK_BATCHES, WORK_RETRY,
+};
 use crate::batch::Limits;
 use crate::capture::Entry;
 use crate::kernel_ext::{
@@ -40,11 +42,11 @@ impl Drop for BusyTimer<'_> {
 /// The batch work: takes the full buffer of every CPU that asked for the
 /// worker and processes it, until those CPUs have nothing more.
 pub(super) fn run_batches(mech: ArcBorrow<'_, Mechanism>) {
-    for (_, c) in mech.cpus.iter() {
-        if !capture::is_marked(c) {
+    for (_, cpu) in mech.cpus.iter() {
+        if !capture::is_marked(cpu) {
             continue;
         }
-        while capture::with_batch(c, |buf, newest_ns| {
+        while capture::with_batch(cpu, |buf, newest_ns| {
             // Memory that the guest takes again within `delay_ms` of its
             // free is busy by the time the scan comes: only what stayed
             // free is reported, and the host is not made to fault in again
@@ -66,8 +68,8 @@ pub(super) fn run_batches(mech: ArcBorrow<'_, Mechanism>) {
 /// worker.
 pub(super) fn flush_idle(mech: ArcBorrow<'_, Mechanism>) {
     let mut any = false;
-    for (_, c) in mech.cpus.iter() {
-        any |= capture::mark_if_pending(c);
+    for (_, cpu) in mech.cpus.iter() {
+        any |= capture::mark_if_pending(cpu);
     }
     if any {
         Mechanism::queue(mech, WORK_BATCHES, 0);
@@ -82,13 +84,13 @@ fn process(mech: ArcBorrow<'_, Mechanism>, buf: &mut capture::Buf) {
     process_entries(mech, buf.as_mut_slice(), pending);
     let span = buf.spilled();
     if !span.is_empty() && mech.cfg.enabled.load(Relaxed) {
-        let mut w = mech.worker.lock();
-        if w.transport().is_none() {
+        let mut state = mech.worker.lock();
+        if state.transport().is_none() {
             return;
         }
-        w.overflow_span = w.overflow_span.hull(span);
+        state.overflow_span = state.overflow_span.hull(span);
         mech.stats.overflow_spans.fetch_add(1, Relaxed);
-        arm_retry(mech, &mut w);
+        arm_retry(mech, &mut state);
     }
 }
 
@@ -97,49 +99,55 @@ fn process(mech: ArcBorrow<'_, Mechanism>, buf: &mut capture::Buf) {
 /// per-CPU lists go on the retry list. Process context; the worker mutex
 /// serialises callers.
 pub(crate) fn process_entries(mech: ArcBorrow<'_, Mechanism>, entries: &mut [Entry], pending: u64) {
-    let e: &Engine = &mech;
-    e.stats.batches.fetch_add(1, Relaxed);
-    if !e.cfg.enabled.load(Relaxed) {
-        e.stats.disabled_dropped_pages.fetch_add(pending, Relaxed);
+    let engine: &Engine = &mech;
+    engine.stats.batches.fetch_add(1, Relaxed);
+    if !engine.cfg.enabled.load(Relaxed) {
+        engine
+            .stats
+            .disabled_dropped_pages
+            .fetch_add(pending, Relaxed);
         return;
     }
-    let min_order = e.min_order();
-    let mut guard = e.worker.lock();
-    let _busy = BusyTimer::start(&e.stats.worker_busy_ns);
-    let w = &mut *guard;
-    let Some(transport) = w.transport() else {
-        e.stats.no_transport_pages.fetch_add(pending, Relaxed);
+    let min_order = engine.min_order();
+    let mut guard = engine.worker.lock();
+    let _busy = BusyTimer::start(&engine.stats.worker_busy_ns);
+    let state = &mut *guard;
+    let Some(transport) = state.transport() else {
+        engine.stats.no_transport_pages.fetch_add(pending, Relaxed);
         return;
     };
     let transport = &*transport;
-    let Worker { store, retry, .. } = &mut *w;
+    let Worker { store, retry, .. } = &mut *state;
     sort(entries);
     let section = Section::begin();
     let mut held = Isolated::new(&section, store);
     for r in cut(merge(entries), min_order) {
-        let k = e.scan_range(&mut held, transport, r, min_order);
-        if k.unlisted != 0 && !retry.push(r, RETRY_GAP) {
-            e.stats.retry_dropped_pages.fetch_add(r.pages(), Relaxed);
+        let skipped = engine.scan_range(&mut held, transport, r, min_order);
+        if skipped.unlisted != 0 && !retry.push(r, RETRY_GAP) {
+            engine
+                .stats
+                .retry_dropped_pages
+                .fetch_add(r.pages(), Relaxed);
         }
     }
-    e.report(&mut held, transport, min_order);
+    engine.report(&mut held, transport, min_order);
     drop(held);
     drop(section);
-    arm_retry(mech, w);
+    arm_retry(mech, state);
 }
 
 /// Arms the retry round for the range on the list that is due first,
 /// unless a round is already armed no later than that.
-fn arm_retry(mech: ArcBorrow<'_, Mechanism>, w: &mut Worker) {
+fn arm_retry(mech: ArcBorrow<'_, Mechanism>, state: &mut Worker) {
     // A pending overflow span is due at the first (shortest) delay.
-    let ms = match w.retry.next_delay_ms() {
-        _ if !w.overflow_span.is_empty() => crate::retry::DELAYS_MS[0],
+    let ms = match state.retry.next_delay_ms() {
+        _ if !state.overflow_span.is_empty() => crate::retry::DELAYS_MS[0],
         Some(ms) => ms,
         None => return,
     };
     let due = mm::ktime_ns().saturating_add(u64::from(ms) * 1_000_000);
-    if w.retry_due_ns == 0 || due < w.retry_due_ns {
-        w.retry_due_ns = due;
+    if state.retry_due_ns == 0 || due < state.retry_due_ns {
+        state.retry_due_ns = due;
         Mechanism::queue_within(mech, WORK_RETRY, ms);
     }
 }
@@ -147,47 +155,62 @@ fn arm_retry(mech: ArcBorrow<'_, Mechanism>, w: &mut Worker) {
 /// A retry round: drains the per-CPU lists, then scans every range on the
 /// retry list again, reporting what is free now. Process context.
 pub(crate) fn retry_round(mech: ArcBorrow<'_, Mechanism>) {
-    let e: &Engine = &mech;
-    let mut guard = e.worker.lock();
-    let _busy = BusyTimer::start(&e.stats.worker_busy_ns);
-    let w = &mut *guard;
-    w.retry_due_ns = 0;
-    let span = core::mem::take(&mut w.overflow_span);
-    if w.retry.is_empty() && span.is_empty() {
+    let engine: &Engine = &mech;
+    let mut guard = engine.worker.lock();
+    let _busy = BusyTimer::start(&engine.stats.worker_busy_ns);
+    let state = &mut *guard;
+    state.retry_due_ns = 0;
+    let span = core::mem::take(&mut state.overflow_span);
+    if state.retry.is_empty() && span.is_empty() {
         return;
     }
-    let transport = w.transport();
-    if !e.cfg.enabled.load(Relaxed) || transport.is_none() {
-        let pages = w.retry.clear();
-        e.stats.disabled_dropped_pages.fetch_add(pages, Relaxed);
+    let transport = state.transport();
+    if !engine.cfg.enabled.load(Relaxed) || transport.is_none() {
+        let pages = state.retry.clear();
+        engine
+            .stats
+            .disabled_dropped_pages
+            .fetch_add(pages, Relaxed);
         return;
     }
-    let min_order = e.min_order();
-    e.stats.retry_rounds.fetch_add(1, Relaxed);
+    let min_order = engine.min_order();
+    engine.stats.retry_rounds.fetch_add(1, Relaxed);
     mm::drain_all_pages();
-    e.stats.pcp_drains.fetch_add(1, Relaxed);
+    engine.stats.pcp_drains.fetch_add(1, Relaxed);
     let Some(transport) = transport.as_deref() else {
         return;
     };
-    let Worker { store, retry, .. } = &mut *w;
+    let Worker { store, retry, .. } = &mut *state;
     let section = Section::begin();
     let mut held = Isolated::new(&section, store);
-    let k = retry.round(|r| e.scan_range(&mut held, transport, r, min_order).unlisted != 0);
-    e.stats
+    let skipped = retry.round(|r| {
+        engine
+            .scan_range(&mut held, transport, r, min_order)
+            .unlisted
+            != 0
+    });
+    engine
+        .stats
         .retry_given_up_pages
-        .fetch_add(k.given_up_pages, Relaxed);
+        .fetch_add(skipped.given_up_pages, Relaxed);
     // The overflow span is scanned once; what is still on per-CPU lists in
     // it joins the retry list.
     if !span.is_empty()
-        && e.scan_range(&mut held, transport, span, min_order).unlisted != 0
+        && engine
+            .scan_range(&mut held, transport, span, min_order)
+            .unlisted
+            != 0
         && !retry.push(span, RETRY_GAP)
     {
-        e.stats.retry_dropped_pages.fetch_add(span.pages(), Relaxed);
+        engine
+            .stats
+            .retry_dropped_pages
+            .fetch_add(span.pages(), Relaxed);
     }
-    e.report(&mut held, transport, min_order);
+    engine.report(&mut held, transport, min_order);
     drop(held);
     drop(section);
-    arm_retry(mech, w);
+    arm_retry(mech, state);
 }
 
 impl Engine {
@@ -208,10 +231,10 @@ impl Engine {
             #[cfg(ph_tests)]
             crate::tests::hooks::before_isolate(held.pages());
             let pages = held.take(&mut scan);
-            let st = &self.stats;
-            st.isolated_total_pages.fetch_add(pages, Relaxed);
-            let now = st.isolated_pages.fetch_add(pages, Relaxed) + pages;
-            st.isolated_peak_pages.fetch_max(now, Relaxed);
+            let stats = &self.stats;
+            stats.isolated_total_pages.fetch_add(pages, Relaxed);
+            let now = stats.isolated_pages.fetch_add(pages, Relaxed) + pages;
+            stats.isolated_peak_pages.fetch_max(now, Relaxed);
             if held.is_full() || scan.over_budget() {
                 self.report(held, transport, min_order);
                 scan.set_budget(budget);
@@ -221,14 +244,16 @@ impl Engine {
             }
             mm::cond_resched();
         }
-        let k = scan.counts();
-        let st = &self.stats;
-        st.skipped_busy_pages.fetch_add(k.busy, Relaxed);
-        st.unlisted_pages.fetch_add(k.unlisted, Relaxed);
-        st.skipped_reported_pages.fetch_add(k.reported, Relaxed);
-        st.skipped_small_pages.fetch_add(k.small, Relaxed);
-        st.skipped_low_pages.fetch_add(k.low, Relaxed);
-        k
+        let skipped = scan.counts();
+        let stats = &self.stats;
+        stats.skipped_busy_pages.fetch_add(skipped.busy, Relaxed);
+        stats.unlisted_pages.fetch_add(skipped.unlisted, Relaxed);
+        stats
+            .skipped_reported_pages
+            .fetch_add(skipped.reported, Relaxed);
+        stats.skipped_small_pages.fetch_add(skipped.small, Relaxed);
+        stats.skipped_low_pages.fetch_add(skipped.low, Relaxed);
+        skipped
     }
 
     /// Sends the held blocks to the transport and gives them back, marked
@@ -244,7 +269,7 @@ impl Engine {
             kernel::page::PAGE_SHIFT as u32,
             min_order,
         );
-        let st = &self.stats;
+        let stats = &self.stats;
         let mut sent = false;
         let mut failed = limits.is_err();
         let mut lost = false;
@@ -253,13 +278,14 @@ impl Engine {
                 match transport.report(&report) {
                     Ok(()) => {
                         sent = true;
-                        st.reports.fetch_add(1, Relaxed);
-                        st.reported_ranges
+                        stats.reports.fetch_add(1, Relaxed);
+                        stats
+                            .reported_ranges
                             .fetch_add(report.ranges().len() as u64, Relaxed);
-                        st.reported_pages.fetch_add(report.pages(), Relaxed);
+                        stats.reported_pages.fetch_add(report.pages(), Relaxed);
                     }
                     Err(err) => {
-                        st.transport_errors.fetch_add(1, Relaxed);
+                        stats.transport_errors.fetch_add(1, Relaxed);
                         failed = true;
                         lost = err == ReportError::Lost;
                         break;
@@ -281,8 +307,9 @@ impl Engine {
         } else {
             Mark::Unreported
         });
-        st.isolated_pages.fetch_sub(pages, Relaxed);
-        st.last_report_latency_ns
+        stats.isolated_pages.fetch_sub(pages, Relaxed);
+        stats
+            .last_report_latency_ns
             .store(mm::ktime_ns().saturating_sub(start), Relaxed);
     }
 }

@@ -32,7 +32,9 @@ pub(crate) fn possible(cpu: u32) -> bool {
     // SAFETY: the possible mask is set during boot, before modules load,
     // and never changes afterwards, so a plain read does not race; `cpu` is
     // below `nr_cpu_ids`, which is at most the mask's size.
-    let word = unsafe { (*core::ptr::addr_of!(bindings::__cpu_possible_mask)).bits[(cpu / BITS) as usize] };
+    let word = unsafe {
+        (*core::ptr::addr_of!(bindings::__cpu_possible_mask)).bits[(cpu / BITS) as usize]
+    };
     word & (1 << (cpu % BITS)) != 0
 }
 
@@ -226,7 +228,12 @@ impl<T: CpuDead> CpuDeadHook<T> {
         // The data's address, which is what `Arc::into_raw` would return.
         let p = (&*data as *const T).cast_mut().cast::<c_void>();
         DEAD_DATA
-            .compare_exchange(core::ptr::null_mut(), p, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(
+                core::ptr::null_mut(),
+                p,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
             .map_err(|_| EBUSY)?;
         // SAFETY: `name` is static; the callback is a function of this
         // module, which stays loaded until the state is removed on drop.

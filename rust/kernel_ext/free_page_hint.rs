@@ -87,7 +87,12 @@ impl<T: FreeHook> HookRegistration<T> {
         // The data's address, which is what `Arc::into_raw` would return.
         let p = (&*data as *const T).cast_mut().cast::<c_void>();
         HOOK_DATA
-            .compare_exchange(core::ptr::null_mut(), p, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(
+                core::ptr::null_mut(),
+                p,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
             .map_err(|_| EBUSY)?;
         // SAFETY: `ops` is heap memory that stays in place until it is
         // unregistered on drop.

@@ -30,11 +30,7 @@ unsafe impl Backend for RawSpinLockIrqBackend {
     /// The interrupt state saved by `lock`.
     type GuardState = c_ulong;
 
-    unsafe fn init(
-        ptr: *mut Self::State,
-        name: *const c_char,
-        key: *mut bindings::lock_class_key,
-    ) {
+    unsafe fn init(ptr: *mut Self::State, name: *const c_char, key: *mut bindings::lock_class_key) {
         // SAFETY: the caller (`Lock::new`) passes a slot valid for writes
         // and a static name and key, as lockdep requires.
         unsafe { bindings::raw_spin_lock_init_key(ptr, name, key) }

@@ -23,9 +23,9 @@ use kernel::{
     error::to_result,
     ffi::{c_int, c_uint},
     init::{self, PinInit},
-    new_mutex,
+    new_mutex, new_spinlock,
     prelude::*,
-    sync::{Arc, ArcBorrow, Mutex},
+    sync::{Arc, ArcBorrow, Mutex, SpinLock},
     types::Opaque,
 };
 
@@ -138,7 +138,7 @@ struct Events {
 /// deleted yet.
 struct Vqs([Option<NonNull<bindings::virtqueue>>; MAX_VQS]);
 
-// SAFETY: the queues are used under the mutex around `Vqs` only.
+// SAFETY: the queues are used under the lock around `Vqs` only.
 unsafe impl Send for Vqs {}
 
 /// What the abstraction keeps for a bound device (in `vdev->priv`).
@@ -147,8 +147,10 @@ pub(crate) struct DevState<D> {
     dev: Device,
     #[pin]
     events: Events,
+    /// A spinlock: a report's wait condition takes it with the task state
+    /// set, where it must not sleep; no queue operation under it sleeps.
     #[pin]
-    vqs: Mutex<Vqs>,
+    vqs: SpinLock<Vqs>,
     /// The buffer handed to the device with [`Virtqueue::add_outbuf_kept`],
     /// kept until the queues are deleted.
     #[pin]
@@ -218,8 +220,9 @@ impl<T: Driver> Bound<'_, T> {
         if N > MAX_VQS {
             return Err(EINVAL);
         }
-        let mut vqs = self.state.vqs.lock();
-        if vqs.0.iter().any(Option::is_some) {
+        // Callbacks of one device are serialised, so the queues cannot
+        // appear between this look and the store below.
+        if self.state.vqs.lock().0.iter().any(Option::is_some) {
             return Err(EBUSY);
         }
         let mut info: [bindings::virtqueue_info; N] =
@@ -245,6 +248,7 @@ impl<T: Driver> Bound<'_, T> {
             )
         })?;
         let mut out = [const { None }; N];
+        let mut vqs = self.state.vqs.lock();
         for (i, q) in raw.iter().enumerate() {
             if let Some(q) = NonNull::new(*q) {
                 // INVARIANT: a queue of this device, found just now.
@@ -287,8 +291,7 @@ impl<T: Driver> Bound<'_, T> {
 
     /// Deletes the queues (after `remove` or `freeze`, or a failed probe).
     fn delete_vqs(&self) {
-        let mut vqs = self.state.vqs.lock();
-        if vqs.0.iter().all(Option::is_none) {
+        if self.state.vqs.lock().0.iter().all(Option::is_none) {
             return;
         }
         if !self.state.events.gone.load(Ordering::SeqCst) {
@@ -296,10 +299,10 @@ impl<T: Driver> Bound<'_, T> {
         }
         // INVARIANT: no queue is left to use; the `Virtqueue` handles see
         // `None` from now on.
-        vqs.0 = [None; MAX_VQS];
+        self.state.vqs.lock().0 = [None; MAX_VQS];
         // SAFETY: the device was reset (it touches no buffer any more) and
         // no queue handle can reach the queues (cleared above, under the
-        // lock every queue operation takes).
+        // lock every queue operation takes); process context.
         unsafe { bindings::virtio_del_vqs(self.device().0.as_ptr()) };
         *self.state.kept.lock() = None;
         // A device bound again starts with a clean slate.
@@ -344,7 +347,8 @@ pub(crate) enum SendError {
 }
 
 impl<T: Driver> Virtqueue<T> {
-    /// Runs `f` on the queue, if it still exists.
+    /// Runs `f` on the queue, if it still exists, under a spinlock: `f`
+    /// must not sleep.
     fn with<R>(&self, f: impl FnOnce(NonNull<bindings::virtqueue>) -> R) -> Result<R> {
         let vqs = self.state.vqs.lock();
         let q = vqs.0[self.idx].ok_or(ENODEV)?;
@@ -384,7 +388,7 @@ impl<T: Driver> Virtqueue<T> {
                     sg.as_mut_ptr(),
                     1,
                     q.as_ptr().cast(),
-                    bindings::GFP_KERNEL,
+                    bindings::GFP_NOWAIT | bindings::__GFP_NOWARN,
                 ))?;
                 bindings::virtqueue_kick(q.as_ptr());
             }
@@ -456,7 +460,8 @@ impl<T: Driver> Virtqueue<T> {
         let answered = || {
             let mut len: c_uint = 0;
             // SAFETY: a live queue (`with`), serialised by the lock.
-            let got = self.with(|q| !unsafe { bindings::virtqueue_get_buf(q.as_ptr(), &mut len) }.is_null());
+            let got = self
+                .with(|q| !unsafe { bindings::virtqueue_get_buf(q.as_ptr(), &mut len) }.is_null());
             ev.gone.load(Ordering::SeqCst) || (!ignore_answer() && got.unwrap_or(false))
         };
         while !ev.ack.wait_until(SLOW_MS, answered) {
@@ -540,7 +545,12 @@ impl<T: Driver> DriverReg<T> {
         }
         let p = (&*ctx as *const T::Ctx).cast_mut().cast::<c_void>();
         self.ctx
-            .compare_exchange(core::ptr::null_mut(), p, Ordering::AcqRel, Ordering::Acquire)
+            .compare_exchange(
+                core::ptr::null_mut(),
+                p,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
             .map_err(|_| EBUSY)?;
         // SAFETY: all-zero is a valid, empty `virtio_driver`.
         let mut d: bindings::virtio_driver = unsafe { core::mem::zeroed() };
@@ -655,7 +665,7 @@ extern "C" fn probe_c<T: Driver>(vdev: *mut bindings::virtio_device) -> c_int {
                     gone: AtomicBool::new(false),
                     lost: AtomicBool::new(false),
                 }),
-                vqs <- new_mutex!(Vqs([None; MAX_VQS])),
+                vqs <- new_spinlock!(Vqs([None; MAX_VQS])),
                 kept <- new_mutex!(None),
                 data <- data,
             }? Error),

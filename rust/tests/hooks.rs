@@ -81,5 +81,15 @@ static OPS_STALL_HOST: ParamOps = ParamOps::new::<StallHost>();
 static OPS_PAUSE_SCAN: ParamOps = ParamOps::new::<PauseScan>();
 static OPS_SCAN_FROM: ParamOps = ParamOps::new::<ScanFrom>();
 module_param!(PARAM_STALL_HOST, c"test_stall_host", &OPS_STALL_HOST, new);
-module_param!(PARAM_PAUSE_SCAN, c"test_pause_scan", &OPS_PAUSE_SCAN, new_writable);
-module_param!(PARAM_SCAN_FROM, c"test_scan_from_pfn", &OPS_SCAN_FROM, new_writable);
+module_param!(
+    PARAM_PAUSE_SCAN,
+    c"test_pause_scan",
+    &OPS_PAUSE_SCAN,
+    new_writable
+);
+module_param!(
+    PARAM_SCAN_FROM,
+    c"test_scan_from_pfn",
+    &OPS_SCAN_FROM,
+    new_writable
+);

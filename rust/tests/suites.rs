@@ -60,7 +60,7 @@ fn mech(t: &Test) -> Option<M> {
 
 /// Saves the knobs a test changes and puts them back on drop.
 struct Knobs<'a> {
-    sh: &'a M,
+    mech: &'a M,
     threshold: u64,
     flush: u32,
     delay: u32,
@@ -69,33 +69,33 @@ struct Knobs<'a> {
 }
 
 impl<'a> Knobs<'a> {
-    fn save(sh: &'a M) -> Self {
+    fn save(mech: &'a M) -> Self {
         Knobs {
-            sh,
-            threshold: sh.cfg.threshold_pages.load(Relaxed),
-            flush: sh.cfg.flush_ms.load(Relaxed),
-            delay: sh.cfg.delay_ms.load(Relaxed),
-            min_order: sh.cfg.min_order.load(Relaxed),
-            enabled: sh.cfg.enabled.load(Relaxed),
+            mech,
+            threshold: mech.cfg.threshold_pages.load(Relaxed),
+            flush: mech.cfg.flush_ms.load(Relaxed),
+            delay: mech.cfg.delay_ms.load(Relaxed),
+            min_order: mech.cfg.min_order.load(Relaxed),
+            enabled: mech.cfg.enabled.load(Relaxed),
         }
     }
 
     /// Stops the automatic hand-off (huge threshold, no idle flush) and
     /// empties every CPU's buffers, so that only the test drives reporting.
     fn quiesce(&self) {
-        self.sh.cfg.threshold_pages.store(u64::MAX, Relaxed);
-        self.sh.cfg.flush_ms.store(0, Relaxed);
-        self.sh.cfg.delay_ms.store(0, Relaxed);
+        self.mech.cfg.threshold_pages.store(u64::MAX, Relaxed);
+        self.mech.cfg.flush_ms.store(0, Relaxed);
+        self.mech.cfg.delay_ms.store(0, Relaxed);
         // An idle flush armed before would otherwise hand batches to the
         // worker behind the test's back.
-        Mechanism::cancel(self.sh.0.as_arc_borrow(), WORK_FLUSH);
-        self.sh.flush_all();
+        Mechanism::cancel(self.mech.0.as_arc_borrow(), WORK_FLUSH);
+        self.mech.flush_all();
     }
 }
 
 impl Drop for Knobs<'_> {
     fn drop(&mut self) {
-        let c = &self.sh.cfg;
+        let c = &self.mech.cfg;
         c.threshold_pages.store(self.threshold, Relaxed);
         c.flush_ms.store(self.flush, Relaxed);
         c.delay_ms.store(self.delay, Relaxed);
@@ -107,16 +107,16 @@ impl Drop for Knobs<'_> {
 /// Makes reports go to a recording transport for the life of the guard,
 /// then to the registered transport again.
 struct Recorder<'a> {
-    sh: &'a M,
+    mech: &'a M,
     rec: Arc<RecordingTransport>,
 }
 
 impl<'a> Recorder<'a> {
-    fn install(sh: &'a M, max_entries: usize) -> Result<Self> {
+    fn install(mech: &'a M, max_entries: usize) -> Result<Self> {
         let rec = RecordingTransport::new(max_entries)?;
         let t: Arc<dyn Transport> = rec.clone();
-        sh.set_test_transport(Some(t));
-        Ok(Recorder { sh, rec })
+        mech.set_test_transport(Some(t));
+        Ok(Recorder { mech, rec })
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut Record) -> R) -> Option<R> {
@@ -126,7 +126,7 @@ impl<'a> Recorder<'a> {
 
 impl Drop for Recorder<'_> {
     fn drop(&mut self) {
-        self.sh.set_test_transport(None);
+        self.mech.set_test_transport(None);
     }
 }
 
@@ -137,16 +137,16 @@ struct Setup<'a> {
     _knobs: Knobs<'a>,
 }
 
-fn quiet_recording<'a>(t: &Test, sh: &'a M) -> Option<Setup<'a>> {
-    quiet_recording_with(t, sh, 32)
+fn quiet_recording<'a>(t: &Test, mech: &'a M) -> Option<Setup<'a>> {
+    quiet_recording_with(t, mech, 32)
 }
 
 /// [`quiet_recording`] with a transport that takes `max_entries` entries
 /// per report.
-fn quiet_recording_with<'a>(t: &Test, sh: &'a M, max_entries: usize) -> Option<Setup<'a>> {
-    let knobs = Knobs::save(sh);
+fn quiet_recording_with<'a>(t: &Test, mech: &'a M, max_entries: usize) -> Option<Setup<'a>> {
+    let knobs = Knobs::save(mech);
     knobs.quiesce();
-    match Recorder::install(sh, max_entries) {
+    match Recorder::install(mech, max_entries) {
         Ok(rec) => Some(Setup { rec, _knobs: knobs }),
         Err(_) => {
             kexpect!(t, false, "no memory for the recorder");
@@ -274,9 +274,9 @@ fn entries_of(pfns: &[u64], order: u32, out: &mut [Entry]) -> usize {
 /// Frees of real pages show up in this CPU's capture buffer with their
 /// orders.
 fn capture_records_frees(t: &Test) {
-    let Some(sh) = mech(t) else { return };
-    let sh = &sh;
-    let knobs = Knobs::save(sh);
+    let Some(mech) = mech(t) else { return };
+    let mech = &mech;
+    let knobs = Knobs::save(mech);
     knobs.quiesce();
     let (Some(a), Some(b)) = (
         OwnedBlock::alloc(0, Alloc::Normal),
@@ -286,13 +286,13 @@ fn capture_records_frees(t: &Test) {
         return;
     };
     let (pa, pb) = (a.pfn(), b.pfn());
-    let before = sh.cpu_totals();
+    let before = mech.cpu_totals();
     // Free both and look at this CPU's buffer with interrupts off, so that
     // the entries cannot move to another CPU's view or be taken meanwhile.
     let irq = IrqOff::new();
     drop(a);
     drop(b);
-    let (found_a, found_b) = sh.with_this_cpu_buf(|buf| {
+    let (found_a, found_b) = mech.with_this_cpu_buf(|buf| {
         let s = buf.as_slice();
         (
             s.iter().any(|e| e.pfn() == pa && e.order() == 0),
@@ -312,16 +312,16 @@ fn capture_records_frees(t: &Test) {
         "order-3 free of pfn {:#x} not in this CPU's buffer",
         pb
     );
-    let after = sh.cpu_totals();
+    let after = mech.cpu_totals();
     kexpect!(t, after.captured_pages >= before.captured_pages + 9);
     kexpect!(t, after.captured_blocks >= before.captured_blocks + 2);
 }
 
 /// Isolated blocks stay out of the allocator until they are given back.
 fn isolation_keeps_pages_out(t: &Test) {
-    let Some(sh) = mech(t) else { return };
-    let sh = &sh;
-    let knobs = Knobs::save(sh);
+    let Some(mech) = mech(t) else { return };
+    let mech = &mech;
+    let knobs = Knobs::save(mech);
     knobs.quiesce();
     let mut pfns = [0u64; 8];
     let n = free_top_blocks(t, &mut pfns);
@@ -382,9 +382,9 @@ fn isolation_keeps_pages_out(t: &Test) {
 /// A report marks the blocks reported; they are not reported again, and
 /// allocating them clears the flag (the PG_uptodate alias).
 fn reported_flag_lifecycle(t: &Test) {
-    let Some(sh) = mech(t) else { return };
-    let sh = &sh;
-    let Some(setup) = quiet_recording(t, sh) else {
+    let Some(mech) = mech(t) else { return };
+    let mech = &mech;
+    let Some(setup) = quiet_recording(t, mech) else {
         return;
     };
     let rec = &setup.rec;
@@ -400,8 +400,8 @@ fn reported_flag_lifecycle(t: &Test) {
             *w = PfnRange::new(p, p + TOP_PAGES);
         }
     });
-    let skipped_before = sh.stats.skipped_reported_pages.load(Relaxed);
-    sh.process_entries(&mut e[..ne], n as u64 * TOP_PAGES);
+    let skipped_before = mech.stats.skipped_reported_pages.load(Relaxed);
+    mech.process_entries(&mut e[..ne], n as u64 * TOP_PAGES);
 
     let (pages, seen_free, covered) = rec
         .with(|r| {
@@ -428,12 +428,12 @@ fn reported_flag_lifecycle(t: &Test) {
 
     // The same blocks again: nothing new goes out.
     let ne = entries_of(&pfns[..n], TOP, &mut e);
-    sh.process_entries(&mut e[..ne], n as u64 * TOP_PAGES);
+    mech.process_entries(&mut e[..ne], n as u64 * TOP_PAGES);
     let pages2 = rec.with(|r| r.watched_pages).unwrap_or(0);
     kexpect_eq!(t, pages2, pages);
     kexpect!(
         t,
-        sh.stats.skipped_reported_pages.load(Relaxed) >= skipped_before + n as u64 * TOP_PAGES
+        mech.stats.skipped_reported_pages.load(Relaxed) >= skipped_before + n as u64 * TOP_PAGES
     );
 
     // Allocate every top-order block: ours come back with the flag clear.
@@ -464,9 +464,9 @@ fn reported_flag_lifecycle(t: &Test) {
 
 /// A failed report gives the pages back unmarked and counts the error.
 fn transport_error_leaves_unmarked(t: &Test) {
-    let Some(sh) = mech(t) else { return };
-    let sh = &sh;
-    let Some(setup) = quiet_recording(t, sh) else {
+    let Some(mech) = mech(t) else { return };
+    let mech = &mech;
+    let Some(setup) = quiet_recording(t, mech) else {
         return;
     };
     let rec = &setup.rec;
@@ -476,10 +476,10 @@ fn transport_error_leaves_unmarked(t: &Test) {
     let zero = Entry::new(0, 0).unwrap_or_else(|| unreachable!());
     let mut e = [zero; 2];
     let ne = entries_of(&pfns[..n], TOP, &mut e);
-    let errs = sh.stats.transport_errors.load(Relaxed);
-    sh.process_entries(&mut e[..ne], n as u64 * TOP_PAGES);
-    kexpect!(t, sh.stats.transport_errors.load(Relaxed) > errs);
-    kexpect_eq!(t, sh.stats.isolated_pages.load(Relaxed), 0);
+    let errs = mech.stats.transport_errors.load(Relaxed);
+    mech.process_entries(&mut e[..ne], n as u64 * TOP_PAGES);
+    kexpect!(t, mech.stats.transport_errors.load(Relaxed) > errs);
+    kexpect_eq!(t, mech.stats.isolated_pages.load(Relaxed), 0);
     for &pfn in &pfns[..n] {
         let st = sys::page_state(pfn);
         kexpect!(
@@ -496,17 +496,17 @@ fn transport_error_leaves_unmarked(t: &Test) {
 /// The hand-off: crossing the threshold reports freed memory without any
 /// explicit flush, through the real free path, hook and worker.
 fn threshold_triggers_report(t: &Test) {
-    let Some(sh) = mech(t) else { return };
-    let sh = &sh;
-    let Some(setup) = quiet_recording(t, sh) else {
+    let Some(mech) = mech(t) else { return };
+    let mech = &mech;
+    let Some(setup) = quiet_recording(t, mech) else {
         return;
     };
     let rec = &setup.rec;
-    sh.cfg.threshold_pages.store(4 * TOP_PAGES, Relaxed);
+    mech.cfg.threshold_pages.store(4 * TOP_PAGES, Relaxed);
     let mut pfns = [0u64; 8];
     let n = free_top_blocks(t, &mut pfns);
     // No flush: only the free path's own hand-off can have queued work.
-    sh.wait_queued();
+    mech.wait_queued();
     let pages = rec.with(|r| r.pages).unwrap_or(0);
     kexpect!(
         t,
@@ -515,21 +515,21 @@ fn threshold_triggers_report(t: &Test) {
         pages,
         n as u64 * TOP_PAGES
     );
-    kexpect_eq!(t, sh.stats.isolated_pages.load(Relaxed), 0);
+    kexpect_eq!(t, mech.stats.isolated_pages.load(Relaxed), 0);
 }
 
 /// A CPU going offline hands what its buffer holds to the worker: blocks
 /// freed on it, from interrupt context, are reported once it is down.
 fn cpu_offline_hands_over(t: &Test) {
-    let Some(sh) = mech(t) else { return };
-    let sh = &sh;
+    let Some(mech) = mech(t) else { return };
+    let mech = &mech;
     // CPU 0 cannot go offline on x86. If the test runs on the chosen CPU,
     // the IPI runs locally with interrupts off and hotplug migrates us.
     let Some(cpu) = (1..nr_cpu_ids()).rev().find(|&c| sys::cpu_online(c)) else {
         kexpect!(t, false, "needs a second online CPU that can go offline");
         return;
     };
-    let Some(setup) = quiet_recording(t, sh) else {
+    let Some(setup) = quiet_recording(t, mech) else {
         return;
     };
     let rec = &setup.rec;
@@ -546,7 +546,7 @@ fn cpu_offline_hands_over(t: &Test) {
         pfns.iter().all(|&p| p != 0),
         "top-order allocation failed"
     );
-    let handoffs = sh.stats.hotplug_handoffs.load(Relaxed);
+    let handoffs = mech.stats.hotplug_handoffs.load(Relaxed);
     let mut free_there = || blocks.iter_mut().for_each(|b| drop(b.take()));
     kexpect!(
         t,
@@ -556,7 +556,7 @@ fn cpu_offline_hands_over(t: &Test) {
     );
     let down = sys::cpu_down(cpu);
     kexpect!(t, down.is_ok(), "CPU {} would not go offline", cpu);
-    sh.wait_queued();
+    mech.wait_queued();
     if down.is_ok() {
         kexpect!(
             t,
@@ -565,7 +565,7 @@ fn cpu_offline_hands_over(t: &Test) {
             cpu
         );
     }
-    kexpect!(t, sh.stats.hotplug_handoffs.load(Relaxed) > handoffs);
+    kexpect!(t, mech.stats.hotplug_handoffs.load(Relaxed) > handoffs);
     let covered = rec
         .with(|r| {
             pfns.iter()
@@ -594,14 +594,14 @@ fn cpu_offline_hands_over(t: &Test) {
 fn per_cpu_frees_are_retried(t: &Test) {
     const N: usize = 32;
     const ATTEMPTS: usize = 20;
-    let Some(sh) = mech(t) else { return };
-    let sh = &sh;
-    let Some(setup) = quiet_recording(t, sh) else {
+    let Some(mech) = mech(t) else { return };
+    let mech = &mech;
+    let Some(setup) = quiet_recording(t, mech) else {
         return;
     };
     let order = mm::pageblock_order();
     let pages = 1u64 << order;
-    sh.cfg.min_order.store(order, Relaxed);
+    mech.cfg.min_order.store(order, Relaxed);
     let reported = |rec: &Recorder<'_>, pfns: &[u64]| -> usize {
         rec.with(|r| {
             pfns.iter()
@@ -618,11 +618,11 @@ fn per_cpu_frees_are_retried(t: &Test) {
         setup.rec.with(|r| r.nranges = 0);
         let n = alloc_leaked(order, &mut pfns);
         kexpect_eq!(t, n, N);
-        let unlisted = sh.stats.unlisted_pages.load(Relaxed);
+        let unlisted = mech.stats.unlisted_pages.load(Relaxed);
         free_leaked(order, &pfns[..n]);
-        sh.flush_all();
+        mech.flush_all();
         let first = reported(&setup.rec, &pfns[..n]);
-        if sh.stats.unlisted_pages.load(Relaxed) > unlisted {
+        if mech.stats.unlisted_pages.load(Relaxed) > unlisted {
             break (n, first);
         }
         if attempt == ATTEMPTS {
@@ -637,10 +637,10 @@ fn per_cpu_frees_are_retried(t: &Test) {
             return;
         }
     };
-    let rounds = sh.stats.retry_rounds.load(Relaxed);
-    sh.retry_round();
+    let rounds = mech.stats.retry_rounds.load(Relaxed);
+    mech.retry_round();
     let after = reported(&setup.rec, &pfns[..n]);
-    kexpect!(t, sh.stats.retry_rounds.load(Relaxed) > rounds);
+    kexpect!(t, mech.stats.retry_rounds.load(Relaxed) > rounds);
     kexpect!(
         t,
         after == n,
@@ -658,12 +658,12 @@ fn per_cpu_frees_are_retried(t: &Test) {
 fn spilled_frees_are_reported(t: &Test) {
     const FILL: usize = 2 * hinting::CAPTURE_ENTRIES + 64;
     const TOPS: usize = 8;
-    let Some(sh) = mech(t) else { return };
-    let sh = &sh;
-    let Some(setup) = quiet_recording(t, sh) else {
+    let Some(mech) = mech(t) else { return };
+    let mech = &mech;
+    let Some(setup) = quiet_recording(t, mech) else {
         return;
     };
-    sh.cfg.min_order.store(TOP, Relaxed);
+    mech.cfg.min_order.store(TOP, Relaxed);
     let mut fill = KVec::from_elem(0u64, FILL, GFP_KERNEL).unwrap_or_default();
     let m = alloc_leaked(0, &mut fill);
     let mut tops = [0u64; TOPS];
@@ -674,25 +674,25 @@ fn spilled_frees_are_reported(t: &Test) {
             *w = PfnRange::new(p, p + TOP_PAGES);
         }
     });
-    let spans = sh.stats.overflow_spans.load(Relaxed);
+    let spans = mech.stats.overflow_spans.load(Relaxed);
     {
         // Holding the worker, the work item can take one buffer at most
         // and then waits: the other fills, and what follows spills.
         // Interrupts stay off across both calls, so every free lands in
         // this CPU's buffers.
-        let _w = sh.hold_worker();
+        let _w = mech.hold_worker();
         let irq = IrqOff::new();
         free_leaked(0, &fill[..m]);
         free_leaked(TOP, &tops[..n]);
         drop(irq);
     }
-    sh.flush_all();
+    mech.flush_all();
     kexpect!(
         t,
-        sh.stats.overflow_spans.load(Relaxed) > spans,
+        mech.stats.overflow_spans.load(Relaxed) > spans,
         "no spilled span reached the retry list"
     );
-    sh.retry_round();
+    mech.retry_round();
     let watched = setup.rec.with(|r| r.watched_pages).unwrap_or(0);
     kexpect_eq!(t, watched, TOPS as u64 * TOP_PAGES);
 }
@@ -703,12 +703,12 @@ fn spilled_frees_are_reported(t: &Test) {
 /// range.
 fn small_queue_splits_reports(t: &Test) {
     const N: usize = 16;
-    let Some(sh) = mech(t) else { return };
-    let sh = &sh;
-    let Some(setup) = quiet_recording_with(t, sh, 1) else {
+    let Some(mech) = mech(t) else { return };
+    let mech = &mech;
+    let Some(setup) = quiet_recording_with(t, mech, 1) else {
         return;
     };
-    sh.cfg.min_order.store(TOP, Relaxed);
+    mech.cfg.min_order.store(TOP, Relaxed);
     let mut pfns = [0u64; N];
     let n = alloc_leaked(TOP, &mut pfns);
     kexpect_eq!(t, n, N);
@@ -728,7 +728,7 @@ fn small_queue_splits_reports(t: &Test) {
         }
     });
     free_leaked(TOP, &freed[..half]);
-    sh.flush_all();
+    mech.flush_all();
     free_leaked(TOP, &kept[..n - half]);
     let (reports, entries, watched) = setup
         .rec
@@ -748,13 +748,13 @@ fn stuck_host_blocks_nothing(t: &Test) {
     const FILL: usize = 2 * hinting::CAPTURE_ENTRIES + 64;
     const FIRST: usize = 16;
     const TOPS: usize = 16;
-    let Some(sh) = mech(t) else { return };
-    let sh = &sh;
-    let Some(setup) = quiet_recording(t, sh) else {
+    let Some(mech) = mech(t) else { return };
+    let mech = &mech;
+    let Some(setup) = quiet_recording(t, mech) else {
         return;
     };
-    sh.cfg.min_order.store(TOP, Relaxed);
-    sh.cfg.threshold_pages.store(TOP_PAGES, Relaxed);
+    mech.cfg.min_order.store(TOP, Relaxed);
+    mech.cfg.threshold_pages.store(TOP_PAGES, Relaxed);
     let mut first = [0u64; FIRST];
     let k = alloc_leaked(TOP, &mut first);
     let mut tops = [0u64; TOPS];
@@ -767,7 +767,7 @@ fn stuck_host_blocks_nothing(t: &Test) {
             *w = PfnRange::new(p, p + TOP_PAGES);
         }
     });
-    let overflow = sh.cpu_totals().overflow_blocks;
+    let overflow = mech.cpu_totals().overflow_blocks;
     let stalled = STALLED.load(Relaxed);
     STALL.store(true, Release);
     // More than the cap: the worker isolates up to it, reports, and waits.
@@ -778,8 +778,8 @@ fn stuck_host_blocks_nothing(t: &Test) {
         waited += 10;
     }
     kexpect!(t, STALLED.load(Relaxed) > stalled, "no report began");
-    let cap = sh.cfg.max_isolated.load(Relaxed);
-    let held = sh.stats.isolated_pages.load(Relaxed);
+    let cap = mech.cfg.max_isolated.load(Relaxed);
+    let held = mech.stats.isolated_pages.load(Relaxed);
     kexpect!(t, held <= cap, "{} pages isolated, cap {}", held, cap);
     // Frees with interrupts off stay on this CPU: its buffers fill and the
     // top-order blocks land in the spill.
@@ -794,17 +794,17 @@ fn stuck_host_blocks_nothing(t: &Test) {
     kexpect!(t, a > 0, "no allocation while the host was stuck");
     kexpect!(
         t,
-        sh.cpu_totals().overflow_blocks > overflow,
+        mech.cpu_totals().overflow_blocks > overflow,
         "no free was turned away while the host was stuck"
     );
-    kexpect!(t, sh.stats.isolated_pages.load(Relaxed) <= cap);
+    kexpect!(t, mech.stats.isolated_pages.load(Relaxed) <= cap);
     STALL.store(false, Release);
-    sh.wait_queued();
-    sh.flush_all();
-    sh.retry_round();
+    mech.wait_queued();
+    mech.flush_all();
+    mech.retry_round();
     let watched = setup.rec.with(|r| r.watched_pages).unwrap_or(0);
     kexpect_eq!(t, watched, n as u64 * TOP_PAGES);
-    kexpect_eq!(t, sh.stats.isolated_pages.load(Relaxed), 0);
+    kexpect_eq!(t, mech.stats.isolated_pages.load(Relaxed), 0);
 }
 
 /// Isolating a block for a report leaves its pageblock's migratetype as it
@@ -812,9 +812,9 @@ fn stuck_host_blocks_nothing(t: &Test) {
 /// pageblock movable (`__isolate_free_page()` claims it from half a
 /// pageblock up), which would defeat the allocator's anti-fragmentation.
 fn isolation_keeps_pageblock_type(t: &Test) {
-    let Some(sh) = mech(t) else { return };
-    let sh = &sh;
-    let knobs = Knobs::save(sh);
+    let Some(mech) = mech(t) else { return };
+    let mech = &mech;
+    let knobs = Knobs::save(mech);
     knobs.quiesce();
     let order = mm::pageblock_order();
     let half = 1u64 << (order - 1);

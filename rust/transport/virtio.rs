@@ -22,8 +22,7 @@ use crate::kernel_ext::{
     free_page_hint::{Report, REPORT_MAX},
     mm,
     virtio::{
-        self, consts, Bound, Device, DeviceId, DriverReg, Registered, SendError, SgTable,
-        Virtqueue,
+        self, consts, Bound, Device, DeviceId, DriverReg, Registered, SendError, SgTable, Virtqueue,
     },
 };
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering::Relaxed, Ordering::SeqCst};

@@ -19,6 +19,9 @@ fi
 step "patch series: checkpatch"
 "$ROOT/tools/patches.sh" check
 
+step "module: layout (one-way dependencies, unsafe only in rust/kernel_ext/)"
+python3 "$ROOT/tools/check-layout.py"
+
 step "module: rustfmt"
 "$ROOT/tools/kernel.sh" normal >/dev/null
 rustfmt_cfg=$CACHE/kernel/src/.rustfmt.toml

@@ -2,13 +2,19 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Show that the in-guest tests catch the bugs they guard against: build the
-# debug module once per deliberate break (code under `#[cfg(ph_break_<name>)]`
-# in rust/), boot the check-kunit scenario with it, and require the test that
-# guards against that bug to fail. Any break that leaves its test green fails
-# this script. Not part of `make check` (one guest boot per break, ~2 min
-# each here); run it with `make check-teeth` after changing a test.
+# debug module once per deliberate break (tools/teeth/<name>.patch, which
+# tools/module.sh applies to its copy of the sources when PH_BREAK=<name>),
+# boot the check-kunit scenario with it, and require the test that guards
+# against that bug to fail. Any break that leaves its test green fails this
+# script. Not part of `make check` (one guest boot per break, ~2 min each
+# here); run it with `make check-teeth` after changing a test.
+#
+# First, and alone with --patches (tools/check-host.sh runs that: no build,
+# no boot), every break's patch must apply exactly to the current sources, so
+# that a patch the code moved away from fails at once, not after the boots.
 #
 # Usage: tools/check-teeth.sh [break...]
+#        tools/check-teeth.sh --patches
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -33,9 +39,46 @@ declare -A GUARD=(
 	[unload]=e2e:stuck-unload
 	[hypercall]=e2e:poison-negotiated
 )
+TEETH=$ROOT/tools/teeth
+
+# Checks that the patches of breaks $@ apply to $ROOT without fuzz (a dry
+# run: nothing is changed).
+patches_apply() {
+	local b out bad=0
+	for b; do
+		if ! out=$(patch -d "$ROOT" -p1 --dry-run -s --forward --fuzz=0 <"$TEETH/$b.patch" 2>&1); then
+			info "teeth: tools/teeth/$b.patch does not apply to the current sources: ${out//$'\n'/; }"
+			bad=1
+		fi
+	done
+	((bad == 0)) || die "stale teeth patches: regenerate them against the current sources (tools/teeth/README)"
+}
+
+if [[ ${1:-} == --patches ]]; then
+	# Every break has a patch, every patch a break, and each applies.
+	bad=0
+	for b in "${!GUARD[@]}"; do
+		[[ -f $TEETH/$b.patch ]] || { info "teeth: break '$b' has no tools/teeth/$b.patch"; bad=1; }
+	done
+	for p in "$TEETH"/*.patch; do
+		b=$(basename "$p" .patch)
+		[[ -n ${GUARD[$b]:-} ]] || { info "teeth: $p is not a break of GUARD (tools/check-teeth.sh)"; bad=1; }
+	done
+	((bad == 0)) || die "tools/teeth/ and the breaks of tools/check-teeth.sh differ"
+	mapfile -t all < <(printf '%s\n' "${!GUARD[@]}" | sort)
+	patches_apply "${all[@]}"
+	info "teeth: all ${#all[@]} break patches apply"
+	exit 0
+fi
+
 breaks=("$@")
 ((${#breaks[@]})) || breaks=(capture isolation mark error kick hotplug leak retry drain spill queue cap knob freeze unload
 	hypercall)
+for b in "${breaks[@]}"; do
+	[[ -n ${GUARD[$b]:-} ]] || die "unknown break '$b' (known: ${!GUARD[*]})"
+	[[ -f $TEETH/$b.patch ]] || die "break '$b' has no tools/teeth/$b.patch"
+done
+patches_apply "${breaks[@]}"
 
 kbuild=$("$ROOT/tools/kernel.sh" debug)
 res=$OUT/teeth

@@ -8,18 +8,25 @@
 #
 # Usage: tools/module.sh normal|debug|distro|rt     prints the path of the .ko
 #
-# PH_BREAK=<name> builds a deliberately broken variant (rust code under
-# `#[cfg(ph_break_<name>)]`) in its own directory; tools/check-teeth.sh
-# uses it to show that each test catches the bug it guards against.
+# PH_BREAK=<name> builds a deliberately broken variant in its own directory:
+# the mirrored sources with tools/teeth/<name>.patch applied (the repository's
+# own sources are never changed); tools/check-teeth.sh uses it to show that
+# each test catches the bug it guards against.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 variant=${1:-normal}
 case $variant in normal | debug | distro | rt) ;; *) die "usage: $0 normal|debug|distro|rt" ;; esac
 
-kbuild=$("$ROOT/tools/kernel.sh" "$variant")
 brk=${PH_BREAK:-}
 [[ $brk =~ ^[a-z_]*$ ]] || die "bad PH_BREAK: $brk"
+brk_patch=
+if [[ -n $brk ]]; then
+	brk_patch=$ROOT/tools/teeth/$brk.patch
+	[[ -f $brk_patch ]] ||
+		die "PH_BREAK=$brk: no $brk_patch (known: $(cd "$ROOT/tools/teeth" && ls -- *.patch | sed 's/\.patch$//' | xargs))"
+fi
+kbuild=$("$ROOT/tools/kernel.sh" "$variant")
 mdir=$CACHE/module-$variant${brk:+-break-$brk}
 rflags=-Dwarnings
 # The debug variant is the test build: it carries the KUnit suites and the
@@ -31,10 +38,20 @@ mkdir -p "$mdir"
 # with an mtime older than the last build (another tree sharing the cache,
 # a checkout of older code) would not be rebuilt: if anything was copied,
 # the crate root is touched (the module is one crate, built as a whole).
-changed=$(rsync -a -i --delete --include='/Kbuild' --include='/rust/' --include='/rust/*.rs' \
+# A break's directory holds patched files from its last build: -c compares
+# contents, so every file the patch changed is copied back pristine, whatever
+# its mtime, before the patch is applied again.
+changed=$(rsync -a ${brk:+-c} -i --delete --include='/Kbuild' --include='/rust/' --include='/rust/*.rs' \
 	--include='/rust/core/' --include='/rust/core/src/' --include='/rust/core/src/*.rs' \
 	--exclude='/rust/core/*' --include='/rust/*/' --include='/rust/*/*.rs' \
 	--exclude='*' "$ROOT/" "$mdir/")
+if [[ -n $brk ]]; then
+	# No fuzz, no backup or reject files: a patch that does not apply
+	# exactly (the code it breaks changed) fails here, loudly.
+	patch -d "$mdir" -p1 -s --forward --fuzz=0 --no-backup-if-mismatch -r - <"$brk_patch" >&2 ||
+		die "PH_BREAK=$brk: $brk_patch does not apply to the current sources; regenerate it (see tools/teeth/README)"
+	changed=1
+fi
 [[ -z $changed ]] || touch "$mdir/rust/page_hinting_main.rs"
 
 log=$mdir.log

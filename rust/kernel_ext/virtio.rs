@@ -458,11 +458,16 @@ impl<T: Driver> Virtqueue<T> {
         }
         let mut waited = 0u32;
         let answered = || {
-            let mut len: c_uint = 0;
-            // SAFETY: a live queue (`with`), serialised by the lock.
-            let got = self
-                .with(|q| !unsafe { bindings::virtqueue_get_buf(q.as_ptr(), &mut len) }.is_null());
-            ev.gone.load(Ordering::SeqCst) || (!ignore_answer() && got.unwrap_or(false))
+            let got = || {
+                let mut len: c_uint = 0;
+                self.with(|q| {
+                    // SAFETY: a live queue (`with`), serialised by the lock.
+                    let buf = unsafe { bindings::virtqueue_get_buf(q.as_ptr(), &mut len) };
+                    !buf.is_null()
+                })
+                .unwrap_or(false)
+            };
+            ev.gone.load(Ordering::SeqCst) || (!ignore_answer() && got())
         };
         while !ev.ack.wait_until(SLOW_MS, answered) {
             waited += SLOW_MS / 1000;

@@ -12,9 +12,10 @@
 //! [`CaptureBuf`] is designed to be used in pairs: the free path appends to
 //! the active buffer (under the caller's lock) while a worker sorts, merges
 //! and reports the other one. When [`CaptureBuf::push`] answers
-//! [`Push::Ready`], the caller flips the active index (an atomic in the
-//! kernel module), schedules the worker and goes on appending to the other,
-//! empty buffer. The worker works on [`CaptureBuf::as_mut_slice`] in place
+//! [`Push::Ready`], the caller schedules the worker, which swaps the two
+//! buffers under the caller's lock (in the kernel module: two boxed
+//! buffers whose pointers trade places) and processes the full one, while
+//! the free path goes on appending to the other, empty buffer. The worker works on [`CaptureBuf::as_mut_slice`] in place
 //! (see [`crate::ranges::sort`]) and ends with [`CaptureBuf::clear`], which
 //! is O(1), so the buffer is ready to become the active one again. A buffer
 //! answers [`Push::Full`] rather than overwrite entries, so a worker that
@@ -22,8 +23,8 @@
 //! of what it turned away ([`CaptureBuf::spilled`]), so that the worker can
 //! scan that span later instead of losing those hints.
 //!
-//! A `CaptureBuf<N>` is `8 * N + 16` bytes: keep large ones out of the
-//! kernel stack (a `static`, or allocated and initialised in place).
+//! A `CaptureBuf<N>` is `8 * N + 32` bytes: keep large ones out of the
+//! kernel stack (allocated and initialised in place).
 
 /// The largest page order a freed block can have (`MAX_PAGE_ORDER` of
 /// Linux 6.12 on x86_64): blocks are at most `1 << 10` pages (4 MiB).

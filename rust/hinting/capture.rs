@@ -26,7 +26,7 @@ use kernel::{init::PinInit, prelude::*, sync::ArcBorrow};
 /// One capture buffer.
 pub(super) type Buf = CaptureBuf<CAPTURE_ENTRIES>;
 
-/// One CPU'state capture state, behind its lock.
+/// One CPU's capture state, behind its lock.
 pub(super) struct CpuState {
     /// The buffer the free path appends to.
     active: KBox<Buf>,
@@ -43,10 +43,12 @@ pub(super) struct CpuState {
     overflow_pages: u64,
 }
 
-/// One CPU'state capture lock and state.
+/// One CPU's capture lock and state. The innermost lock: taken with
+/// interrupts off, under the worker mutex or none, never around another
+/// lock (order: knob lock, worker mutex, capture lock).
 pub(super) type CpuCapture = IrqSpinLock<CpuState>;
 
-/// An initialiser for one CPU'state capture state, with its two buffers.
+/// An initialiser for one CPU's capture state, with its two buffers.
 pub(super) fn new_cpu() -> Result<impl PinInit<CpuCapture>> {
     let state = CpuState {
         active: mm::zeroed_box()?,
@@ -61,7 +63,7 @@ pub(super) fn new_cpu() -> Result<impl PinInit<CpuCapture>> {
     Ok(new_irq_spinlock!(state, "page_hinting_cpu"))
 }
 
-/// Takes `cpu`'state active buffer if it holds entries (and the spare is there
+/// Takes `cpu`'s active buffer if it holds entries (and the spare is there
 /// to replace it), runs `f` on it with the time its newest entry was
 /// captured (0: not kept), then empties it and gives it back as the spare.
 /// Returns whether there was a buffer to take.
@@ -133,7 +135,7 @@ impl Engine {
         t
     }
 
-    /// Runs `f` on this CPU'state active buffer (tests look at what the free
+    /// Runs `f` on this CPU's active buffer (tests look at what the free
     /// path stored).
     #[cfg(ph_tests)]
     pub(crate) fn with_this_cpu_buf<R>(&self, f: impl FnOnce(&Buf) -> R) -> R {

@@ -216,6 +216,8 @@ pub(crate) struct Engine {
     pub(crate) cfg: Config,
     pub(crate) stats: Stats,
     cpus: PerCpu<capture::CpuCapture>,
+    /// The worker's state; taken after `knob_lock`, before a CPU's
+    /// capture lock.
     #[pin]
     worker: Mutex<Worker>,
     /// Serialises knob writers, so that a knob made of two values

@@ -13,16 +13,22 @@ echo 'page-hinting-none' >/sys/module/kunit/parameters/filter_glob ||
 
 # Unload with pending and in-flight batches: free memory must come back to
 # its baseline (an isolated page never returned would be missing from it).
-# Each cycle frees 2 x 48 MiB while the module is loaded and unloads it
-# at a different moment of the frees. A few cycles first let slab caches
-# and per-CPU lists reach their steady size.
+# Each cycle frees 2 x 48 MiB while the module is loaded. Even cycles unload
+# once this load has sent a report (so every one of them has put isolated
+# blocks back, however slow the guest is), odd ones at a different moment
+# of the frees. A few cycles first let slab caches and per-CPU lists reach
+# their steady size.
 cycles() {
 	i=0
 	while [ $i -lt "$1" ]; do
 		insmod "$MOD" || fail "insmod $i"
 		memhog alloc-free 48 0 >/dev/null &
 		memhog alloc-free 48 0 >/dev/null &
-		sleep 0.$((i % 5))
+		if [ $((i % 2)) -eq 0 ]; then
+			wait_for 60 "a report in load/unload cycle $i" stat_above reports 0
+		else
+			sleep 0.$((i % 10 / 2))
+		fi
 		rmmod page_hinting || fail "rmmod $i"
 		wait
 		i=$((i + 1))

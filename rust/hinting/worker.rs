@@ -4,7 +4,8 @@
 //! the mechanism's work items, one at a time, under the worker mutex.
 
 use super::{
-    capture, Engine, Mechanism, ReportError, Transport, Worker, RETRY_GAP, WORK_BATCHES, WORK_RETRY,
+    capture, Engine, Mechanism, ReportError, Transport, Worker, RETRY_GAP, RETRY_RANGES,
+    WORK_BATCHES, WORK_RETRY,
 };
 use crate::batch::Limits;
 use crate::capture::Entry;
@@ -13,6 +14,7 @@ use crate::kernel_ext::{
     mm,
 };
 use crate::ranges::{cut, merge, sort, PfnRange};
+use crate::retry::Retry;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use kernel::{prelude::*, sync::ArcBorrow};
 
@@ -122,12 +124,12 @@ pub(crate) fn process_entries(mech: ArcBorrow<'_, Mechanism>, entries: &mut [Ent
     let section = Section::begin();
     let mut held = Isolated::new(&section, store);
     for r in cut(merge(entries), min_order) {
-        let skipped = engine.scan_range(&mut held, transport, r, min_order);
-        if skipped.unlisted != 0 && !retry.push(r, RETRY_GAP) {
-            engine
-                .stats
-                .retry_dropped_pages
-                .fetch_add(r.pages(), Relaxed);
+        if engine
+            .scan_range(&mut held, transport, r, min_order)
+            .unlisted
+            != 0
+        {
+            engine.retry_later(retry, r);
         }
     }
     engine.report(&mut held, transport, min_order);
@@ -200,12 +202,8 @@ pub(crate) fn retry_round(mech: ArcBorrow<'_, Mechanism>) {
             .scan_range(&mut held, transport, span, min_order)
             .unlisted
             != 0
-        && !retry.push(span, RETRY_GAP)
     {
-        engine
-            .stats
-            .retry_dropped_pages
-            .fetch_add(span.pages(), Relaxed);
+        engine.retry_later(retry, span);
     }
     engine.report(&mut held, transport, min_order);
     drop(held);
@@ -214,6 +212,14 @@ pub(crate) fn retry_round(mech: ArcBorrow<'_, Mechanism>) {
 }
 
 impl Engine {
+    /// Puts `r`, which still has pages on per-CPU lists, on the retry list;
+    /// what the list cannot take is counted as dropped.
+    fn retry_later(&self, retry: &mut Retry<RETRY_RANGES>, r: PfnRange) {
+        if !retry.push(r, RETRY_GAP) {
+            self.stats.retry_dropped_pages.fetch_add(r.pages(), Relaxed);
+        }
+    }
+
     /// Isolates the free blocks of `r`, reporting whenever the held blocks
     /// fill up or reach the isolation cap. Returns what the scan skipped.
     fn scan_range(

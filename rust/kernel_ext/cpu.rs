@@ -3,12 +3,8 @@
 //! CPUs: per-CPU memory, an interrupts-off token, the possible CPUs and the
 //! CPU hotplug "dead" callback.
 
-use core::{
-    ffi::c_void,
-    marker::PhantomData,
-    ptr::NonNull,
-    sync::atomic::{AtomicPtr, Ordering},
-};
+use crate::kernel_ext::slot::ArcSlot;
+use core::{ffi::c_void, marker::PhantomData, ptr::NonNull};
 use kernel::{
     bindings,
     ffi::{c_char, c_int, c_uint, c_ulong},
@@ -192,7 +188,7 @@ pub(crate) trait CpuDead: Send + Sync + 'static {
 }
 
 /// The data of the one [`CpuDeadHook`] registered, or null.
-static DEAD_DATA: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
+static DEAD_DATA: ArcSlot = ArcSlot::new();
 
 /// A dynamic CPU hotplug state whose teardown calls `T::dead`; removed on
 /// drop. One can be registered at a time (`EBUSY` otherwise).
@@ -200,7 +196,7 @@ static DEAD_DATA: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
 /// # Invariants
 ///
 /// `state` is a registered dynamic state whose teardown is
-/// `dead_tramp::<T>`, and `DEAD_DATA` holds `data`'s pointer until drop.
+/// `dead_tramp::<T>`, and `DEAD_DATA` is claimed with `data` until drop.
 pub(crate) struct CpuDeadHook<T: CpuDead> {
     state: c_int,
     data: Arc<T>,
@@ -211,12 +207,12 @@ pub(crate) struct CpuDeadHook<T: CpuDead> {
 /// Only the CPU hotplug core calls it, while the state of the
 /// [`CpuDeadHook<T>`] that set `DEAD_DATA` is registered.
 unsafe extern "C" fn dead_tramp<T: CpuDead>(cpu: c_uint) -> c_int {
-    let p = DEAD_DATA.load(Ordering::Acquire).cast::<T>();
-    if !p.is_null() {
-        // SAFETY: `DEAD_DATA` holds the pointer of the `Arc<T>` the
-        // registration owns (type invariant), which lives until the state
-        // was removed, and removal waits for this callback.
-        T::dead(unsafe { ArcBorrow::from_raw(p) }, cpu);
+    // SAFETY: `DEAD_DATA` was claimed with the `Arc<T>` of the
+    // registration whose state calls this function for this `T` (type
+    // invariant); it is cleared only after the state was removed, which
+    // waits for this callback.
+    if let Some(data) = unsafe { DEAD_DATA.get::<T>() } {
+        T::dead(data, cpu);
     }
     0
 }
@@ -225,16 +221,7 @@ impl<T: CpuDead> CpuDeadHook<T> {
     /// Registers `data`'s `dead`, without calling it for CPUs that are
     /// already down.
     pub(crate) fn new(name: &'static CStr, data: Arc<T>) -> Result<Self> {
-        // The data's address, which is what `Arc::into_raw` would return.
-        let p = (&*data as *const T).cast_mut().cast::<c_void>();
-        DEAD_DATA
-            .compare_exchange(
-                core::ptr::null_mut(),
-                p,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .map_err(|_| EBUSY)?;
+        DEAD_DATA.claim(&data)?;
         // SAFETY: `name` is static; the callback is a function of this
         // module, which stays loaded until the state is removed on drop.
         let ret = unsafe {
@@ -248,7 +235,7 @@ impl<T: CpuDead> CpuDeadHook<T> {
             )
         };
         if ret < 0 {
-            DEAD_DATA.store(core::ptr::null_mut(), Ordering::Release);
+            DEAD_DATA.clear();
             return Err(Error::from_errno(ret));
         }
         // INVARIANT: registered, and `DEAD_DATA` points at `data`.
@@ -261,7 +248,7 @@ impl<T: CpuDead> Drop for CpuDeadHook<T> {
         // SAFETY: removes the state we set up (type invariant); when it
         // returns no callback runs any more.
         unsafe { bindings::__cpuhp_remove_state(self.state as bindings::cpuhp_state, false) };
-        DEAD_DATA.store(core::ptr::null_mut(), Ordering::Release);
+        DEAD_DATA.clear();
         let _ = &self.data;
     }
 }

@@ -15,12 +15,9 @@
 
 use crate::batch::{Batcher, Limits};
 use crate::capture::Entry;
+use crate::kernel_ext::slot::ArcSlot;
 use crate::ranges::{merge, Merge, PfnRange};
-use core::{
-    ffi::c_void,
-    marker::PhantomData,
-    sync::atomic::{AtomicPtr, Ordering},
-};
+use core::marker::PhantomData;
 use kernel::{
     bindings,
     error::to_result,
@@ -43,22 +40,20 @@ pub(crate) trait FreeHook: Send + Sync + 'static {
 }
 
 /// The data of the [`HookRegistration`] attached, or null.
-static HOOK_DATA: AtomicPtr<c_void> = AtomicPtr::new(core::ptr::null_mut());
+static HOOK_DATA: ArcSlot = ArcSlot::new();
 
 /// # Safety
 ///
 /// Only the page allocator calls it, through the ops of the attached
 /// [`HookRegistration<T>`].
 unsafe extern "C" fn free_tramp<T: FreeHook>(pfn: c_ulong, order: c_uint) {
-    let p = HOOK_DATA.load(Ordering::Acquire).cast::<T>();
-    if p.is_null() {
-        return;
+    // SAFETY: `HOOK_DATA` was claimed with the `Arc<T>` of the
+    // registration whose ops (this function, for this `T`) are attached;
+    // it is cleared only after `free_page_hint_unregister()` returned,
+    // which waits for every running callback (RCU).
+    if let Some(data) = unsafe { HOOK_DATA.get::<T>() } {
+        T::freed(data, pfn as u64, order);
     }
-    // SAFETY: `HOOK_DATA` holds the data pointer of the registration whose
-    // ops (this function, for this `T`) are attached; it owns an `Arc<T>`
-    // that lives until after `free_page_hint_unregister()` returned, which
-    // waits for every running callback (RCU).
-    T::freed(unsafe { ArcBorrow::from_raw(p) }, pfn as u64, order);
 }
 
 /// The free page hint hook, attached to `T` while this value lives. One
@@ -68,7 +63,7 @@ unsafe extern "C" fn free_tramp<T: FreeHook>(pfn: c_ulong, order: c_uint) {
 /// # Invariants
 ///
 /// `ops` is registered with the kernel and calls `free_tramp::<T>`;
-/// `HOOK_DATA` holds `data`'s address.
+/// `HOOK_DATA` is claimed with `data`.
 pub(crate) struct HookRegistration<T: FreeHook> {
     ops: KBox<bindings::free_page_hint_ops>,
     data: Arc<T>,
@@ -84,23 +79,14 @@ impl<T: FreeHook> HookRegistration<T> {
             },
             GFP_KERNEL,
         )?;
-        // The data's address, which is what `Arc::into_raw` would return.
-        let p = (&*data as *const T).cast_mut().cast::<c_void>();
-        HOOK_DATA
-            .compare_exchange(
-                core::ptr::null_mut(),
-                p,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .map_err(|_| EBUSY)?;
+        HOOK_DATA.claim(&data)?;
         // SAFETY: `ops` is heap memory that stays in place until it is
         // unregistered on drop.
         if let Err(e) = to_result(unsafe { bindings::free_page_hint_register(&*ops) }) {
-            HOOK_DATA.store(core::ptr::null_mut(), Ordering::Release);
+            HOOK_DATA.clear();
             return Err(e);
         }
-        // INVARIANT: registered, and `HOOK_DATA` points at `data`.
+        // INVARIANT: registered, and `HOOK_DATA` claimed with `data`.
         Ok(HookRegistration { ops, data })
     }
 }
@@ -110,7 +96,7 @@ impl<T: FreeHook> Drop for HookRegistration<T> {
         // SAFETY: we registered `ops` (type invariant); when this returns no
         // CPU runs the callback any more.
         unsafe { bindings::free_page_hint_unregister(&*self.ops) };
-        HOOK_DATA.store(core::ptr::null_mut(), Ordering::Release);
+        HOOK_DATA.clear();
         // `ops` and the reference to `data` go after this.
         let _ = &self.data;
     }

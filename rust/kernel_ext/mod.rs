@@ -39,6 +39,7 @@ pub(crate) mod cpu;
 pub(crate) mod free_page_hint;
 pub(crate) mod hyperv;
 pub(crate) mod mm;
+pub(crate) mod slot;
 pub(crate) mod sync;
 pub(crate) mod sysfs;
 pub(crate) mod virtio;

@@ -9,14 +9,14 @@
 //! The attributes of a group dispatch to one [`Attrs`] implementation by
 //! index, through a monomorphised trampoline per (type, index).
 
+use crate::kernel_ext::slot::ArcSlot;
 use core::{
     cell::UnsafeCell,
-    ffi::{c_void, CStr},
+    ffi::CStr,
     fmt::{self, Write},
     marker::PhantomData,
     mem::MaybeUninit,
     ptr::{self, NonNull},
-    sync::atomic::{AtomicPtr, Ordering},
 };
 use kernel::{
     bindings,
@@ -67,9 +67,9 @@ impl Write for ShowBuf<'_> {
 ///
 /// # Invariants
 ///
-/// Non-null, `ptr` is the data of an `Arc<C>` that a live [`Dir`] owns.
+/// `slot` is claimed only by a live [`Dir<C>`], with its `Arc<C>`.
 pub(crate) struct CtxSlot<C> {
-    ptr: AtomicPtr<c_void>,
+    slot: ArcSlot,
     _c: PhantomData<C>,
 }
 
@@ -77,7 +77,7 @@ impl<C> CtxSlot<C> {
     /// An empty slot.
     pub(crate) const fn new() -> Self {
         CtxSlot {
-            ptr: AtomicPtr::new(ptr::null_mut()),
+            slot: ArcSlot::new(),
             _c: PhantomData,
         }
     }
@@ -90,11 +90,10 @@ impl<C> CtxSlot<C> {
     /// it, and only use the reference while it runs: the directory waits
     /// for running callbacks before it drops the context.
     unsafe fn get(&self) -> Option<ArcBorrow<'_, C>> {
-        let p = self.ptr.load(Ordering::Acquire).cast::<C>();
-        // SAFETY: non-null is the data of an `Arc<C>` a live `Dir` owns
-        // (type invariant), which lives until after the callback (the
+        // SAFETY: claimed only with the `Arc<C>` of a live `Dir` (type
+        // invariant), which clears it only after the callbacks ended (the
         // caller's contract).
-        (!p.is_null()).then(|| unsafe { ArcBorrow::from_raw(p) })
+        unsafe { self.slot.get::<C>() }
     }
 }
 
@@ -255,7 +254,7 @@ impl Group {
 /// # Invariants
 ///
 /// `kobj` is a kobject we hold a reference to, with every group of
-/// `groups` created on it; `slot` holds `ctx`'s address.
+/// `groups` created on it; `slot` is claimed with `ctx`.
 pub(crate) struct Dir<C: Send + Sync + 'static> {
     kobj: NonNull<bindings::kobject>,
     groups: &'static [&'static Group],
@@ -279,13 +278,10 @@ impl<C: Send + Sync + 'static> Dir<C> {
         slot: &'static CtxSlot<C>,
         ctx: Arc<C>,
     ) -> Result<Self> {
-        // The data's address, which is what `Arc::into_raw` would return.
-        let p = (&*ctx as *const C).cast_mut().cast::<c_void>();
-        slot.ptr
-            .compare_exchange(ptr::null_mut(), p, Ordering::AcqRel, Ordering::Acquire)
-            .map_err(|_| EBUSY)?;
+        // INVARIANT: claimed by this `Dir`, which keeps `ctx`.
+        slot.slot.claim(&ctx)?;
         let undo = |e: Error| {
-            slot.ptr.store(ptr::null_mut(), Ordering::Release);
+            slot.slot.clear();
             e
         };
         // SAFETY: `mm_kobj` is set up at boot and exported by the series;
@@ -326,7 +322,7 @@ impl<C: Send + Sync + 'static> Drop for Dir<C> {
         // SAFETY: our reference from `new`; this removes the directory.
         unsafe { bindings::kobject_put(self.kobj.as_ptr()) };
         // No callback runs any more: the context may go.
-        self.slot.ptr.store(ptr::null_mut(), Ordering::Release);
+        self.slot.slot.clear();
         let _ = &self.ctx;
     }
 }

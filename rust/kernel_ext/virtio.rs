@@ -12,11 +12,12 @@
 //! write them.
 
 use crate::kernel_ext::free_page_hint::{Report, REPORT_MAX};
+use crate::kernel_ext::slot::ArcSlot;
 use crate::kernel_ext::sync::{static_key, WaitQueue};
 use core::{
     ffi::c_void,
     ptr::NonNull,
-    sync::atomic::{AtomicBool, AtomicPtr, Ordering},
+    sync::atomic::{AtomicBool, Ordering},
 };
 use kernel::{
     bindings,
@@ -504,12 +505,12 @@ impl SgTable {
 ///
 /// `drv` is registered with the virtio core between a successful
 /// [`DriverReg::register`] and the drop of the [`Registered`] it returned;
-/// meanwhile `ctx` holds the address of the context that owns.
+/// meanwhile `ctx` is claimed with the context that owns.
 #[repr(C)]
 pub(crate) struct DriverReg<T: Driver> {
     /// First: the device core's `dev->driver` points here.
     drv: Opaque<bindings::virtio_driver>,
-    ctx: AtomicPtr<c_void>,
+    ctx: ArcSlot,
     _t: core::marker::PhantomData<T>,
 }
 
@@ -529,7 +530,7 @@ impl<T: Driver> DriverReg<T> {
     pub(crate) const fn new() -> Self {
         DriverReg {
             drv: Opaque::uninit(),
-            ctx: AtomicPtr::new(core::ptr::null_mut()),
+            ctx: ArcSlot::new(),
             _t: core::marker::PhantomData,
         }
     }
@@ -548,15 +549,7 @@ impl<T: Driver> DriverReg<T> {
         if ids.last().map_or(true, |id| id.device != 0) {
             return Err(EINVAL);
         }
-        let p = (&*ctx as *const T::Ctx).cast_mut().cast::<c_void>();
-        self.ctx
-            .compare_exchange(
-                core::ptr::null_mut(),
-                p,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .map_err(|_| EBUSY)?;
+        self.ctx.claim(&ctx)?;
         // SAFETY: all-zero is a valid, empty `virtio_driver`.
         let mut d: bindings::virtio_driver = unsafe { core::mem::zeroed() };
         d.driver.name = name.as_char_ptr();
@@ -580,7 +573,7 @@ impl<T: Driver> DriverReg<T> {
             bindings::__register_virtio_driver(self.drv.get(), module.as_ptr())
         });
         if let Err(e) = r {
-            self.ctx.store(core::ptr::null_mut(), Ordering::Release);
+            self.ctx.clear();
             return Err(e);
         }
         // INVARIANT: registered, `ctx` set.
@@ -593,7 +586,7 @@ impl<T: Driver> Drop for Registered<T> {
         // SAFETY: registered (type invariant); this removes every bound
         // device and returns when no callback runs.
         unsafe { bindings::unregister_virtio_driver(self.reg.drv.get()) };
-        self.reg.ctx.store(core::ptr::null_mut(), Ordering::Release);
+        self.reg.ctx.clear();
         let _ = &self.ctx;
     }
 }
@@ -610,10 +603,10 @@ unsafe fn ctx_of<'a, T: Driver>(
     // `device_driver`, the first field of the `virtio_driver` that is the
     // first field of the `repr(C)` `DriverReg<T>`.
     let reg = unsafe { &*(*vdev).dev.driver.cast::<DriverReg<T>>() };
-    let p = reg.ctx.load(Ordering::Acquire).cast::<T::Ctx>();
-    // SAFETY: non-null is the data of the `Arc` the `Registered` owns (type
-    // invariant), which outlives every callback (unregistering waits).
-    (!p.is_null()).then(|| unsafe { ArcBorrow::from_raw(p) })
+    // SAFETY: `ctx` is claimed with the `Arc<T::Ctx>` the `Registered`
+    // owns (type invariant), which clears it only after unregistering,
+    // which waits for every callback.
+    unsafe { reg.ctx.get::<T::Ctx>() }
 }
 
 /// The state of the device `vdev`, which `probe` put in `priv`.

@@ -95,6 +95,12 @@ module_param!(PARAM_ENABLED, c"enabled", &sysfs::OPS_ENABLED, new_shown);
 module_param!(PARAM_FLUSH, c"flush_ms", &sysfs::OPS_FLUSH, new_shown);
 module_param!(PARAM_DELAY, c"delay_ms", &sysfs::OPS_DELAY, new_shown);
 module_param!(
+    PARAM_HOST_PAGE,
+    c"host_page_kb",
+    &sysfs::OPS_HOST_PAGE,
+    new_shown
+);
+module_param!(
     PARAM_TRANSPORT,
     c"transport",
     &sysfs::OPS_TRANSPORT,
@@ -124,6 +130,11 @@ param_info!(
     "delay_ms",
     "uint",
     "ms a batch waits before the worker looks at it (0..1000, default 0)"
+);
+param_info!(
+    "host_page_kb",
+    "ulong",
+    "Size of the host pages behind guest memory, in KiB (a power of two, 4..1048576, default 4): only whole, aligned host pages are reported"
 );
 param_info!(
     "transport",
@@ -178,6 +189,14 @@ fn transport_status(out: &mut ShowBuf<'_>) -> core::fmt::Result {
 impl kernel::Module for PageHinting {
     fn init(module: &'static ThisModule) -> Result<Self> {
         let (params, choice) = sysfs::params();
+        if let Err(why) = hinting::check_host_page_kb(params.host_page_kb) {
+            pr_err!(
+                "host_page_kb={} refused: {}; not loading\n",
+                params.host_page_kb,
+                why
+            );
+            return Err(EINVAL);
+        }
         let h = hinting::Hinting::new(&params)?;
         let mech = h.mechanism();
         let reporter = match choice {
@@ -213,10 +232,11 @@ impl kernel::Module for PageHinting {
         let _ = transport_status(&mut buf);
         let status = buf.as_str();
         pr_info!(
-            "version {} loaded: transport {}, min_order {}, threshold {} KiB, flush {} ms, delay {} ms{}\n",
+            "version {} loaded: transport {}, min_order {}, host pages {} KiB, threshold {} KiB, flush {} ms, delay {} ms{}\n",
             VERSION,
             status,
             params.min_order,
+            params.host_page_kb,
             params.threshold_kb,
             params.flush_ms,
             params.delay_ms,

@@ -28,6 +28,8 @@ pub(crate) const DEFAULT_THRESHOLD_KB: u64 = 4096;
 pub(crate) const DEFAULT_FLUSH_MS: u32 = 100;
 /// Default `delay_ms`.
 pub(crate) const DEFAULT_DELAY_MS: u32 = 0;
+/// Default `host_page_kb`: no host huge pages assumed (`min_order` decides).
+pub(crate) const DEFAULT_HOST_PAGE_KB: u64 = 4;
 
 /// The transport chosen at load.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -47,6 +49,7 @@ const MIN_ORDER_DEFAULT: u32 = u32::MAX;
 static P_ENABLED: AtomicBool = AtomicBool::new(true);
 static P_FLUSH_MS: AtomicU32 = AtomicU32::new(DEFAULT_FLUSH_MS);
 static P_DELAY_MS: AtomicU32 = AtomicU32::new(DEFAULT_DELAY_MS);
+static P_HOST_PAGE_KB: AtomicU64 = AtomicU64::new(DEFAULT_HOST_PAGE_KB);
 static P_HYPERCALL: AtomicBool = AtomicBool::new(false);
 
 /// Logs why a value was refused and turns the error into `EINVAL`.
@@ -91,6 +94,12 @@ knob_param!(PMinOrder, "min_order", knobs::parse_min_order, P_MIN_ORDER);
 knob_param!(PEnabled, "enabled", knobs::parse_enabled, P_ENABLED);
 knob_param!(PFlush, "flush_ms", knobs::parse_flush_ms, P_FLUSH_MS);
 knob_param!(PDelay, "delay_ms", knobs::parse_delay_ms, P_DELAY_MS);
+knob_param!(
+    PHostPage,
+    "host_page_kb",
+    knobs::parse_host_page_kb,
+    P_HOST_PAGE_KB
+);
 
 impl ParamShow for PThreshold {
     fn show(out: &mut ShowBuf<'_>) -> Result {
@@ -115,6 +124,11 @@ impl ParamShow for PFlush {
 impl ParamShow for PDelay {
     fn show(out: &mut ShowBuf<'_>) -> Result {
         writeln!(out, "{}", P_DELAY_MS.load(Relaxed)).map_err(|_| EINVAL)
+    }
+}
+impl ParamShow for PHostPage {
+    fn show(out: &mut ShowBuf<'_>) -> Result {
+        writeln!(out, "{}", P_HOST_PAGE_KB.load(Relaxed)).map_err(|_| EINVAL)
     }
 }
 impl ParamShow for PTransport {
@@ -158,6 +172,8 @@ pub(crate) static OPS_FLUSH: ParamOps = ParamOps::new_shown::<PFlush>();
 /// See [`OPS_THRESHOLD`].
 pub(crate) static OPS_DELAY: ParamOps = ParamOps::new_shown::<PDelay>();
 /// See [`OPS_THRESHOLD`].
+pub(crate) static OPS_HOST_PAGE: ParamOps = ParamOps::new_shown::<PHostPage>();
+/// See [`OPS_THRESHOLD`].
 pub(crate) static OPS_TRANSPORT: ParamOps = ParamOps::new_shown::<PTransport>();
 
 /// `min_order` as given at load (or written since), or the pageblock order.
@@ -184,6 +200,7 @@ pub(crate) fn params() -> (hinting::Params, TransportChoice) {
             enabled: P_ENABLED.load(Relaxed),
             flush_ms: P_FLUSH_MS.load(Relaxed),
             delay_ms: P_DELAY_MS.load(Relaxed),
+            host_page_kb: P_HOST_PAGE_KB.load(Relaxed),
         },
         choice,
     )
@@ -211,6 +228,7 @@ const ENABLED: usize = 2;
 const FLUSH_MS: usize = 3;
 const TRANSPORT: usize = 4;
 const DELAY_MS: usize = 5;
+const HOST_PAGE_KB: usize = 6;
 
 impl Attrs for Knobs {
     type Ctx = Ui;
@@ -224,6 +242,7 @@ impl Attrs for Knobs {
             ENABLED => writeln!(out, "{}", u8::from(cfg.enabled.load(Relaxed))),
             FLUSH_MS => writeln!(out, "{}", cfg.flush_ms.load(Relaxed)),
             DELAY_MS => writeln!(out, "{}", cfg.delay_ms.load(Relaxed)),
+            HOST_PAGE_KB => writeln!(out, "{}", cfg.host_page_kb.load(Relaxed)),
             TRANSPORT => (ui.transport_status)(out).and_then(|()| writeln!(out)),
             _ => return Err(EINVAL),
         };
@@ -263,6 +282,20 @@ impl Attrs for Knobs {
                 cfg.delay_ms.store(ms, Relaxed);
                 P_DELAY_MS.store(ms, Relaxed);
             }
+            HOST_PAGE_KB => {
+                let kb = knobs::parse_host_page_kb(input).map_err(bad)?;
+                if let Err(why) = hinting::check_host_page_kb(kb) {
+                    // Well-formed but impossible here: say why, once per
+                    // write (only root writes the knob).
+                    pr_warn!("host_page_kb={} refused: {}\n", kb, why);
+                    return Err(EINVAL);
+                }
+                // The worker takes the new order at its next batch; what it
+                // holds now goes back as it would have.
+                cfg.host_page_kb.store(kb, Relaxed);
+                cfg.host_order.store(hinting::host_order(kb), Relaxed);
+                P_HOST_PAGE_KB.store(kb, Relaxed);
+            }
             _ => return Err(EINVAL),
         }
         Ok(())
@@ -275,15 +308,16 @@ fn bad(e: KnobError) -> Error {
     Error::from_errno(-e.errno())
 }
 
-static KNOB_ATTRS: [Attr; 6] = [
+static KNOB_ATTRS: [Attr; 7] = [
     Attr::new::<Knobs, THRESHOLD_KB>(c_str!("threshold_kb"), true),
     Attr::new::<Knobs, MIN_ORDER>(c_str!("min_order"), true),
     Attr::new::<Knobs, ENABLED>(c_str!("enabled"), true),
     Attr::new::<Knobs, FLUSH_MS>(c_str!("flush_ms"), true),
     Attr::new::<Knobs, TRANSPORT>(c_str!("transport"), false),
     Attr::new::<Knobs, DELAY_MS>(c_str!("delay_ms"), true),
+    Attr::new::<Knobs, HOST_PAGE_KB>(c_str!("host_page_kb"), true),
 ];
-static KNOB_LIST: AttrList<7> = AttrList::new(&KNOB_ATTRS);
+static KNOB_LIST: AttrList<8> = AttrList::new(&KNOB_ATTRS);
 static KNOB_GROUP: Group = Group::new(None, &KNOB_LIST);
 
 /// One statistic: its file name and how to read it.
@@ -311,7 +345,7 @@ macro_rules! cpu_stat {
 
 /// `/sys/kernel/mm/page_hinting/stats/*`, in this order; each file has the
 /// name of its counter.
-const STATS: [(&kernel::str::CStr, StatFn); 28] = [
+const STATS: [(&kernel::str::CStr, StatFn); 31] = [
     cpu_stat!(captured_pages),
     cpu_stat!(captured_blocks),
     cpu_stat!(pending_pages),
@@ -344,6 +378,9 @@ const STATS: [(&kernel::str::CStr, StatFn); 28] = [
         s.worker_busy_ns.load(Relaxed) / 1000
     }),
     worker_stat!(hotplug_handoffs),
+    worker_stat!(host_pages_reported),
+    worker_stat!(host_pages_busy),
+    worker_stat!(host_pages_consolidated),
 ];
 
 /// `stats/*`.
@@ -370,11 +407,11 @@ macro_rules! stat_attrs {
     };
 }
 
-static STAT_ATTRS: [Attr; 28] = stat_attrs!(
+static STAT_ATTRS: [Attr; 31] = stat_attrs!(
     0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
-    26, 27
+    26, 27, 28, 29, 30
 );
-static STAT_LIST: AttrList<29> = AttrList::new(&STAT_ATTRS);
+static STAT_LIST: AttrList<32> = AttrList::new(&STAT_ATTRS);
 static STAT_GROUP: Group = Group::new(Some(c_str!("stats")), &STAT_LIST);
 
 static GROUPS: [&Group; 2] = [&KNOB_GROUP, &STAT_GROUP];

@@ -122,12 +122,12 @@ def figures(r, work, freed_mib, window, seconds=5):
     f["back_10s"] = (rss0 - rss1) / want
     for frac, key in ((0.5, "t50"), (0.9, "t90")):
         f[key] = None
-        for ts, rss, _ in r["samples"]:
+        for ts, rss, *_ in r["samples"]:
             if t0 <= ts <= t0 + window and rss0 - rss >= frac * want:
                 f[key] = round(ts - t0, 2)
                 break
     f["huge_before"], f["huge_after"] = huge0 / MIB, huge1 / MIB
-    trace = [(round(ts - t0, 2), (rss - rss0) / MIB) for ts, rss, _ in r["samples"]
+    trace = [(round(ts - t0, 2), (rss - rss0) / MIB) for ts, rss, *_ in r["samples"]
              if t0 - 1 <= ts <= t0 + window]
     return f, trace
 

@@ -24,7 +24,7 @@ def main():
           f"'#' = RSS, scale {top // 1024} MiB")
     print(f"{'time s':>8} {'RSS MiB':>8} {'AnonHuge':>9}  chart / guest events")
     next_t, mi = 0.0, 0
-    for t, rss, ahp in samples:
+    for t, rss, ahp, *_ in samples:
         events = []
         while mi < len(marks) and marks[mi][0] <= t:
             events.append(marks[mi][1])

@@ -21,6 +21,15 @@ Actions:
                          seconds
   qom-set:PATH:PROP:VAL  set a QOM property through QMP (needs --qmp), e.g.
                          a virtio-mem device's requested-size
+  pool-rise:MARK:N:LIM   wait until the host's hugetlb pool (--hugetlb) has
+                         N more free pages than at the guest's latest mark
+                         MARK, at most LIM seconds
+
+With --hugetlb KB, guest RAM is a memfd of KB-KiB hugetlb pages (QEMU's
+memory-backend-memfd,hugetlb=on), and every sample also reads the pool's
+free_hugepages: the host gets memory back from such a guest only in whole
+host pages, and RSS does not show hugetlb memory at all. The pool must hold
+the pages (nr_hugepages) before the guest boots; the caller reserves them.
 
 Every mark also takes a sample on the spot, so a check can read the host's
 view at the instant the guest said something, without waiting for the next
@@ -82,6 +91,19 @@ def qmp(path, *commands):
         return out[1:]
 
 
+def pool_dir(kb):
+    return f"/sys/kernel/mm/hugepages/hugepages-{kb}kB"
+
+
+def read_pool_free(kb):
+    """Free pages of the host's hugetlb pool of KB-KiB pages, or None."""
+    try:
+        with open(os.path.join(pool_dir(kb), "free_hugepages")) as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
 def parse_rule(text):
     """NAME=ACTION (see the module docstring) -> (name, kind, params)."""
     name, _, action = text.partition("=")
@@ -92,7 +114,28 @@ def parse_rule(text):
         return name, kind, (params[0], float(params[1]), float(params[2]))
     if kind == "qom-set" and len(params) == 3:
         return name, kind, tuple(params)
+    if kind == "pool-rise" and len(params) == 3:
+        return name, kind, (params[0], int(params[1]), float(params[2]))
     raise argparse.ArgumentTypeError(f"bad --on rule {text!r}")
+
+
+def hugetlb_args(args):
+    """QEMU arguments for guest RAM on host huge pages (--hugetlb)."""
+    if not args.hugetlb:
+        return []
+    hp = args.hugetlb_mib or args.mem
+    backend = f"memory-backend-memfd,size={hp}M,hugetlb=on,hugetlbsize={args.hugetlb}K"
+    if hp >= args.mem:
+        return ["-M", "pc,memory-backend=ram0", "-object", f"{backend},id=ram0"]
+    # The first MiB of guest RAM on huge pages, the rest on ordinary
+    # memory after it: two NUMA nodes to QEMU, one node to a guest without
+    # CONFIG_NUMA. The early allocations the guest makes from the top of
+    # its memory (its memmap) then land in the ordinary part.
+    cpus = int(str(args.smp).split(",")[0])
+    return ["-object", f"{backend},id=hp0",
+            "-object", f"memory-backend-ram,id=rest0,size={args.mem - hp}M",
+            "-numa", f"node,nodeid=0,cpus=0-{cpus - 1},memdev=hp0",
+            "-numa", "node,nodeid=1,memdev=rest0"]
 
 
 def qemu_cmd(args, accel, chan=None):
@@ -102,6 +145,7 @@ def qemu_cmd(args, accel, chan=None):
         # Without ACPI, as Firecracker: QEMU names the virtio-mmio devices
         # on the kernel command line (virtio_mmio.device=).
         *(["-M", "microvm,acpi=off"] if args.machine == "microvm" else []),
+        *hugetlb_args(args),
         "-m", str(args.mem) + args.mem_opts, "-smp", str(args.smp),
         "-kernel", args.kernel, "-initrd", args.initrd, "-append", append.strip(),
         "-serial", "stdio",
@@ -157,8 +201,9 @@ def run(args, accel, quiet=False):
     def sample(t=None):
         r = read_rollup(proc.pid)
         if r is not None:
+            pool = read_pool_free(args.hugetlb) if args.hugetlb else None
             with lock:
-                samples.append((now() if t is None else t, r[0], r[1]))
+                samples.append((now() if t is None else t, r[0], r[1], pool))
 
     def sampler():
         while not done.is_set():
@@ -186,14 +231,17 @@ def run(args, accel, quiet=False):
             except OSError:
                 pass
 
-    def rss_at_mark(mark):
+    def at_mark(mark, field=1):
         # The latest such mark: a scenario may print it more than once.
         t = next((t for t, n, _ in reversed(marks) if n == mark), None)
         if t is None:
             return None
         with lock:
             before = [s for s in samples if s[0] <= t]
-        return before[-1][1] if before else None
+        return before[-1][field] if before else None
+
+    def rss_at_mark(mark):
+        return at_mark(mark)
 
     def act(name, kind, params):
         if kind == "pause":
@@ -228,6 +276,18 @@ def run(args, accel, quiet=False):
                 with lock:
                     last = samples[-1][1]
                 if ref - last >= mib * 1024:
+                    answer(name, "done")
+                    return
+                time.sleep(args.interval)
+            answer(name, "timeout")
+        elif kind == "pool-rise":
+            mark, pages, limit = params
+            ref = at_mark(mark, 3)
+            deadline = time.monotonic() + limit
+            while ref is not None and time.monotonic() < deadline and proc.poll() is None:
+                free = read_pool_free(args.hugetlb)
+                if free is not None and free - ref >= pages:
+                    sample()
                     answer(name, "done")
                     return
                 time.sleep(args.interval)
@@ -336,6 +396,10 @@ def summarize(r):
     if s:
         out.append(f"[run-guest] QEMU RSS: first {s[0][1] // 1024} MiB, "
                    f"max {max(x[1] for x in s) // 1024} MiB, last {s[-1][1] // 1024} MiB")
+        pools = [x[3] for x in s if len(x) > 3 and x[3] is not None]
+        if pools:
+            out.append(f"[run-guest] host hugetlb pool, free pages: first {pools[0]}, "
+                       f"min {min(pools)}, max {max(pools)}, last {pools[-1]}")
     return "\n".join(out)
 
 
@@ -362,6 +426,12 @@ def main():
     ap.add_argument("--machine", choices=["pc", "microvm"], default="pc")
     ap.add_argument("--timeout", type=float, default=300, help="seconds before the guest is killed")
     ap.add_argument("--interval", type=float, default=0.1, help="sampling period, seconds")
+    ap.add_argument("--hugetlb", type=int, metavar="KB",
+                    help="back guest RAM with KB-KiB host huge pages (2048, 1048576) and "
+                    "sample the pool's free pages")
+    ap.add_argument("--hugetlb-mib", type=int, metavar="MIB",
+                    help="with --hugetlb: only the first MIB of guest RAM on huge pages, "
+                    "the rest ordinary memory")
     ap.add_argument("--no-balloon", dest="balloon", action="store_false")
     ap.add_argument("--balloon-opts", default="", help="extra virtio-balloon-pci options")
     ap.add_argument("--qmp", help="QMP unix socket path")
@@ -377,6 +447,8 @@ def main():
     ap.add_argument("--json", help="write the result (console, samples, marks) here")
     ap.add_argument("--quiet", action="store_true", help="do not echo the console")
     args = ap.parse_args()
+    if args.hugetlb and args.machine != "pc":
+        ap.error("--hugetlb needs --machine pc")
 
     accel = pick_accel(args)
     r = run(args, accel, quiet=args.quiet)

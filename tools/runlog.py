@@ -18,3 +18,15 @@ def sample_at(r, t):
     if best is None:
         raise AssertionError(f"no RSS sample before t={t}")
     return best[1], best[2]
+
+
+def pool_at(r, t):
+    """Free pages of the host's hugetlb pool (run-guest --hugetlb) in the
+    last sample at or before t."""
+    best = None
+    for s in r["samples"]:
+        if s[0] <= t and len(s) > 3 and s[3] is not None:
+            best = s
+    if best is None:
+        raise AssertionError(f"no hugetlb pool sample before t={t}")
+    return best[3]

@@ -146,8 +146,14 @@ pub(crate) struct Config {
     pub(crate) flush_ms: AtomicU32,
     /// Milliseconds a batch waits before the worker looks at it.
     pub(crate) delay_ms: AtomicU32,
-    /// Most pages held isolated at once.
+    /// Most pages held isolated at once (with host pages above the largest
+    /// buddy block: at least one host page, see [`Engine::budget`]).
     pub(crate) max_isolated: AtomicU64,
+    /// The host page size as set, in KiB.
+    pub(crate) host_page_kb: AtomicU64,
+    /// The order of a host page in guest pages (`host_page_kb`), 0 for
+    /// host pages no larger than a guest page.
+    pub(crate) host_order: AtomicU32,
 }
 
 /// Counters bumped by the worker (process context), each named as its file
@@ -180,6 +186,13 @@ pub(crate) struct Stats {
     /// Shown in µs (`worker_busy_us`).
     pub(crate) worker_busy_ns: AtomicU64,
     pub(crate) hotplug_handoffs: AtomicU64,
+    /// Host pages above the largest buddy block reported whole.
+    pub(crate) host_pages_reported: AtomicU64,
+    /// Looks at such a host page that found part of it in use.
+    pub(crate) host_pages_busy: AtomicU64,
+    /// Such host pages taken whole with their last pages migrated away
+    /// (`alloc_contig_range()`) so they could be reported.
+    pub(crate) host_pages_consolidated: AtomicU64,
 }
 
 /// What the worker needs exclusively: room for the blocks it isolates, the
@@ -194,6 +207,8 @@ pub(crate) struct Worker {
     overflow_span: PfnRange,
     /// Where reports go; with none, the worker neither isolates nor drains.
     registered: Option<Arc<dyn Transport>>,
+    /// Host pages (above the largest buddy block) looked at lately.
+    recent: worker::Recent,
     /// The test build's stand-in for `registered` while a test records.
     #[cfg(ph_tests)]
     test: Option<Arc<dyn Transport>>,
@@ -233,6 +248,7 @@ pub(crate) struct Params {
     pub(crate) enabled: bool,
     pub(crate) flush_ms: u32,
     pub(crate) delay_ms: u32,
+    pub(crate) host_page_kb: u64,
 }
 
 /// A transport registered with the mechanism: the worker reports through it
@@ -282,6 +298,7 @@ impl Hinting {
             retry_due_ns: 0,
             overflow_span: PfnRange::default(),
             registered: None,
+            recent: worker::Recent::default(),
             #[cfg(ph_tests)]
             test: None,
         };
@@ -299,6 +316,8 @@ impl Hinting {
                 flush_ms: AtomicU32::new(p.flush_ms),
                 delay_ms: AtomicU32::new(p.delay_ms),
                 max_isolated: AtomicU64::new(max_isolated),
+                host_page_kb: AtomicU64::new(p.host_page_kb),
+                host_order: AtomicU32::new(host_order(p.host_page_kb)),
             },
             stats: Stats::default(),
             cpus,
@@ -386,11 +405,69 @@ impl WorkHandler<WORKS> for Engine {
 }
 
 impl Engine {
-    /// The `min_order` knob, clamped: a scan with a bad order would not
-    /// advance.
+    /// The order blocks are reported at: the `min_order` knob, raised to a
+    /// host page (`host_page_kb`), clamped to the largest buddy block (a
+    /// scan with a bad order would not advance).
     fn min_order(&self) -> u32 {
-        self.cfg.min_order.load(Relaxed).min(MAX_PAGE_ORDER)
+        let o = self.cfg.min_order.load(Relaxed);
+        o.max(self.cfg.host_order.load(Relaxed)).min(MAX_PAGE_ORDER)
     }
+
+    /// The order of a host page when it is larger than the largest buddy
+    /// block (the worker then reports whole host pages only), else `None`.
+    fn granule_order(&self) -> Option<u32> {
+        let o = self.cfg.host_order.load(Relaxed);
+        (o > MAX_PAGE_ORDER).then_some(o)
+    }
+}
+
+/// The order of a host page of `kb` KiB in guest pages.
+pub(crate) fn host_order(kb: u64) -> u32 {
+    crate::knobs::host_page_order(kb, kernel::page::PAGE_SIZE as u64)
+}
+
+/// Why a host page size was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HostPageError {
+    /// The kernel cannot take a range larger than a buddy block
+    /// (no CONFIG_CONTIG_ALLOC).
+    NoContigAlloc,
+    /// The guest has less than 1.5 host pages of RAM: holding one while it
+    /// is reported would leave too little.
+    TooLarge {
+        /// Guest RAM, in KiB.
+        ram_kb: u64,
+    },
+}
+
+impl core::fmt::Display for HostPageError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            HostPageError::NoContigAlloc => f.write_str(
+                "a host page larger than the largest buddy block needs a kernel with CONFIG_CONTIG_ALLOC (CONFIG_CMA or memory hotplug)",
+            ),
+            HostPageError::TooLarge { ram_kb } => write!(
+                f,
+                "the guest's {} KiB of RAM is less than 1.5 host pages",
+                ram_kb
+            ),
+        }
+    }
+}
+
+/// Checks that the worker can report host pages of `kb` KiB in this guest.
+pub(crate) fn check_host_page_kb(kb: u64) -> core::result::Result<(), HostPageError> {
+    if host_order(kb) <= MAX_PAGE_ORDER {
+        return Ok(());
+    }
+    if !cfg!(CONFIG_CONTIG_ALLOC) {
+        return Err(HostPageError::NoContigAlloc);
+    }
+    let ram_kb = mm::totalram_pages().saturating_mul(kernel::page::PAGE_SIZE as u64 / 1024);
+    if ram_kb.saturating_mul(2) < kb.saturating_mul(3) {
+        return Err(HostPageError::TooLarge { ram_kb });
+    }
+    Ok(())
 }
 
 /// Arms the idle flush for `flush_ms` from now (after the knob changed), so

@@ -9,11 +9,13 @@ use super::{
 };
 use crate::batch::Limits;
 use crate::capture::Entry;
+#[cfg(CONFIG_CONTIG_ALLOC)]
+use crate::kernel_ext::free_page_hint::ContigPages;
 use crate::kernel_ext::{
-    free_page_hint::{Isolated, Mark, Scan, ScanCounts, Section},
+    free_page_hint::{Isolated, Mark, Scan, ScanCounts, Section, MAX_PAGE_ORDER},
     mm,
 };
-use crate::ranges::{cut, merge, sort, PfnRange};
+use crate::ranges::{cut, granules, merge, sort, PfnRange};
 use crate::retry::Retry;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use kernel::{prelude::*, sync::ArcBorrow};
@@ -119,17 +121,39 @@ pub(crate) fn process_entries(mech: ArcBorrow<'_, Mechanism>, entries: &mut [Ent
         return;
     };
     let transport = &*transport;
-    let Worker { store, retry, .. } = &mut *state;
+    let Worker {
+        store,
+        retry,
+        recent,
+        ..
+    } = &mut *state;
     sort(entries);
     let section = Section::begin();
     let mut held = Isolated::new(&section, store);
-    for r in cut(merge(entries), min_order) {
-        if engine
-            .scan_range(&mut held, transport, r, min_order)
-            .unlisted
-            != 0
-        {
-            engine.retry_later(retry, r);
+    if let Some(order) = engine.granule_order() {
+        // Host pages above the largest buddy block: each one a free
+        // touched gets a look of its own, unless it had one lately.
+        let now = mm::ktime_ns();
+        for g in granules(merge(entries), order) {
+            if recent.looked_lately(g.start, now) {
+                engine.retry_later(retry, g);
+                continue;
+            }
+            let look = engine.look_at_host_page(&section, &mut held, transport, g, order);
+            if look.again {
+                engine.retry_later(retry, g);
+            }
+            recent.note(g.start, now, look.busy);
+        }
+    } else {
+        for r in cut(merge(entries), min_order) {
+            if engine
+                .scan_range(&section, &mut held, transport, r, min_order)
+                .unlisted
+                != 0
+            {
+                engine.retry_later(retry, r);
+            }
         }
     }
     engine.report(&mut held, transport, min_order);
@@ -182,27 +206,39 @@ pub(crate) fn retry_round(mech: ArcBorrow<'_, Mechanism>) {
     let Some(transport) = transport.as_deref() else {
         return;
     };
-    let Worker { store, retry, .. } = &mut *state;
+    let Worker {
+        store,
+        retry,
+        recent,
+        ..
+    } = &mut *state;
     let section = Section::begin();
     let mut held = Isolated::new(&section, store);
-    let skipped = retry.round(|r| {
-        engine
-            .scan_range(&mut held, transport, r, min_order)
-            .unlisted
-            != 0
-    });
+    let granule = engine.granule_order();
+    let now = mm::ktime_ns();
+    let mut look = |held: &mut Isolated<'_>, r: PfnRange| match granule {
+        // Every host page of the range, however lately it was looked at:
+        // this is the later look that was promised.
+        Some(order) => granules([r], order).fold(false, |again, g| {
+            let look = engine.look_at_host_page(&section, held, transport, g, order);
+            recent.note(g.start, now, look.busy);
+            look.again | again
+        }),
+        None => {
+            engine
+                .scan_range(&section, held, transport, r, min_order)
+                .unlisted
+                != 0
+        }
+    };
+    let skipped = retry.round(|r| look(&mut held, r));
     engine
         .stats
         .retry_given_up_pages
         .fetch_add(skipped.given_up_pages, Relaxed);
     // The overflow span is scanned once; what is still on per-CPU lists in
     // it joins the retry list.
-    if !span.is_empty()
-        && engine
-            .scan_range(&mut held, transport, span, min_order)
-            .unlisted
-            != 0
-    {
+    if !span.is_empty() && look(&mut held, span) {
         engine.retry_later(retry, span);
     }
     engine.report(&mut held, transport, min_order);
@@ -211,7 +247,258 @@ pub(crate) fn retry_round(mech: ArcBorrow<'_, Mechanism>) {
     arm_retry(mech, state);
 }
 
+/// Host pages that were looked at lately: a free into one of them soon
+/// after a look that found it busy defers it to the retry list instead of
+/// scanning it again (a busy host page takes every free of its workload,
+/// and a look may isolate most of a host page before it finds the busy
+/// part). How soon doubles with each busy look, from [`Recent::LATELY_NS`]
+/// up to 16 times that; a reported host page starts again. Retry rounds
+/// look regardless, so the last free into a host page is never left
+/// without a look.
+#[derive(Default)]
+pub(crate) struct Recent {
+    /// (first pfn, ktime ns of the look, busy looks in a row).
+    looks: [(u64, u64, u32); 8],
+}
+
+impl Recent {
+    /// The shortest back-off.
+    const LATELY_NS: u64 = 500_000_000;
+    /// The longest back-off is `LATELY_NS << MAX_SHIFT`.
+    const MAX_SHIFT: u32 = 4;
+
+    /// Whether the host page at `start` is within its back-off at `now`.
+    fn looked_lately(&self, start: u64, now: u64) -> bool {
+        self.looks.iter().any(|&(s, t, busy)| {
+            t != 0 && s == start && now.saturating_sub(t) < Self::LATELY_NS << busy
+        })
+    }
+
+    /// Notes a look at the host page at `start` at `now`, which found it
+    /// `busy` (or not), in its own entry or the oldest one.
+    fn note(&mut self, start: u64, now: u64, busy: bool) {
+        let own = self
+            .looks
+            .iter()
+            .position(|&(s, t, _)| t != 0 && s == start);
+        let slot = own.unwrap_or_else(|| {
+            (0..self.looks.len())
+                .min_by_key(|&i| self.looks[i].1)
+                .unwrap_or(0)
+        });
+        if let Some(l) = self.looks.get_mut(slot) {
+            let shift = match (own, busy) {
+                (Some(_), true) => (l.2 + 1).min(Self::MAX_SHIFT),
+                _ => 0,
+            };
+            *l = (start, now.max(1), shift);
+        }
+    }
+}
+
+/// What a look at a host page found.
+struct Look {
+    /// Worth another look soon (the retry list).
+    again: bool,
+    /// Part of it in use.
+    busy: bool,
+}
+
+impl Look {
+    /// Reported, or nothing to do.
+    const DONE: Look = Look {
+        again: false,
+        busy: false,
+    };
+}
+
+/// A host page may be consolidated (its last pages migrated away) when at
+/// most `1 / 2^CONSOLIDATE_SHIFT` of it is in use: 64 MiB of a GiB.
+const CONSOLIDATE_SHIFT: u32 = 4;
+
 impl Engine {
+    /// Looks at the host page `g` (`2^order` pages, above the largest buddy
+    /// block, aligned): isolates every top-order block of it and reports it
+    /// as one range if that is all of it; puts everything back unmarked
+    /// otherwise. A host page that is free but for a few movable pages, or
+    /// free but partly marked reported (the host refaulted it whole when
+    /// part of it was used), is taken whole with `alloc_contig_range()`,
+    /// given back, and isolated again at once. Returns whether `g` is worth
+    /// another look soon (pages on per-CPU lists, or a consolidation that
+    /// lost a race), and whether it was busy.
+    fn look_at_host_page(
+        &self,
+        section: &Section,
+        held: &mut Isolated<'_>,
+        transport: &dyn Transport,
+        g: PfnRange,
+        order: u32,
+    ) -> Look {
+        // Whatever a range before it left held goes first, so that `held`
+        // holds nothing but `g`.
+        self.report(held, transport, MAX_PAGE_ORDER);
+        let pages = g.pages();
+        let scan = self.take_host_page(section, held, g);
+        if held.pages() == pages {
+            self.report_host_page(held, transport, order);
+            return Look::DONE;
+        }
+        let c = scan.counts();
+        let taken = held.pages();
+        self.put_back_unreported(held);
+        if c.reported == pages {
+            // Reported whole and untouched since.
+            return Look::DONE;
+        }
+        let free = taken + c.reported + c.small + c.low + c.unlisted;
+        // What the scan did not reach counts as in use.
+        let in_use = pages.saturating_sub(free);
+        let nearly_free = in_use <= pages >> CONSOLIDATE_SHIFT
+            && c.low == 0
+            && scan.done()
+            && scan.offline_pages() == 0;
+        if !nearly_free {
+            self.stats.host_pages_busy.fetch_add(1, Relaxed);
+            return Look {
+                // All free but on per-CPU lists: a drain will tell.
+                again: in_use == 0 && c.unlisted != 0,
+                busy: true,
+            };
+        }
+        self.consolidate(section, held, transport, &scan, order)
+    }
+
+    /// Isolates the top-order blocks of the host page `g` into `held`
+    /// (which holds nothing), up to all of it, a few at a time: it stops
+    /// early (not done) once more of `g` is in use than consolidation
+    /// would take, so a busy host page costs a look at a part of it only.
+    fn take_host_page<'a>(
+        &self,
+        section: &'a Section,
+        held: &mut Isolated<'_>,
+        g: PfnRange,
+    ) -> Scan<'a> {
+        // Blocks isolated between two checks.
+        const CHUNK: u64 = 16 << MAX_PAGE_ORDER;
+        let slack = g.pages() >> CONSOLIDATE_SHIFT;
+        let mut scan = Scan::new(section, g, MAX_PAGE_ORDER, CHUNK);
+        loop {
+            let pages = held.take(&mut scan);
+            let stats = &self.stats;
+            stats.isolated_total_pages.fetch_add(pages, Relaxed);
+            let now = stats.isolated_pages.fetch_add(pages, Relaxed) + pages;
+            stats.isolated_peak_pages.fetch_max(now, Relaxed);
+            let c = scan.counts();
+            let free = held.pages() + c.reported + c.small + c.low + c.unlisted;
+            // A zone short of memory is not consolidated from either.
+            if scan.done()
+                || held.is_full()
+                || c.low != 0
+                || scan.scanned_pages().saturating_sub(free) > slack
+            {
+                break;
+            }
+            if scan.over_budget() {
+                scan.set_budget(CHUNK);
+            }
+            mm::cond_resched();
+        }
+        let c = scan.counts();
+        let stats = &self.stats;
+        stats.skipped_busy_pages.fetch_add(c.busy, Relaxed);
+        stats.unlisted_pages.fetch_add(c.unlisted, Relaxed);
+        stats.skipped_reported_pages.fetch_add(c.reported, Relaxed);
+        stats.skipped_small_pages.fetch_add(c.small, Relaxed);
+        stats.skipped_low_pages.fetch_add(c.low, Relaxed);
+        scan
+    }
+
+    /// Takes the nearly free host page `scan` covered whole, gives it back
+    /// and isolates it again, reporting it if that got all of it. Returns
+    /// whether it is worth another look soon.
+    #[cfg(CONFIG_CONTIG_ALLOC)]
+    fn consolidate(
+        &self,
+        section: &Section,
+        held: &mut Isolated<'_>,
+        transport: &dyn Transport,
+        scan: &Scan<'_>,
+        order: u32,
+    ) -> Look {
+        let g = scan.range();
+        match ContigPages::take(scan) {
+            Ok(taken) => {
+                self.stats.host_pages_consolidated.fetch_add(1, Relaxed);
+                // Back to the allocator: order-0 frees, onto this CPU's
+                // per-CPU list, whose drain merges them into top-order
+                // blocks again. Nothing else can take them in between but
+                // an allocation, which makes the host page busy anyway.
+                drop(taken);
+                mm::drain_all_pages();
+                self.stats.pcp_drains.fetch_add(1, Relaxed);
+                let _ = self.take_host_page(section, held, g);
+                if held.pages() == g.pages() {
+                    self.report_host_page(held, transport, order);
+                    return Look::DONE;
+                }
+                self.put_back_unreported(held);
+                self.stats.host_pages_busy.fetch_add(1, Relaxed);
+                // An allocation got in between: soon again.
+                Look {
+                    again: true,
+                    busy: false,
+                }
+            }
+            Err(_) => {
+                self.stats.host_pages_busy.fetch_add(1, Relaxed);
+                Look {
+                    again: false,
+                    busy: true,
+                }
+            }
+        }
+    }
+
+    /// Without `alloc_contig_range()` (refused at `host_page_kb`), nothing
+    /// is consolidated.
+    #[cfg(not(CONFIG_CONTIG_ALLOC))]
+    fn consolidate(
+        &self,
+        _section: &Section,
+        _held: &mut Isolated<'_>,
+        _transport: &dyn Transport,
+        _scan: &Scan<'_>,
+        _order: u32,
+    ) -> Look {
+        self.stats.host_pages_busy.fetch_add(1, Relaxed);
+        Look {
+            again: false,
+            busy: true,
+        }
+    }
+
+    /// Reports the one host page `held` holds, as one range when the
+    /// transport's entries can hold it (a virtio descriptor holds 4 GiB),
+    /// and gives it back marked reported if the host took it.
+    fn report_host_page(&self, held: &mut Isolated<'_>, transport: &dyn Transport, order: u32) {
+        let whole = Limits::from_max_bytes(
+            transport.max_entry_bytes(),
+            kernel::page::PAGE_SHIFT as u32,
+            order,
+        )
+        .is_ok();
+        if self.report(held, transport, if whole { order } else { MAX_PAGE_ORDER }) {
+            self.stats.host_pages_reported.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Gives back what `held` holds, unmarked.
+    fn put_back_unreported(&self, held: &mut Isolated<'_>) {
+        let pages = held.pages();
+        held.put_back(Mark::Unreported);
+        self.stats.isolated_pages.fetch_sub(pages, Relaxed);
+    }
+
     /// Puts `r`, which still has pages on per-CPU lists, on the retry list;
     /// what the list cannot take is counted as dropped.
     fn retry_later(&self, retry: &mut Retry<RETRY_RANGES>, r: PfnRange) {
@@ -224,6 +511,7 @@ impl Engine {
     /// fill up or reach the isolation cap. Returns what the scan skipped.
     fn scan_range(
         &self,
+        section: &Section,
         held: &mut Isolated<'_>,
         transport: &dyn Transport,
         r: PfnRange,
@@ -232,7 +520,7 @@ impl Engine {
         let budget = self.cfg.max_isolated.load(Relaxed);
         #[cfg(ph_tests)]
         let r = crate::tests::hooks::filter(r);
-        let mut scan = Scan::new(r, min_order, budget.saturating_sub(held.pages()));
+        let mut scan = Scan::new(section, r, min_order, budget.saturating_sub(held.pages()));
         loop {
             #[cfg(ph_tests)]
             crate::tests::hooks::before_isolate(held.pages());
@@ -263,10 +551,10 @@ impl Engine {
     }
 
     /// Sends the held blocks to the transport and gives them back, marked
-    /// reported if the host took every report.
-    fn report(&self, held: &mut Isolated<'_>, transport: &dyn Transport, min_order: u32) {
+    /// reported if the host took every report (then returns true).
+    fn report(&self, held: &mut Isolated<'_>, transport: &dyn Transport, min_order: u32) -> bool {
         if held.is_empty() {
-            return;
+            return false;
         }
         let start = mm::ktime_ns();
         let pages = held.pages();
@@ -306,9 +594,10 @@ impl Engine {
                 "{} pages stay isolated for good: the device did not confirm its reset\n",
                 held.give_up()
             );
-            return;
+            return false;
         }
-        held.put_back(if sent && !failed {
+        let reported = sent && !failed;
+        held.put_back(if reported {
             Mark::Reported
         } else {
             Mark::Unreported
@@ -317,5 +606,6 @@ impl Engine {
         stats
             .last_report_latency_ns
             .store(mm::ktime_ns().saturating_sub(start), Relaxed);
+        reported
     }
 }

@@ -149,54 +149,92 @@ pub(crate) struct ScanCounts {
 }
 
 /// A scan of a pfn range for free buddy blocks (the C
-/// `struct free_page_hint_scan`), which [`Isolated::take`] advances.
-pub(crate) struct Scan(bindings::free_page_hint_scan);
+/// `struct free_page_hint_scan`), which [`Isolated::take`] advances. It
+/// belongs to the [`Section`] it was begun in: what it found stays online
+/// while the section lasts.
+pub(crate) struct Scan<'a> {
+    raw: bindings::free_page_hint_scan,
+    range: PfnRange,
+    /// Pages [`Isolated::take`] took through this scan.
+    taken: u64,
+    _section: &'a Section,
+}
 
-impl Scan {
+impl<'a> Scan<'a> {
     /// A scan of `range` for blocks of order `min_order` or more, isolating
     /// at most `max_pages` pages in all.
-    pub(crate) fn new(range: PfnRange, min_order: u32, max_pages: u64) -> Self {
-        Scan(bindings::free_page_hint_scan {
-            pfn: range.start as c_ulong,
-            end_pfn: range.end as c_ulong,
-            min_order,
-            max_pages: max_pages as c_ulong,
-            nr_busy: 0,
-            nr_unlisted: 0,
-            nr_reported: 0,
-            nr_small: 0,
-            nr_low: 0,
-            over_budget: false,
-        })
+    pub(crate) fn new(
+        section: &'a Section,
+        range: PfnRange,
+        min_order: u32,
+        max_pages: u64,
+    ) -> Self {
+        Scan {
+            raw: bindings::free_page_hint_scan {
+                pfn: range.start as c_ulong,
+                end_pfn: range.end as c_ulong,
+                min_order,
+                max_pages: max_pages as c_ulong,
+                nr_busy: 0,
+                nr_unlisted: 0,
+                nr_reported: 0,
+                nr_small: 0,
+                nr_low: 0,
+                over_budget: false,
+            },
+            range,
+            taken: 0,
+            _section: section,
+        }
+    }
+
+    /// The range scanned.
+    pub(crate) fn range(&self) -> PfnRange {
+        self.range
     }
 
     /// Whether the whole range was scanned.
     pub(crate) fn done(&self) -> bool {
-        self.0.pfn >= self.0.end_pfn
+        self.raw.pfn >= self.raw.end_pfn
     }
 
     /// Whether the scan stopped at a block bigger than its remaining budget.
     pub(crate) fn over_budget(&self) -> bool {
-        self.0.over_budget
+        self.raw.over_budget
     }
 
     /// Gives the scan a fresh budget (after the held blocks went back).
     pub(crate) fn set_budget(&mut self, max_pages: u64) {
-        self.0.max_pages = max_pages as c_ulong;
-        self.0.over_budget = false;
+        self.raw.max_pages = max_pages as c_ulong;
+        self.raw.over_budget = false;
     }
 
     /// What the scan skipped so far.
     pub(crate) fn counts(&self) -> ScanCounts {
         // The C scan counts unlisted pages within `nr_busy`.
-        let unlisted = self.0.nr_unlisted as u64;
+        let unlisted = self.raw.nr_unlisted as u64;
         ScanCounts {
-            busy: (self.0.nr_busy as u64).saturating_sub(unlisted),
+            busy: (self.raw.nr_busy as u64).saturating_sub(unlisted),
             unlisted,
-            reported: self.0.nr_reported as u64,
-            small: self.0.nr_small as u64,
-            low: self.0.nr_low as u64,
+            reported: self.raw.nr_reported as u64,
+            small: self.raw.nr_small as u64,
+            low: self.raw.nr_low as u64,
         }
+    }
+
+    /// Pages of the range scanned so far.
+    pub(crate) fn scanned_pages(&self) -> u64 {
+        (self.raw.pfn as u64).clamp(self.range.start, self.range.end) - self.range.start
+    }
+
+    /// Pages of the scanned part of the range that the scan accounted for
+    /// in no way: the pfns it found without online memory (the C scan
+    /// steps over them uncounted). 0 for a done scan means every pfn of the
+    /// range is online memory of a populated zone.
+    pub(crate) fn offline_pages(&self) -> u64 {
+        let c = self.counts();
+        let seen = self.taken + c.busy + c.unlisted + c.reported + c.small + c.low;
+        self.scanned_pages().saturating_sub(seen)
     }
 }
 
@@ -264,13 +302,13 @@ impl<'a> Isolated<'a> {
 
     /// Isolates the free blocks `scan` finds next, until this value is full
     /// or the scan is done or over its budget. Returns the pages taken.
-    pub(crate) fn take(&mut self, scan: &mut Scan) -> u64 {
+    pub(crate) fn take(&mut self, scan: &mut Scan<'_>) -> u64 {
         let start = self.len;
         let room = &mut self.store.blocks[start..];
         let cap = room.len().min(c_uint::MAX as usize) as c_uint;
-        // SAFETY: `scan.0` is a valid scan; `room` is valid for `cap`
+        // SAFETY: `scan.raw` is a valid scan; `room` is valid for `cap`
         // writes; process context, inside a section (`self._section`).
-        let n = unsafe { bindings::free_page_hint_isolate(&mut scan.0, room.as_mut_ptr(), cap) };
+        let n = unsafe { bindings::free_page_hint_isolate(&mut scan.raw, room.as_mut_ptr(), cap) };
         let end = start + (n as usize).min(room.len());
         let mut kept = start;
         let mut pages = 0;
@@ -294,6 +332,9 @@ impl<'a> Isolated<'a> {
         // INVARIANT: `blocks[start..kept]` are ours, mirrored in `entries`.
         self.len = kept;
         self.pages += pages;
+        // A block given back at once is left out: the scan's range then
+        // looks partly offline, which only ever refuses consolidation.
+        scan.taken += pages;
         pages
     }
 
@@ -406,5 +447,79 @@ impl Report<'_> {
     /// Pages in the report.
     pub(crate) fn pages(&self) -> u64 {
         self.ranges().iter().map(|r| r.pages()).sum()
+    }
+}
+
+/// Every page of an aligned range of whole top-order blocks, taken off the
+/// allocator with `alloc_contig_range()`: its free pages are allocated and
+/// its movable pages migrated elsewhere first, the way CMA and gigantic
+/// hugetlb pages are taken. Dropping it frees every page again (order 0,
+/// through the per-CPU lists). The worker uses it to consolidate a host page
+/// larger than the largest buddy block that is almost free.
+///
+/// # Invariants
+///
+/// One successful `alloc_contig_range()` allocated every page of `range`
+/// (a non-empty range, aligned to `1 << MAX_PAGE_ORDER` pages), and this
+/// value owns them; `range` stays online while `_section` lasts.
+#[cfg(CONFIG_CONTIG_ALLOC)]
+pub(crate) struct ContigPages<'a> {
+    range: PfnRange,
+    _section: &'a Section,
+}
+
+#[cfg(CONFIG_CONTIG_ALLOC)]
+impl<'a> ContigPages<'a> {
+    /// Takes the range `scan` covered. The scan must be done, of whole
+    /// aligned top-order blocks, and must have found every pfn of its range
+    /// online ([`Scan::offline_pages`] 0); otherwise `EINVAL`. `EBUSY` (or
+    /// `ENOMEM`, `EINTR`): a page could not be taken or migrated (an
+    /// unmovable or pinned page, another zone, memory short, a fatal
+    /// signal); nothing is held then. Process context; may sleep for as
+    /// long as migration takes.
+    pub(crate) fn take(scan: &Scan<'a>) -> Result<Self> {
+        let range = scan.range;
+        let mask = (1u64 << MAX_PAGE_ORDER) - 1;
+        if !scan.done()
+            || scan.offline_pages() != 0
+            || range.is_empty()
+            || range.start & mask != 0
+            || range.end & mask != 0
+        {
+            return Err(EINVAL);
+        }
+        // SAFETY: every pfn of `range` has a memmap: the scan looked at
+        // every 4 MiB-aligned piece of it and found online memory in a
+        // populated zone (none of its pfns went uncounted), memory is
+        // onlined in whole sections (at least 128 MiB, aligned), so each
+        // piece lies in one online section, and the scan's section keeps it
+        // online until `'a` ends. alloc_contig_range() checks everything
+        // else itself and fails (nothing taken) on any page it cannot take,
+        // a range across zones included; process context (the worker).
+        to_result(unsafe {
+            bindings::alloc_contig_range_noprof(
+                range.start as c_ulong,
+                range.end as c_ulong,
+                bindings::migratetype_MIGRATE_MOVABLE,
+                bindings::GFP_KERNEL | bindings::__GFP_NOWARN,
+            )
+        })?;
+        // INVARIANT: allocated just now, and ours.
+        Ok(ContigPages {
+            range,
+            _section: scan._section,
+        })
+    }
+}
+
+#[cfg(CONFIG_CONTIG_ALLOC)]
+impl Drop for ContigPages<'_> {
+    fn drop(&mut self) {
+        // SAFETY: every page of `range` was allocated by one
+        // alloc_contig_range() and is ours, untouched (type invariant);
+        // freed once, here.
+        unsafe {
+            bindings::free_contig_range(self.range.start as c_ulong, self.range.pages() as c_ulong)
+        };
     }
 }

@@ -332,7 +332,12 @@ fn isolation_keeps_pages_out(t: &Test) {
     let section = Section::begin();
     let mut held = Isolated::new(&section, &mut store);
     for &pfn in &pfns[..n] {
-        let mut scan = Scan::new(PfnRange::new(pfn, pfn + TOP_PAGES), TOP, TOP_PAGES);
+        let mut scan = Scan::new(
+            &section,
+            PfnRange::new(pfn, pfn + TOP_PAGES),
+            TOP,
+            TOP_PAGES,
+        );
         held.take(&mut scan);
     }
     kexpect_eq!(t, held.pages(), n as u64 * TOP_PAGES);
@@ -840,7 +845,12 @@ fn isolation_keeps_pageblock_type(t: &Test) {
     };
     let section = Section::begin();
     let mut held = Isolated::new(&section, &mut store);
-    let mut scan = Scan::new(PfnRange::new(pfn + half, pfn + 2 * half), order - 1, half);
+    let mut scan = Scan::new(
+        &section,
+        PfnRange::new(pfn + half, pfn + 2 * half),
+        order - 1,
+        half,
+    );
     let taken = held.take(&mut scan);
     let during = sys::pageblock_migratetype(pfn);
     held.put_back(Mark::Unreported);

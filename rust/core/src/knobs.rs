@@ -37,6 +37,8 @@ pub enum KnobError {
         /// Largest accepted value.
         max: u64,
     },
+    /// The knob takes powers of two only.
+    NotPowerOfTwo,
 }
 
 impl KnobError {
@@ -49,7 +51,8 @@ impl KnobError {
             KnobError::Empty
             | KnobError::Invalid
             | KnobError::Overflow
-            | KnobError::OutOfRange { .. } => 22,
+            | KnobError::OutOfRange { .. }
+            | KnobError::NotPowerOfTwo => 22,
         }
     }
 }
@@ -63,6 +66,7 @@ impl core::fmt::Display for KnobError {
             KnobError::OutOfRange { min, max } => {
                 write!(f, "value out of range {min}..={max}")
             }
+            KnobError::NotPowerOfTwo => f.write_str("not a power of two"),
         }
     }
 }
@@ -75,6 +79,11 @@ pub const THRESHOLD_KB_MAX: u64 = 1 << 30;
 pub const FLUSH_MS_MAX: u32 = 60_000;
 /// Largest `delay_ms`: one second (the worker sleeps that long per batch).
 pub const DELAY_MS_MAX: u32 = 1000;
+
+/// Smallest `host_page_kb`: a 4 KiB host page (no huge pages).
+pub const HOST_PAGE_KB_MIN: u64 = 4;
+/// Largest `host_page_kb`: a 1 GiB host page.
+pub const HOST_PAGE_KB_MAX: u64 = 1 << 20;
 
 /// Parses a decimal `u64` as described in the [module documentation](self).
 pub const fn parse_u64(input: &[u8]) -> Result<u64, KnobError> {
@@ -166,6 +175,31 @@ pub const fn parse_delay_ms(input: &[u8]) -> Result<u32, KnobError> {
     }
 }
 
+/// `host_page_kb`: the size of the host pages behind guest memory, in KiB,
+/// a power of two in [`HOST_PAGE_KB_MIN`]`..=`[`HOST_PAGE_KB_MAX`]. Convert
+/// it with [`host_page_order`].
+pub const fn parse_host_page_kb(input: &[u8]) -> Result<u64, KnobError> {
+    match parse_u64_in(input, HOST_PAGE_KB_MIN, HOST_PAGE_KB_MAX) {
+        Ok(v) if v.is_power_of_two() => Ok(v),
+        Ok(_) => Err(KnobError::NotPowerOfTwo),
+        Err(e) => Err(e),
+    }
+}
+
+/// The order of the block of guest pages of `page_size` bytes that one host
+/// page of `host_page_kb` KiB covers: 0 when a host page is no larger than a
+/// guest page. Both sizes are taken as powers of two (rounded down); a
+/// `page_size` of 0 is taken as 1.
+pub const fn host_page_order(host_page_kb: u64, page_size: u64) -> u32 {
+    let host = match host_page_kb.checked_mul(1024) {
+        Some(b) if b != 0 => b.ilog2(),
+        Some(_) => 0,
+        None => 63 + 1,
+    };
+    let page = if page_size == 0 { 0 } else { page_size.ilog2() };
+    host.saturating_sub(page)
+}
+
 /// The number of pages of `page_size` bytes that hold `threshold_kb` KiB,
 /// rounded up, and at least 1.
 ///
@@ -184,6 +218,38 @@ pub const fn threshold_pages(threshold_kb: u64, page_size: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_page_kb_takes_powers_of_two_in_range() {
+        assert_eq!(parse_host_page_kb(b"4\n"), Ok(4));
+        assert_eq!(parse_host_page_kb(b"2048"), Ok(2048));
+        assert_eq!(parse_host_page_kb(b"1048576\n"), Ok(1 << 20));
+        assert_eq!(parse_host_page_kb(b"3000"), Err(KnobError::NotPowerOfTwo));
+        assert_eq!(parse_host_page_kb(b"12"), Err(KnobError::NotPowerOfTwo));
+        let range = KnobError::OutOfRange {
+            min: HOST_PAGE_KB_MIN,
+            max: HOST_PAGE_KB_MAX,
+        };
+        assert_eq!(parse_host_page_kb(b"2"), Err(range));
+        assert_eq!(parse_host_page_kb(b"0"), Err(range));
+        assert_eq!(parse_host_page_kb(b"2097152"), Err(range));
+        assert_eq!(parse_host_page_kb(b"-4"), Err(KnobError::Invalid));
+        assert_eq!(KnobError::NotPowerOfTwo.errno(), 22);
+    }
+
+    #[test]
+    fn host_page_orders() {
+        assert_eq!(host_page_order(4, 4096), 0);
+        assert_eq!(host_page_order(2048, 4096), 9);
+        assert_eq!(host_page_order(4096, 4096), 10);
+        assert_eq!(host_page_order(1 << 20, 4096), 18);
+        // A host page smaller than a guest page (64 KiB guest pages).
+        assert_eq!(host_page_order(4, 65536), 0);
+        assert_eq!(host_page_order(2048, 65536), 5);
+        assert_eq!(host_page_order(0, 4096), 0);
+        assert_eq!(host_page_order(1 << 20, 0), 30);
+        assert_eq!(host_page_order(u64::MAX, 4096), 52);
+    }
 
     #[test]
     fn accepts_digits_and_newline() {

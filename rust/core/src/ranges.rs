@@ -452,6 +452,68 @@ impl Iterator for Merge<'_> {
 
 impl core::iter::FusedIterator for Merge<'_> {}
 
+/// The aligned granules ranges touch; see [`granules`].
+#[derive(Clone, Debug)]
+pub struct Granules<I> {
+    ranges: I,
+    // `1 << order`, or None if order >= 64.
+    size: Option<u64>,
+    // The current granule and the end of the range it came from.
+    cur: Option<(u64, u64)>,
+    // Granules below this were yielded already.
+    next: u64,
+}
+
+/// Every aligned block of `1 << order` pages (a granule: one host page) that
+/// shares at least one page with one of `ranges`, as a range, each once and
+/// in ascending order when `ranges` are sorted and disjoint (as [`merge`]
+/// leaves them).
+///
+/// The worker uses it when a host page is larger than the largest buddy
+/// block: a free anywhere in a host page makes the whole host page worth a
+/// look. Granules that would reach past `u64::MAX` and orders of 64 or more
+/// yield nothing.
+#[inline]
+pub fn granules<I: IntoIterator<Item = PfnRange>>(ranges: I, order: u32) -> Granules<I::IntoIter> {
+    Granules {
+        ranges: ranges.into_iter(),
+        size: 1u64.checked_shl(order),
+        cur: None,
+        next: 0,
+    }
+}
+
+impl<I: Iterator<Item = PfnRange>> Iterator for Granules<I> {
+    type Item = PfnRange;
+
+    fn next(&mut self) -> Option<PfnRange> {
+        let size = self.size?;
+        loop {
+            if let Some((g, end)) = self.cur {
+                match g.checked_add(size) {
+                    Some(g_end) if g < end => {
+                        self.cur = Some((g_end, end));
+                        self.next = g_end;
+                        return Some(PfnRange {
+                            start: g,
+                            end: g_end,
+                        });
+                    }
+                    _ => self.cur = None,
+                }
+            }
+            let r = self.ranges.next()?;
+            if r.is_empty() {
+                continue;
+            }
+            let first = (r.start & !(size - 1)).max(self.next);
+            self.cur = Some((first, r.end));
+        }
+    }
+}
+
+impl<I: Iterator<Item = PfnRange>> core::iter::FusedIterator for Granules<I> {}
+
 /// Trims ranges to whole aligned pieces; see [`cut`].
 #[derive(Clone, Debug)]
 pub struct Cut<I> {
@@ -518,6 +580,39 @@ impl<I: Iterator<Item = PfnRange>> Iterator for Cut<I> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Checks that the granules of order `o` that `v` touches are `want`.
+    fn check_granules(v: &[(u64, u64)], o: u32, want: &[(u64, u64)]) {
+        let ranges = v.iter().map(|&(s, e)| PfnRange::new(s, e));
+        let mut got = granules(ranges, o);
+        for &(s, e) in want {
+            assert_eq!(got.next(), Some(PfnRange::new(s, e)));
+        }
+        assert_eq!(got.next(), None);
+        assert_eq!(got.next(), None);
+    }
+
+    #[test]
+    fn granules_touched() {
+        check_granules(&[], 4, &[]);
+        check_granules(&[(3, 4)], 4, &[(0, 16)]);
+        // Two ranges in one granule: it comes once.
+        check_granules(&[(1, 2), (5, 9)], 4, &[(0, 16)]);
+        // A range across a boundary touches both.
+        check_granules(&[(15, 17)], 4, &[(0, 16), (16, 32)]);
+        check_granules(
+            &[(15, 17), (20, 21), (40, 80)],
+            4,
+            &[(0, 16), (16, 32), (32, 48), (48, 64), (64, 80)],
+        );
+        check_granules(&[(16, 32)], 4, &[(16, 32)]);
+        // Empty ranges touch nothing.
+        check_granules(&[(7, 7), (33, 34)], 4, &[(32, 48)]);
+        check_granules(&[(0, 1)], 64, &[]);
+        // The last granule of the pfn space does not fit: nothing wraps.
+        check_granules(&[(u64::MAX - 1, u64::MAX)], 4, &[]);
+        check_granules(&[(5, 6)], 0, &[(5, 6)]);
+    }
 
     #[test]
     fn hull_covers_both_and_ignores_empty() {

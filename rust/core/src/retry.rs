@@ -102,6 +102,15 @@ impl<const N: usize> Retry<N> {
         if r.is_empty() {
             return true;
         }
+        // Already waiting for its first round (the same host page deferred
+        // again, say): nothing to add.
+        if self.ranges[..self.len]
+            .iter()
+            .zip(&self.tries)
+            .any(|(q, &t)| t == 0 && q.start <= r.start && r.end <= q.end)
+        {
+            return true;
+        }
         if let Some(i) = self.len.checked_sub(1) {
             let last = &mut self.ranges[i];
             let gap = if r.start > last.end {

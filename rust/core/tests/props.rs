@@ -12,7 +12,7 @@ use page_hinting_core::batch::{Batcher, Limits};
 use page_hinting_core::capture::{CaptureBuf, Entry, Push, MAX_PAGE_ORDER, PFN_LIMIT};
 use page_hinting_core::hv;
 use page_hinting_core::knobs::{self, KnobError};
-use page_hinting_core::ranges::{cut, merge, radix_sort, sort, PfnRange};
+use page_hinting_core::ranges::{cut, granules, merge, radix_sort, sort, PfnRange};
 use page_hinting_core::retry::{Retry, DELAYS_MS};
 use proptest::prelude::*;
 
@@ -165,6 +165,18 @@ proptest! {
     }
 
     #[test]
+    fn granules_are_exactly_the_touched_host_pages(mut v in dense_entries(200), k in 0..=20u32) {
+        // Model: the set of granule indices any captured page falls in.
+        let want: BTreeSet<u64> = model(&v).iter().map(|p| p >> k).collect();
+        sort(&mut v);
+        let got: Vec<PfnRange> = granules(merge(&v), k).collect();
+        prop_assert!(got.windows(2).all(|w| w[0].end <= w[1].start), "{:?}", got);
+        prop_assert!(got.iter().all(|g| g.start.trailing_zeros() >= k && g.pages() == 1 << k));
+        let idx: Vec<u64> = got.iter().map(|g| g.start >> k).collect();
+        prop_assert_eq!(idx, want.into_iter().collect::<Vec<_>>());
+    }
+
+    #[test]
     fn batch_preserves_pages_and_limits(
         mut v in dense_entries(200),
         k in 0..=MAX_PAGE_ORDER,
@@ -298,6 +310,11 @@ proptest! {
         prop_assert_eq!(knobs::parse_min_order(&input), ranged(0, 10).map(|v| v as u32));
         prop_assert_eq!(knobs::parse_enabled(&input), ranged(0, 1).map(|v| v == 1));
         prop_assert_eq!(knobs::parse_flush_ms(&input), ranged(0, 60_000).map(|v| v as u32));
+        let host = match ranged(4, 1 << 20) {
+            Ok(v) if !v.is_power_of_two() => Err(KnobError::NotPowerOfTwo),
+            r => r,
+        };
+        prop_assert_eq!(knobs::parse_host_page_kb(&input), host);
     }
 
     #[test]

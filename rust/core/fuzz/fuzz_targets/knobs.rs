@@ -55,6 +55,23 @@ fuzz_target!(|data: &[u8]| {
         knobs::parse_flush_ms(data),
         ranged(m, 0, u64::from(knobs::FLUSH_MS_MAX)).map(|v| v as u32)
     );
+    let host = match ranged(m, knobs::HOST_PAGE_KB_MIN, knobs::HOST_PAGE_KB_MAX) {
+        Ok(v) if !v.is_power_of_two() => Err(KnobError::NotPowerOfTwo),
+        r => r,
+    };
+    assert_eq!(knobs::parse_host_page_kb(data), host);
+    if let Ok(kb) = host {
+        // A host page covers 2^order guest pages exactly.
+        for page_size in [4096u64, 16384, 65536] {
+            let order = knobs::host_page_order(kb, page_size);
+            assert_eq!(
+                (page_size << order).max(kb * 1024),
+                page_size << order,
+                "{kb} KiB, {page_size} B pages"
+            );
+            assert!(kb * 1024 < page_size || page_size << order == kb * 1024);
+        }
+    }
     if let Ok(kb) = knobs::parse_threshold_kb(data) {
         for page_size in [4096u64, 16384, 65536] {
             let pages = knobs::threshold_pages(kb, page_size);

@@ -273,7 +273,9 @@ def check_hugetlb_1g(r):
           + f"; guest reported {guest} host page(s)"
           + f" ({mark_time(r, 'reported') - t_freeing:.2f} s after the free)")
     assert p1 - p0 >= 1, "no 1 GiB page came back to the pool"
-    assert p1 - p0 == guest, f"the pool got {p1 - p0} pages, the guest reported {guest}"
+    # The guest may report its ordinary third GiB too, and a consolidated
+    # GiB twice (once while it holds it, once marked): never fewer.
+    assert guest >= p1 - p0, f"the pool got {p1 - p0} pages, the guest reported {guest}"
 
 
 def check_hugetlb_integrity(r):

@@ -38,6 +38,7 @@ declare -A GUARD=(
 	[freeze]=e2e:suspend
 	[unload]=e2e:stuck-unload
 	[hypercall]=e2e:poison-negotiated
+	[granule]=e2e:hugetlb-1g-integrity
 )
 TEETH=$ROOT/tools/teeth
 
@@ -73,7 +74,7 @@ fi
 
 breaks=("$@")
 ((${#breaks[@]})) || breaks=(capture isolation mark error kick hotplug leak retry drain spill queue cap knob freeze unload
-	hypercall)
+	hypercall granule)
 for b in "${breaks[@]}"; do
 	[[ -n ${GUARD[$b]:-} ]] || die "unknown break '$b' (known: ${!GUARD[*]})"
 	[[ -f $TEETH/$b.patch ]] || die "break '$b' has no tools/teeth/$b.patch"

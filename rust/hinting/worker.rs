@@ -429,6 +429,40 @@ impl Engine {
         match ContigPages::take(scan) {
             Ok(taken) => {
                 self.stats.host_pages_consolidated.fetch_add(1, Relaxed);
+                // Report it while it is ours (nothing can take a page of it
+                // meanwhile), then free it: it goes back unmarked, and its
+                // next look reports it again and marks it. Not where the
+                // guest writes free pages (poisoning, init_on_free: the
+                // frees would fault the host page back in), nor where one
+                // entry cannot hold it.
+                if !mm::guest_keeps_free_contents() && Self::whole_entry(transport, order) {
+                    let start = mm::ktime_ns();
+                    match transport.report(&taken.report()) {
+                        Ok(()) => {
+                            let stats = &self.stats;
+                            stats.reports.fetch_add(1, Relaxed);
+                            stats.reported_ranges.fetch_add(1, Relaxed);
+                            stats.reported_pages.fetch_add(g.pages(), Relaxed);
+                            stats.host_pages_reported.fetch_add(1, Relaxed);
+                            stats
+                                .last_report_latency_ns
+                                .store(mm::ktime_ns().saturating_sub(start), Relaxed);
+                        }
+                        Err(ReportError::Lost) => {
+                            self.stats.transport_errors.fetch_add(1, Relaxed);
+                            pr_err!(
+                                "{} pages stay allocated for good: the device did not confirm its reset\n",
+                                taken.give_up()
+                            );
+                            return Look::DONE;
+                        }
+                        Err(ReportError::Failed(_)) => {
+                            self.stats.transport_errors.fetch_add(1, Relaxed);
+                        }
+                    }
+                    drop(taken);
+                    return Look::DONE;
+                }
                 // Back to the allocator: order-0 frees, onto this CPU's
                 // per-CPU list, whose drain merges them into top-order
                 // blocks again. Nothing else can take them in between but
@@ -477,16 +511,22 @@ impl Engine {
         }
     }
 
-    /// Reports the one host page `held` holds, as one range when the
-    /// transport's entries can hold it (a virtio descriptor holds 4 GiB),
-    /// and gives it back marked reported if the host took it.
-    fn report_host_page(&self, held: &mut Isolated<'_>, transport: &dyn Transport, order: u32) {
-        let whole = Limits::from_max_bytes(
+    /// Whether one entry of `transport` holds a host page of `order` (a
+    /// virtio descriptor holds 4 GiB).
+    fn whole_entry(transport: &dyn Transport, order: u32) -> bool {
+        Limits::from_max_bytes(
             transport.max_entry_bytes(),
             kernel::page::PAGE_SHIFT as u32,
             order,
         )
-        .is_ok();
+        .is_ok()
+    }
+
+    /// Reports the one host page `held` holds, as one range when the
+    /// transport's entries can hold it, and gives it back marked reported
+    /// if the host took it.
+    fn report_host_page(&self, held: &mut Isolated<'_>, transport: &dyn Transport, order: u32) {
+        let whole = Self::whole_entry(transport, order);
         if self.report(held, transport, if whole { order } else { MAX_PAGE_ORDER }) {
             self.stats.host_pages_reported.fetch_add(1, Relaxed);
         }

@@ -425,13 +425,13 @@ impl<'a> Iterator for Reports<'a> {
     }
 }
 
-/// One report: disjoint pfn ranges of pages held isolated, which
-/// stay isolated at least as long as the report lives.
+/// One report: disjoint pfn ranges of pages held off the allocator, which
+/// stay held at least as long as the report lives.
 ///
 /// # Invariants
 ///
 /// `ranges[..len]` are non-empty ranges of blocks held by the [`Isolated`]
-/// this report borrows from.
+/// (or the pages of the `ContigPages`) this report borrows from.
 pub(crate) struct Report<'a> {
     ranges: [PfnRange; REPORT_MAX],
     len: usize,
@@ -509,6 +509,29 @@ impl<'a> ContigPages<'a> {
             range,
             _section: scan._section,
         })
+    }
+
+    /// All of it as a report of one range: its pages are allocated to this
+    /// value and to nothing else, so the host may discard them while the
+    /// report lives.
+    pub(crate) fn report(&self) -> Report<'_> {
+        let mut ranges = [PfnRange::default(); REPORT_MAX];
+        ranges[0] = self.range;
+        // INVARIANT: one non-empty range of pages this value holds.
+        Report {
+            ranges,
+            len: 1,
+            _held: PhantomData,
+        }
+    }
+
+    /// Gives up the pages without freeing them: a device that went away
+    /// without confirming its reset may still access them (a leak, never
+    /// reuse). Returns the pages.
+    pub(crate) fn give_up(self) -> u64 {
+        let pages = self.range.pages();
+        core::mem::forget(self);
+        pages
     }
 }
 

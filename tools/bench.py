@@ -34,7 +34,7 @@ import time
 TOOLS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TOOLS)
 sys.path.insert(0, TOOLS)
-from runlog import marks, sample_at  # noqa: E402
+from runlog import marks, pool_at, reserve_hugetlb, sample_at  # noqa: E402
 MIB = 1024  # KiB
 
 # name, driver, extra kernel command line, workloads (None: all)
@@ -60,6 +60,21 @@ WORKLOADS = [
     ("pagefault", None),
 ]
 THROUGHPUT_UNIT = {"churn": "MiB/s", "pagefault": "faults/s"}
+
+# Guest RAM on the host's hugetlb pages, where the host takes back whole
+# host pages only and its pool (free_hugepages) is the measure: (name, KiB,
+# pages to reserve, MiB freed, run-guest arguments, kernel command line).
+# The 1 GiB layout is check-e2e's hugetlb-1g (Documentation/admin-guide).
+HUGE_SETUPS = [
+    ("2 MiB", 2048, 512, 700, ["--hugetlb", "2048"], ""),
+    ("1 GiB", 1 << 20, 2, 900, ["--mem", "3072", "--hugetlb", str(1 << 20), "--hugetlb-mib", "2048"],
+     "movablecore=2G"),
+]
+# (name, driver, extra kernel command line; {kb} is the host page size)
+HUGE_CONFIGS = [
+    ("linux", "linux", ""),
+    ("ph", "ph", "ph_param.host_page_kb={kb}"),
+]
 
 
 def sh(*cmd):
@@ -150,6 +165,65 @@ def run_one(kernel, initrd, disk, outdir, conf, work, rep, args):
         tail = "\n".join("  | " + line for _, line in r["console"][-15:])
         raise RuntimeError(f"{tag}: guest status {rc}\n{tail}")
     return r, time.monotonic() - t
+
+
+def run_huge(kernel, initrd, outdir, setup, conf, rep, args):
+    """One hugefree run; returns its figures, or None (with a line) where
+    the host cannot reserve the pages."""
+    label, kb, pages, mib, guest_args, cmdline = setup
+    name, driver, extra = conf
+    tag = f"huge-{kb}.{name}.{rep}"
+    js = os.path.join(outdir, "runs", tag + ".json")
+    append = f"ph_bench.conf={driver} ph_bench.work=hugefree ph_bench.mib={mib} " \
+             f"ph_bench.window={args.window} {extra.format(kb=kb)} {cmdline}"
+    cmd = [os.path.join(TOOLS, "run-guest.py"), "--kernel", kernel, "--initrd", initrd,
+           "--scenario", "bench", "--append", append.strip(), "--timeout", "240",
+           "--strict-console", "--quiet", "--json", js, *guest_args]
+    restore, why = reserve_hugetlb(kb, pages)
+    if restore is None:
+        print(f"[bench] {label} host pages: SKIPPED: {why}")
+        return None
+    try:
+        rc = subprocess.run(cmd, stderr=subprocess.DEVNULL).returncode
+    finally:
+        restore()
+    r = json.load(open(js))
+    if rc != 0:
+        tail = "\n".join("  | " + line for _, line in r["console"][-15:])
+        raise RuntimeError(f"{tag}: guest status {rc}\n{tail}")
+    t0 = first_mark(r, "freeing")[0]
+    p0, p1 = pool_at(r, t0), pool_at(r, t0 + args.window)
+    f = {"setup": label, "config": name, "rep": rep, "freed_mib": mib,
+         "back_mib": (p1 - p0) * kb // 1024, "first": None, "all": None}
+    for ts, _, _, *pool in r["samples"]:
+        if t0 <= ts <= t0 + args.window and pool and pool[0] is not None:
+            if f["first"] is None and pool[0] > p0:
+                f["first"] = round(ts - t0, 2)
+            if f["all"] is None and p1 > p0 and pool[0] >= p1:
+                f["all"] = round(ts - t0, 2)
+    hp = marks(r, "host-pages")
+    f["host_pages_reported"] = int(hp[0][1]) if hp else None
+    return f
+
+
+def huge_table(results, meta):
+    out = ["", f"Guest RAM on host huge pages (hugetlb, QEMU memory-backend-memfd): the host "
+           f"takes back whole host pages only; measured by its pool's free pages, "
+           f"{meta['window']} s window after the free. 2 MiB: a 1 GiB guest; 1 GiB: a 3 GiB "
+           "guest whose first 2 GiB are two host pages, with movablecore=2G "
+           "(Documentation/admin-guide/mm/page_hinting.rst):", "",
+           "| host pages | config | freed | back after window | first page back | all back |",
+           "|---|---|---|---|---|---|"]
+    for label, *_ in HUGE_SETUPS:
+        for name, *_ in HUGE_CONFIGS:
+            rs = [x for x in results if x["setup"] == label and x["config"] == name]
+            if not rs:
+                continue
+            out.append(f"| {label} | {name} | {rs[0]['freed_mib']} MiB | "
+                       f"{fmt_range([x['back_mib'] for x in rs], ' MiB', 0)} | "
+                       f"{secs(fmt_range([x['first'] for x in rs], '', 2))} | "
+                       f"{secs(fmt_range([x['all'] for x in rs], '', 2))} |")
+    return "\n".join(out) + "\n"
 
 
 def spread(vals):
@@ -287,6 +361,23 @@ def plot_spec(results, traces, meta):
 MAIN = {"none", "linux", "linux-o0", "ph", "ph-o0"}
 
 
+def huge_runs(kernel, initrd, outdir, args):
+    """The host huge page runs, each setup and configuration args.reps times."""
+    out = []
+    for setup in HUGE_SETUPS:
+        for conf in HUGE_CONFIGS:
+            for rep in range(args.reps):
+                t = time.monotonic()
+                f = run_huge(kernel, initrd, outdir, setup, conf, rep, args)
+                if f is None:
+                    break
+                out.append(f)
+                print(f"[bench] hugetlb {setup[0]:<5} {conf[0]:<6} rep {rep}: {f['back_mib']} of "
+                      f"{f['freed_mib']} MiB back, first page {fmt(f['first'], ' s', 2)} "
+                      f"({time.monotonic() - t:.0f} s)", flush=True)
+    return out
+
+
 def build_plotter():
     return sh(os.path.join(TOOLS, "bench-plot.sh"))
 
@@ -318,7 +409,18 @@ def main():
     ap.add_argument("--work", help="comma-separated workloads")
     ap.add_argument("--no-publish", action="store_true")
     ap.add_argument("--replot", help="redraw from an earlier results directory")
+    ap.add_argument("--hugetlb-only", action="store_true",
+                    help="only the host huge page runs (their table, not published)")
     args = ap.parse_args()
+
+    if args.hugetlb_only:
+        kernel = sh(os.path.join(TOOLS, "kernel.sh"), "normal") + "/arch/x86/boot/bzImage"
+        initrd = sh(os.path.join(TOOLS, "initramfs.sh"), "normal")
+        outdir = os.path.join(os.path.dirname(initrd), "bench", time.strftime("%Y%m%d-%H%M%S"))
+        os.makedirs(os.path.join(outdir, "runs"), exist_ok=True)
+        huge = huge_runs(kernel, initrd, outdir, args)
+        print(huge_table(huge, {"window": args.window}))
+        return
 
     plotter = build_plotter()
     if args.replot:
@@ -355,12 +457,13 @@ def main():
             print(f"[bench] {i + 1}/{len(plan)} {c[0]:<10} {w:<9} rep {rep}: {brief} "
                   f"({secs:.0f} s)", flush=True)
         os.unlink(disk)
+        huge = huge_runs(kernel, initrd, outdir, args)
         qemu = re.search(r"version (\S+)", sh("qemu-system-x86_64", "--version")).group(1)
         meta = {"date": time.strftime("%Y-%m-%d"), "reps": args.reps, "window": args.window,
                 "seconds": args.seconds, "pairs": args.pairs, "accel": accel, "qemu": qemu, "smp": SMP, "mem": 1024,
                 "minutes": round((time.monotonic() - t_start) / 60, 1)}
-        json.dump({"meta": meta, "results": results}, open(os.path.join(outdir, "results.json"), "w"),
-                  indent=1)
+        json.dump({"meta": meta, "results": results, "hugetlb": huge},
+                  open(os.path.join(outdir, "results.json"), "w"), indent=1)
         keys = ["config", "workload", "rep", "t50", "t90", "back_10s", "huge_before", "huge_after",
                 "throughput_off", "throughput", "ratio", "reports", "ranges", "reported_mib",
                 "worker_ms", "worker_cpu_pct", "seconds"]
@@ -382,6 +485,8 @@ def main():
                                                            meta["seconds"])[1]
     rows = summarize(results)
     md = table_md(rows, meta)
+    if data.get("hugetlb"):
+        md += huge_table(data["hugetlb"], meta)
     open(os.path.join(outdir, "table.md"), "w").write(md)
     spec = os.path.join(outdir, "plot.json")
     json.dump(plot_spec(results, traces, meta), open(spec, "w"))

@@ -4,7 +4,8 @@
 #   ph_bench.conf=none|linux|ph    nothing bound / Linux's virtio_balloon
 #                                  (its own free page reporting) / page_hinting
 #                                  (with its ph_param.KNOB=VALUE settings)
-#   ph_bench.work=bigfree|scatter|pagecache|churn|pagefault
+#   ph_bench.work=bigfree|scatter|pagecache|churn|pagefault|hugefree
+#   ph_bench.mib=MIB               hugefree: MiB freed at once (700)
 #   ph_bench.window=SECONDS        how long the host watches after the free
 #   ph_bench.seconds=SECONDS       one throughput segment
 #   ph_bench.pairs=N               throughput: N pairs of segments, one with
@@ -100,6 +101,14 @@ case $work in
 bigfree)
 	memhog alloc-free 700 1000 || fail memhog
 	sleep "$window"
+	;;
+hugefree)
+	# bigfree's free on a guest whose RAM is on host huge pages (the
+	# host reads its hugetlb pool), with what page_hinting reported
+	mib=$(arg mib)
+	memhog alloc-free "${mib:-700}" 1000 || fail memhog
+	sleep "$window"
+	[ -d "$SYS" ] && mark host-pages "$(stat host_pages_reported)"
 	;;
 scatter)
 	# every other 4 KiB page of 256 MiB, held for the window, then the rest

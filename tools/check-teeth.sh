@@ -39,6 +39,7 @@ declare -A GUARD=(
 	[unload]=e2e:stuck-unload
 	[hypercall]=e2e:poison-negotiated
 	[granule]=e2e:hugetlb-1g-integrity
+	[hostpage]=host_page_reported_whole
 )
 TEETH=$ROOT/tools/teeth
 
@@ -74,7 +75,7 @@ fi
 
 breaks=("$@")
 ((${#breaks[@]})) || breaks=(capture isolation mark error kick hotplug leak retry drain spill queue cap knob freeze unload
-	hypercall granule)
+	hypercall granule hostpage)
 for b in "${breaks[@]}"; do
 	[[ -n ${GUARD[$b]:-} ]] || die "unknown break '$b' (known: ${!GUARD[*]})"
 	[[ -f $TEETH/$b.patch ]] || die "break '$b' has no tools/teeth/$b.patch"

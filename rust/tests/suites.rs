@@ -65,6 +65,7 @@ struct Knobs<'a> {
     flush: u32,
     delay: u32,
     min_order: u32,
+    host_order: u32,
     enabled: bool,
 }
 
@@ -76,6 +77,7 @@ impl<'a> Knobs<'a> {
             flush: mech.cfg.flush_ms.load(Relaxed),
             delay: mech.cfg.delay_ms.load(Relaxed),
             min_order: mech.cfg.min_order.load(Relaxed),
+            host_order: mech.cfg.host_order.load(Relaxed),
             enabled: mech.cfg.enabled.load(Relaxed),
         }
     }
@@ -100,6 +102,7 @@ impl Drop for Knobs<'_> {
         c.flush_ms.store(self.flush, Relaxed);
         c.delay_ms.store(self.delay, Relaxed);
         c.min_order.store(self.min_order, Relaxed);
+        c.host_order.store(self.host_order, Relaxed);
         c.enabled.store(self.enabled, Relaxed);
     }
 }
@@ -873,6 +876,111 @@ fn isolation_keeps_pageblock_type(t: &Test) {
     );
 }
 
+/// A host page of two top-order blocks (8 MiB on x86): the order above the
+/// largest buddy block that the host page tests use.
+const HOST: u32 = TOP + 1;
+const HOST_PAGES: u64 = 1 << HOST;
+
+/// Allocates top-order blocks until two of them make an aligned host page
+/// of [`HOST`] (or 64 were tried); returns its first pfn and frees every
+/// other block again. The two halves stay allocated (leaked to the caller).
+fn aligned_host_page(t: &Test) -> Option<u64> {
+    let mut pfns = [0u64; 64];
+    let n = alloc_leaked(TOP, &mut pfns);
+    let got = &pfns[..n];
+    let start = got
+        .iter()
+        .copied()
+        .find(|&p| p % HOST_PAGES == 0 && got.contains(&(p + TOP_PAGES)));
+    for &p in got {
+        if Some(p) != start && Some(p) != start.map(|s| s + TOP_PAGES) {
+            free_leaked(TOP, &[p]);
+        }
+    }
+    kexpect!(
+        t,
+        start.is_some(),
+        "no aligned pair among {} top-order blocks",
+        n
+    );
+    start
+}
+
+/// With a host page above the largest buddy block, a free host page is
+/// reported whole, as one range, and marked; a host page with a part in
+/// use (an unmovable block: it cannot be consolidated) is not reported at
+/// all, and its free part goes back unmarked.
+fn host_page_reported_whole(t: &Test) {
+    let Some(mech) = mech(t) else { return };
+    let mech = &mech;
+    let Some(setup) = quiet_recording(t, mech) else {
+        return;
+    };
+    mech.cfg.host_order.store(HOST, Relaxed);
+    let rec = &setup.rec;
+    let Some(g) = aligned_host_page(t) else {
+        return;
+    };
+    let Some(busy) = aligned_host_page(t) else {
+        free_leaked(TOP, &[g, g + TOP_PAGES]);
+        return;
+    };
+    rec.with(|r| {
+        r.watch[0] = PfnRange::new(g, g + HOST_PAGES);
+        r.watch[1] = PfnRange::new(busy, busy + HOST_PAGES);
+    });
+    let reported_before = mech.stats.host_pages_reported.load(Relaxed);
+    let busy_before = mech.stats.host_pages_busy.load(Relaxed);
+    // All of `g` is free; of `busy`, one half.
+    free_leaked(TOP, &[g, g + TOP_PAGES, busy]);
+    let zero = Entry::new(0, 0).unwrap_or_else(|| unreachable!());
+    let mut e = [zero; 3];
+    let ne = entries_of(&[g, g + TOP_PAGES, busy], TOP, &mut e);
+    mech.process_entries(&mut e[..ne], 3 * TOP_PAGES);
+
+    let (watched, whole, seen_free, in_busy) = rec
+        .with(|r| {
+            let ranges = &r.ranges[..r.nranges];
+            let whole = ranges
+                .iter()
+                .any(|x| *x == PfnRange::new(g, g + HOST_PAGES));
+            let in_busy = ranges
+                .iter()
+                .any(|x| x.start < busy + HOST_PAGES && busy < x.end);
+            (r.watched_pages, whole, r.seen_free, in_busy)
+        })
+        .unwrap_or((0, false, 1, true));
+    kexpect!(t, whole, "the free host page was not reported as one range");
+    kexpect!(t, !in_busy, "a host page in use was reported");
+    kexpect_eq!(t, watched, HOST_PAGES);
+    kexpect_eq!(t, seen_free, 0);
+    kexpect!(
+        t,
+        mech.stats.host_pages_reported.load(Relaxed) > reported_before
+    );
+    kexpect!(t, mech.stats.host_pages_busy.load(Relaxed) > busy_before);
+    for pfn in [g, g + TOP_PAGES] {
+        let st = sys::page_state(pfn);
+        kexpect!(
+            t,
+            st.buddy && st.reported,
+            "pfn {:#x}: buddy {} reported {}",
+            pfn,
+            st.buddy,
+            st.reported
+        );
+    }
+    let st = sys::page_state(busy);
+    kexpect!(
+        t,
+        st.buddy && !st.reported,
+        "free half of the busy host page: buddy {} reported {}",
+        st.buddy,
+        st.reported
+    );
+    free_leaked(TOP, &[busy + TOP_PAGES]);
+}
+
 kunit_suite!(
     page_hinting_mechanism,
     "page_hinting_mechanism",
@@ -887,6 +995,7 @@ kunit_suite!(
         per_cpu_frees_are_retried,
         spilled_frees_are_reported,
         small_queue_splits_reports,
-        stuck_host_blocks_nothing
+        stuck_host_blocks_nothing,
+        host_page_reported_whole
     ]
 );

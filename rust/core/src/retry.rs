@@ -90,7 +90,9 @@ impl<const N: usize> Retry<N> {
         self.ranges[..self.len].iter().map(|r| r.pages()).sum()
     }
 
-    /// Adds a range no round has looked at yet. If the last range added
+    /// Adds a range no round has looked at yet. A range inside one that has
+    /// not been through a round yet changes nothing (the same host page
+    /// deferred again, say). If the last range added
     /// has not been through a round either and lies at most `max_gap`
     /// pages away (overlapping or touching: 0), it grows to cover both;
     /// when the list is full it grows whatever the gap, since scanning the

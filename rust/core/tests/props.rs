@@ -369,8 +369,9 @@ proptest! {
     /// every page pushed is covered until a round drops its entry (unless
     /// the push was refused), no entry goes through more than
     /// `DELAYS_MS.len()` rounds, a push is refused only when the list is
-    /// full and its last entry went through a round, and the next delay
-    /// follows the freshest entry.
+    /// full and its last entry went through a round, a range inside an
+    /// entry that has not been through a round changes nothing, and the
+    /// next delay follows the freshest entry.
     #[test]
     fn retry_matches_model(ops in retry_ops()) {
         const N: usize = 6;
@@ -381,6 +382,12 @@ proptest! {
                 RetryOp::Push(s, e, gap) => {
                     let ok = l.push(PfnRange::new(s, e), gap);
                     if s >= e {
+                        prop_assert!(ok);
+                        continue;
+                    }
+                    // Inside an entry still waiting for its first round:
+                    // nothing changes.
+                    if model.iter().any(|&(ls, le, t)| t == 0 && ls <= s && e <= le) {
                         prop_assert!(ok);
                         continue;
                     }

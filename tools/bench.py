@@ -67,10 +67,11 @@ THROUGHPUT_UNIT = {"churn": "MiB/s", "pagefault": "faults/s"}
 # The 1 GiB layout is check-e2e's hugetlb-1g (Documentation/admin-guide).
 HUGE_SETUPS = [
     ("2 MiB", 2048, 512, 700, ["--hugetlb", "2048"], ""),
-    ("1 GiB", 1 << 20, 2, 900, ["--mem", "3072", "--hugetlb", str(1 << 20), "--hugetlb-mib", "2048"],
+    ("1 GiB", 1 << 20, 2, 2048, ["--mem", "3072", "--hugetlb", str(1 << 20), "--hugetlb-mib", "2048"],
      "movablecore=2G"),
 ]
-# (name, driver, extra kernel command line; {kb} is the host page size)
+# (name, driver, extra kernel command line; {kb} is the host page size,
+# given only above the largest buddy block: 2 MiB pages take the defaults)
 HUGE_CONFIGS = [
     ("linux", "linux", ""),
     ("ph", "ph", "ph_param.host_page_kb={kb}"),
@@ -175,7 +176,7 @@ def run_huge(kernel, initrd, outdir, setup, conf, rep, args):
     tag = f"huge-{kb}.{name}.{rep}"
     js = os.path.join(outdir, "runs", tag + ".json")
     append = f"ph_bench.conf={driver} ph_bench.work=hugefree ph_bench.mib={mib} " \
-             f"ph_bench.window={args.window} {extra.format(kb=kb)} {cmdline}"
+             f"ph_bench.window={args.window} {extra.format(kb=kb) if kb > 4096 else ''} {cmdline}"
     cmd = [os.path.join(TOOLS, "run-guest.py"), "--kernel", kernel, "--initrd", initrd,
            "--scenario", "bench", "--append", append.strip(), "--timeout", "240",
            "--strict-console", "--quiet", "--json", js, *guest_args]

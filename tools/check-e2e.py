@@ -260,8 +260,8 @@ def check_hugetlb_2m(r):
 
 
 def check_hugetlb_1g(r):
-    # 900 MiB freed from the movable GiB of a guest on 1 GiB host pages:
-    # the pool gets that GiB back as one free page, and the guest's count
+    # 2 GiB freed in a guest on 1 GiB host pages: the pool gets its
+    # movable GiB back as one free page, and the guest's count
     # of host pages reported agrees.
     t_before, t_freeing = mark_time(r, "before"), mark_time(r, "freeing")
     t_after = mark_time(r, "after")

@@ -15,19 +15,26 @@ pending_below() { [ "$(pending)" -lt "$1" ]; }
 # --- module parameters ---
 for p in min_order=11 min_order=abc min_order=-1 threshold_kb=0 threshold_kb=3 \
 	threshold_kb=1073741825 threshold_kb=18446744073709551616 enabled=2 enabled=yes \
-	flush_ms=60001 flush_ms=1e3 delay_ms=1001 delay_ms=-5 transport=foo; do
+	flush_ms=60001 flush_ms=1e3 delay_ms=1001 delay_ms=-5 transport=foo host_page_kb=3000 \
+	host_page_kb=2 host_page_kb=2097152 host_page_kb=1048576; do
 	out=$(insmod "$MOD" "$p" 2>&1) && fail "insmod $p loaded"
 	echo "$out" | grep -q "Invalid argument" || fail "insmod $p: '$out', want Invalid argument"
 done
 dmesg | grep -q 'page_hinting: min_order="11" refused: value out of range 0..=10' ||
 	fail "no log line for a bad parameter"
+dmesg | grep -q 'page_hinting: host_page_kb="3000" refused: not a power of two' ||
+	fail "no log line for host_page_kb=3000"
+# Well-formed, but this 1 GiB guest cannot hold a 1 GiB host page aside.
+dmesg | grep -q 'page_hinting: host_page_kb=1048576 refused: the guest.s [0-9]* KiB of RAM is less than 1.5 host pages; not loading' ||
+	fail "no log line for host_page_kb=1048576 in a 1 GiB guest"
 out=$(insmod "$MOD" transport=hypercall 2>&1) && fail "transport=hypercall loaded on QEMU"
 echo "$out" | grep -q "No such device" || fail "transport=hypercall: '$out', want No such device"
 dmesg | grep -q "transport=hypercall: the host does not offer" || fail "no hypercall log line"
 mark params-refused
 
-load_hinting threshold_kb=8192 min_order=3 flush_ms=250 delay_ms=20 enabled=0 transport=virtio
-for kv in threshold_kb=8192 min_order=3 flush_ms=250 delay_ms=20 enabled=0; do
+load_hinting threshold_kb=8192 min_order=3 flush_ms=250 delay_ms=20 enabled=0 transport=virtio \
+	host_page_kb=2048
+for kv in threshold_kb=8192 min_order=3 flush_ms=250 delay_ms=20 enabled=0 host_page_kb=2048; do
 	[ "$(cat "$SYS/${kv%=*}")" = "${kv#*=}" ] || fail "parameter $kv: knob shows $(cat "$SYS/${kv%=*}")"
 done
 grep -q "^virtio-balloon active$" "$SYS/transport" || fail "transport: $(cat "$SYS/transport")"
@@ -40,7 +47,8 @@ params_show() { # NAME=VALUE...
 		[ "$(cat "$f")" = "${kv#*=}" ] || fail "parameters/${kv%=*} shows '$(cat "$f")', want ${kv#*=}"
 	done
 }
-params_show threshold_kb=8192 min_order=3 flush_ms=250 delay_ms=20 enabled=0 transport=virtio
+params_show threshold_kb=8192 min_order=3 flush_ms=250 delay_ms=20 enabled=0 transport=virtio \
+	host_page_kb=2048
 for f in "$PARAMS"/*; do
 	[ "$(busybox stat -c %a "$f")" = 444 ] || fail "${f##*/}: mode is not 0444"
 done
@@ -48,8 +56,8 @@ expect_write "$PARAMS/threshold_kb" "4096" EACCES
 # (busybox's modinfo wants a modules.dep, even for a file name; the Debian
 # image of make check-distro runs kmod's.)
 mkdir -p "/lib/modules/$(uname -r)" && touch "/lib/modules/$(uname -r)/modules.dep"
-n=$(modinfo -p "$MOD" | grep -cE '^(threshold_kb|min_order|enabled|flush_ms|delay_ms|transport):.{20,}')
-[ "$n" = 6 ] || fail "modinfo -p lists $n described parameters, want 6: $(modinfo -p "$MOD")"
+n=$(modinfo -p "$MOD" | grep -cE '^(threshold_kb|min_order|enabled|flush_ms|delay_ms|host_page_kb|transport):.{20,}')
+[ "$n" = 7 ] || fail "modinfo -p lists $n described parameters, want 7: $(modinfo -p "$MOD")"
 mark params-taken
 # Every file, for the host to compare with the ABI document.
 for f in "$SYS"/* "$SYS"/stats/* "$PARAMS"/*; do [ -f "$f" ] && echo "sysfs-file $f"; done
@@ -80,6 +88,11 @@ check_knob min_order "0 10 9" "11 4294967296"
 check_knob enabled "0 1" "2"
 check_knob flush_ms "0 60000 100" "60001"
 check_knob delay_ms "0 1000 0" "1001"
+# Powers of two only; a host page this 1 GiB guest cannot set aside is
+# refused with a reason in the log.
+check_knob host_page_kb "2048 4096 1024 4" "0 2 3000 12 2097152 1048576"
+dmesg | grep -q 'page_hinting: host_page_kb=1048576 refused: the guest.s [0-9]* KiB of RAM is less than 1.5 host pages$' ||
+	fail "no log line for a refused host_page_kb write"
 expect_write "$SYS/transport" "x" EACCES
 expect_write "$SYS/stats/reported_pages" "0" EACCES
 # Fuzz every store handler against a model of the grammar.
@@ -94,7 +107,7 @@ echo 1 >"$SYS/enabled"
 echo 100 >"$SYS/flush_ms"
 echo 0 >"$SYS/delay_ms"
 # An accepted write shows in /sys/module too; a refused one in neither.
-params_show threshold_kb=4096 min_order=9 flush_ms=100 delay_ms=0 enabled=1
+params_show threshold_kb=4096 min_order=9 flush_ms=100 delay_ms=0 enabled=1 host_page_kb=4
 mark knobs-validated
 
 # --- each knob takes effect ---

@@ -345,7 +345,7 @@ macro_rules! cpu_stat {
 
 /// `/sys/kernel/mm/page_hinting/stats/*`, in this order; each file has the
 /// name of its counter.
-const STATS: [(&kernel::str::CStr, StatFn); 31] = [
+const STATS: [(&kernel::str::CStr, StatFn); 32] = [
     cpu_stat!(captured_pages),
     cpu_stat!(captured_blocks),
     cpu_stat!(pending_pages),
@@ -381,6 +381,7 @@ const STATS: [(&kernel::str::CStr, StatFn); 31] = [
     worker_stat!(host_pages_reported),
     worker_stat!(host_pages_busy),
     worker_stat!(host_pages_consolidated),
+    worker_stat!(zone_lock_max_ns),
 ];
 
 /// `stats/*`.
@@ -407,11 +408,11 @@ macro_rules! stat_attrs {
     };
 }
 
-static STAT_ATTRS: [Attr; 31] = stat_attrs!(
+static STAT_ATTRS: [Attr; 32] = stat_attrs!(
     0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
-    26, 27, 28, 29, 30
+    26, 27, 28, 29, 30, 31
 );
-static STAT_LIST: AttrList<32> = AttrList::new(&STAT_ATTRS);
+static STAT_LIST: AttrList<33> = AttrList::new(&STAT_ATTRS);
 static STAT_GROUP: Group = Group::new(Some(c_str!("stats")), &STAT_LIST);
 
 static GROUPS: [&Group; 2] = [&KNOB_GROUP, &STAT_GROUP];

@@ -186,6 +186,9 @@ pub(crate) struct Stats {
     /// Shown in µs (`worker_busy_us`).
     pub(crate) worker_busy_ns: AtomicU64,
     pub(crate) hotplug_handoffs: AtomicU64,
+    /// The longest call into isolation or put-back, each of which holds a
+    /// zone's lock with interrupts off for nearly all its time.
+    pub(crate) zone_lock_max_ns: AtomicU64,
     /// Host pages above the largest buddy block reported whole.
     pub(crate) host_pages_reported: AtomicU64,
     /// Looks at such a host page that found part of it in use.

@@ -157,6 +157,10 @@ pub(crate) fn process_entries(mech: ArcBorrow<'_, Mechanism>, entries: &mut [Ent
         }
     }
     engine.report(&mut held, transport, min_order);
+    engine
+        .stats
+        .zone_lock_max_ns
+        .fetch_max(held.longest_lock_ns(), Relaxed);
     drop(held);
     drop(section);
     arm_retry(mech, state);
@@ -242,6 +246,10 @@ pub(crate) fn retry_round(mech: ArcBorrow<'_, Mechanism>) {
         engine.retry_later(retry, span);
     }
     engine.report(&mut held, transport, min_order);
+    engine
+        .stats
+        .zone_lock_max_ns
+        .fetch_max(held.longest_lock_ns(), Relaxed);
     drop(held);
     drop(section);
     arm_retry(mech, state);
@@ -322,10 +330,10 @@ impl Engine {
     /// as one range if that is all of it; puts everything back unmarked
     /// otherwise. A host page that is free but for a few movable pages, or
     /// free but partly marked reported (the host refaulted it whole when
-    /// part of it was used), is taken whole with `alloc_contig_range()`,
-    /// given back, and isolated again at once. Returns whether `g` is worth
-    /// another look soon (pages on per-CPU lists, or a consolidation that
-    /// lost a race), and whether it was busy.
+    /// part of it was used), is consolidated (see [`Engine::consolidate`]).
+    /// Returns whether `g` is worth another look soon (pages on per-CPU
+    /// lists, or a consolidation that lost a race), and whether it was
+    /// busy.
     fn look_at_host_page(
         &self,
         section: &Section,
@@ -413,9 +421,11 @@ impl Engine {
         scan
     }
 
-    /// Takes the nearly free host page `scan` covered whole, gives it back
-    /// and isolates it again, reporting it if that got all of it. Returns
-    /// whether it is worth another look soon.
+    /// Takes the nearly free host page `scan` covered whole with
+    /// `alloc_contig_range()` (its movable pages migrated away) and reports
+    /// it while it holds it, then frees it; where that cannot be done (see
+    /// below), frees it first and isolates it again at once, reporting it
+    /// if that got all of it. Returns what the look found.
     #[cfg(CONFIG_CONTIG_ALLOC)]
     fn consolidate(
         &self,

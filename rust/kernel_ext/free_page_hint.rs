@@ -244,6 +244,12 @@ pub(crate) const HELD_BLOCKS: usize = 256;
 /// Entries in the largest [`Report`].
 pub(crate) const REPORT_MAX: usize = 32;
 
+/// Blocks isolated or put back under one hold of a zone's lock at most: what
+/// `mm/page_reporting.c` takes at once (`PAGE_REPORTING_CAPACITY`), so that
+/// an allocation on another CPU never waits longer for the lock than it
+/// would for Linux's own reporting.
+pub(crate) const LOCK_BLOCKS: usize = 32;
+
 /// Room for the blocks of an [`Isolated`] (too big for the kernel stack),
 /// reused from section to section. It holds no block outside one.
 pub(crate) struct BlockStore {
@@ -286,6 +292,9 @@ pub(crate) struct Isolated<'a> {
     store: &'a mut BlockStore,
     len: usize,
     pages: u64,
+    /// The longest call into isolation or put-back so far, in ns: each
+    /// holds a zone's lock (interrupts off) for nearly all of its time.
+    longest_lock_ns: u64,
 }
 
 impl<'a> Isolated<'a> {
@@ -297,19 +306,23 @@ impl<'a> Isolated<'a> {
             store,
             len: 0,
             pages: 0,
+            longest_lock_ns: 0,
         }
     }
 
-    /// Isolates the free blocks `scan` finds next, until this value is full
-    /// or the scan is done or over its budget. Returns the pages taken.
+    /// Isolates the free blocks `scan` finds next, until this value is full,
+    /// [`LOCK_BLOCKS`] were taken, or the scan is done or over its budget.
+    /// Returns the pages taken.
     pub(crate) fn take(&mut self, scan: &mut Scan<'_>) -> u64 {
         let start = self.len;
         let room = &mut self.store.blocks[start..];
-        let cap = room.len().min(c_uint::MAX as usize) as c_uint;
+        let cap = room.len().min(LOCK_BLOCKS) as c_uint;
+        let t0 = super::mm::ktime_ns();
         // SAFETY: `scan.raw` is a valid scan; `room` is valid for `cap`
         // writes; process context, inside a section (`self._section`).
         let n = unsafe { bindings::free_page_hint_isolate(&mut scan.raw, room.as_mut_ptr(), cap) };
         let end = start + (n as usize).min(room.len());
+        self.note_lock(t0);
         let mut kept = start;
         let mut pages = 0;
         for i in start..end {
@@ -353,6 +366,17 @@ impl<'a> Isolated<'a> {
         self.pages
     }
 
+    /// The longest call into isolation or put-back so far, in ns: an upper
+    /// bound on how long it held a zone's lock.
+    pub(crate) fn longest_lock_ns(&self) -> u64 {
+        self.longest_lock_ns
+    }
+
+    fn note_lock(&mut self, t0: u64) {
+        let ns = super::mm::ktime_ns().saturating_sub(t0);
+        self.longest_lock_ns = self.longest_lock_ns.max(ns);
+    }
+
     /// The held blocks as reports: merged into ranges (in pfn order when
     /// they were isolated in pfn order), each split so that
     /// its entries fit `limits`, at most `max_entries` (and [`REPORT_MAX`])
@@ -367,18 +391,23 @@ impl<'a> Isolated<'a> {
     /// Gives every held block back to the free lists, marked as `mark`
     /// says; afterwards nothing is held.
     pub(crate) fn put_back(&mut self, mark: Mark) {
-        let n = self.len.min(c_uint::MAX as usize) as c_uint;
-        if n != 0 {
-            // SAFETY: `blocks[..len]` are isolated blocks this value owns,
-            // isolated in its section, which is still open (type
-            // invariant); process context.
+        // A zone's lock is held per call: [`LOCK_BLOCKS`] at a time.
+        let mut done = 0;
+        while done < self.len {
+            let n = (self.len - done).min(LOCK_BLOCKS);
+            let t0 = super::mm::ktime_ns();
+            // SAFETY: `blocks[done..done + n]` are isolated blocks this
+            // value owns, isolated in its section, which is still open
+            // (type invariant), and not given back yet; process context.
             unsafe {
                 bindings::free_page_hint_putback(
-                    self.store.blocks.as_ptr(),
-                    n,
+                    self.store.blocks[done..].as_ptr(),
+                    n as c_uint,
                     mark == Mark::Reported,
                 )
             };
+            self.note_lock(t0);
+            done += n;
         }
         // INVARIANT: nothing is held any more.
         self.len = 0;

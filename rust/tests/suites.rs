@@ -356,21 +356,25 @@ fn isolation_keeps_pages_out(t: &Test) {
             leaked += 1;
         }
     });
+    let (hoarded, left) = (hoard.pages, sys::nr_free_pages());
+    // Memory back before any expectation can fail: a failure's message is
+    // allocated, and with everything hoarded the guest would die of OOM
+    // before it could say what failed.
+    drop(hoard);
     kexpect!(
         t,
-        hoard.pages > 1000,
+        hoarded > 1000,
         "only {} pages could be allocated",
-        hoard.pages
+        hoarded
     );
     kexpect!(
         t,
-        sys::nr_free_pages() < free_before / 8,
+        left < free_before / 8,
         "the loop left {} of {} free pages",
-        sys::nr_free_pages(),
+        left,
         free_before
     );
     kexpect_eq!(t, leaked, 0);
-    drop(hoard);
 
     held.put_back(Mark::Unreported);
     drop(held);
@@ -450,6 +454,7 @@ fn reported_flag_lifecycle(t: &Test) {
     // that list. The smaller free blocks stay for everyone else.
     let mut hoard = Hoard::new();
     let mut seen = 0;
+    let mut stale = None;
     while seen < n && sys::nr_free_pages() > TOP_PAGES {
         let Some(b) = OwnedBlock::alloc(TOP, Alloc::Reserves) else {
             break;
@@ -458,15 +463,21 @@ fn reported_flag_lifecycle(t: &Test) {
         if pfns[..n].contains(&pfn) {
             seen += 1;
             let st = sys::page_state(pfn);
-            kexpect!(
-                t,
-                !st.reported && !st.uptodate,
-                "allocated pfn {:#x} kept PG_reported/PG_uptodate",
-                pfn
-            );
+            if st.reported || st.uptodate {
+                stale = Some(pfn);
+            }
         }
         hoard.push(b);
     }
+    // Memory back before an expectation can fail (its message is
+    // allocated).
+    drop(hoard);
+    kexpect!(
+        t,
+        stale.is_none(),
+        "allocated pfn {:#x} kept PG_reported/PG_uptodate",
+        stale.unwrap_or(0)
+    );
     kexpect_eq!(t, seen, n);
 }
 

@@ -170,12 +170,19 @@ def run_one(kernel, initrd, disk, outdir, conf, work, rep, args):
     if args.icount:
         cmd += ["--qemu-arg", ICOUNT]
     t = time.monotonic()
+    r = launch(cmd, js, tag)
+    return r, time.monotonic() - t
+
+
+def launch(cmd, js, tag):
+    """Runs one run-guest.py command line; its result, or an error with the
+    console's tail."""
     rc = subprocess.run(cmd, stderr=subprocess.DEVNULL).returncode
     r = json.load(open(js))
     if rc != 0:
         tail = "\n".join("  | " + line for _, line in r["console"][-15:])
         raise RuntimeError(f"{tag}: guest status {rc}\n{tail}")
-    return r, time.monotonic() - t
+    return r
 
 
 def run_huge(kernel, initrd, outdir, setup, conf, rep, args):
@@ -195,13 +202,9 @@ def run_huge(kernel, initrd, outdir, setup, conf, rep, args):
         print(f"[bench] {label} host pages: SKIPPED: {why}")
         return None
     try:
-        rc = subprocess.run(cmd, stderr=subprocess.DEVNULL).returncode
+        r = launch(cmd, js, tag)
     finally:
         restore()
-    r = json.load(open(js))
-    if rc != 0:
-        tail = "\n".join("  | " + line for _, line in r["console"][-15:])
-        raise RuntimeError(f"{tag}: guest status {rc}\n{tail}")
     t0 = first_mark(r, "freeing")[0]
     p0, p1 = pool_at(r, t0), pool_at(r, t0 + args.window)
     f = {"setup": label, "config": name, "rep": rep, "freed_mib": mib,

@@ -70,11 +70,12 @@ def mark_value(r, name):
     return int(v[0][1].split()[0])
 
 
-def first_time(r, t0, t1, pred):
-    """Seconds from t0 to the first sample in [t0, t1] whose RSS meets pred."""
-    for ts, rss, *_ in r["samples"]:
-        if t0 <= ts <= t1 and pred(rss):
-            return ts - t0
+def first_time(r, t0, t1, pred, field=1):
+    """Seconds from t0 to the first sample in [t0, t1] whose field (1:
+    RSS, 3: the hugetlb pool's free pages) is there and meets pred."""
+    for s in r["samples"]:
+        if t0 <= s[0] <= t1 and len(s) > field and s[field] is not None and pred(s[field]):
+            return s[0] - t0
     return None
 
 
@@ -234,10 +235,7 @@ def check_marks(*names):
 def pool_first_rise(r, t0, t1, base):
     """Seconds from t0 to the first sample in [t0, t1] whose hugetlb pool
     has more free pages than base, or None."""
-    for ts, _, _, *pool in r["samples"]:
-        if t0 <= ts <= t1 and pool and pool[0] is not None and pool[0] > base:
-            return ts - t0
-    return None
+    return first_time(r, t0, t1, lambda free: free > base, field=3)
 
 
 def check_hugetlb_2m(r):

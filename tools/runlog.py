@@ -12,27 +12,28 @@ def marks(r, name):
     return [(t, v) for t, n, v in r["marks"] if n == name]
 
 
-def sample_at(r, t):
-    """(RSS KiB, AnonHugePages KiB) of the last sample at or before t."""
+def last_sample(r, t, field, what):
+    """The last sample at or before t that has field (1: RSS, 3: the hugetlb
+    pool's free pages)."""
     best = None
     for s in r["samples"]:
-        if s[0] <= t:
+        if s[0] <= t and len(s) > field and s[field] is not None:
             best = s
     if best is None:
-        raise AssertionError(f"no RSS sample before t={t}")
+        raise AssertionError(f"no {what} sample before t={t}")
+    return best
+
+
+def sample_at(r, t):
+    """(RSS KiB, AnonHugePages KiB) of the last sample at or before t."""
+    best = last_sample(r, t, 1, "RSS")
     return best[1], best[2]
 
 
 def pool_at(r, t):
     """Free pages of the host's hugetlb pool (run-guest --hugetlb) in the
     last sample at or before t."""
-    best = None
-    for s in r["samples"]:
-        if s[0] <= t and len(s) > 3 and s[3] is not None:
-            best = s
-    if best is None:
-        raise AssertionError(f"no hugetlb pool sample before t={t}")
-    return best[3]
+    return last_sample(r, t, 3, "hugetlb pool")[3]
 
 
 def reserve_hugetlb(kb, pages):

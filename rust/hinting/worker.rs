@@ -7,12 +7,12 @@ use super::{
     capture, Engine, Mechanism, ReportError, Transport, Worker, RETRY_GAP, RETRY_RANGES,
     WORK_BATCHES, WORK_RETRY,
 };
-use crate::batch::Limits;
+use crate::batch::{LimitError, Limits};
 use crate::capture::Entry;
 #[cfg(CONFIG_CONTIG_ALLOC)]
 use crate::kernel_ext::free_page_hint::ContigPages;
 use crate::kernel_ext::{
-    free_page_hint::{Isolated, Mark, Scan, ScanCounts, Section, MAX_PAGE_ORDER},
+    free_page_hint::{Isolated, Mark, Report, Scan, ScanCounts, Section, MAX_PAGE_ORDER},
     mm,
 };
 use crate::ranges::{cut, granules, merge, sort, PfnRange};
@@ -352,15 +352,13 @@ impl Engine {
             return Look::DONE;
         }
         let c = scan.counts();
-        let taken = held.pages();
-        self.put_back_unreported(held);
+        self.give_back(held, Mark::Unreported);
         if c.reported == pages {
             // Reported whole and untouched since.
             return Look::DONE;
         }
-        let free = taken + c.reported + c.small + c.low + c.unlisted;
         // What the scan did not reach counts as in use.
-        let in_use = pages.saturating_sub(free);
+        let in_use = pages.saturating_sub(scan.free_pages());
         let nearly_free = in_use <= pages >> CONSOLIDATE_SHIFT
             && c.low == 0
             && scan.done()
@@ -391,18 +389,12 @@ impl Engine {
         let slack = g.pages() >> CONSOLIDATE_SHIFT;
         let mut scan = Scan::new(section, g, MAX_PAGE_ORDER, CHUNK);
         loop {
-            let pages = held.take(&mut scan);
-            let stats = &self.stats;
-            stats.isolated_total_pages.fetch_add(pages, Relaxed);
-            let now = stats.isolated_pages.fetch_add(pages, Relaxed) + pages;
-            stats.isolated_peak_pages.fetch_max(now, Relaxed);
-            let c = scan.counts();
-            let free = held.pages() + c.reported + c.small + c.low + c.unlisted;
+            self.count_isolated(held.take(&mut scan));
             // A zone short of memory is not consolidated from either.
             if scan.done()
                 || held.is_full()
-                || c.low != 0
-                || scan.scanned_pages().saturating_sub(free) > slack
+                || scan.counts().low != 0
+                || scan.scanned_pages().saturating_sub(scan.free_pages()) > slack
             {
                 break;
             }
@@ -411,13 +403,7 @@ impl Engine {
             }
             mm::cond_resched();
         }
-        let c = scan.counts();
-        let stats = &self.stats;
-        stats.skipped_busy_pages.fetch_add(c.busy, Relaxed);
-        stats.unlisted_pages.fetch_add(c.unlisted, Relaxed);
-        stats.skipped_reported_pages.fetch_add(c.reported, Relaxed);
-        stats.skipped_small_pages.fetch_add(c.small, Relaxed);
-        stats.skipped_low_pages.fetch_add(c.low, Relaxed);
+        self.count_skipped(scan.counts());
         scan
     }
 
@@ -447,12 +433,11 @@ impl Engine {
                 // entry cannot hold it.
                 if !mm::guest_keeps_free_contents() && Self::whole_entry(transport, order) {
                     let start = mm::ktime_ns();
-                    match transport.report(&taken.report()) {
+                    let report = taken.report();
+                    match transport.report(&report) {
                         Ok(()) => {
+                            self.count_sent(&report);
                             let stats = &self.stats;
-                            stats.reports.fetch_add(1, Relaxed);
-                            stats.reported_ranges.fetch_add(1, Relaxed);
-                            stats.reported_pages.fetch_add(g.pages(), Relaxed);
                             stats.host_pages_reported.fetch_add(1, Relaxed);
                             stats
                                 .last_report_latency_ns
@@ -485,7 +470,7 @@ impl Engine {
                     self.report_host_page(held, transport, order);
                     return Look::DONE;
                 }
-                self.put_back_unreported(held);
+                self.give_back(held, Mark::Unreported);
                 self.stats.host_pages_busy.fetch_add(1, Relaxed);
                 // An allocation got in between: soon again.
                 Look {
@@ -524,12 +509,7 @@ impl Engine {
     /// Whether one entry of `transport` holds a host page of `order` (a
     /// virtio descriptor holds 4 GiB).
     fn whole_entry(transport: &dyn Transport, order: u32) -> bool {
-        Limits::from_max_bytes(
-            transport.max_entry_bytes(),
-            kernel::page::PAGE_SHIFT as u32,
-            order,
-        )
-        .is_ok()
+        Self::limits(transport, order).is_ok()
     }
 
     /// Reports the one host page `held` holds, as one range when the
@@ -542,10 +522,10 @@ impl Engine {
         }
     }
 
-    /// Gives back what `held` holds, unmarked.
-    fn put_back_unreported(&self, held: &mut Isolated<'_>) {
+    /// Gives back what `held` holds, marked as `mark` says.
+    fn give_back(&self, held: &mut Isolated<'_>, mark: Mark) {
         let pages = held.pages();
-        held.put_back(Mark::Unreported);
+        held.put_back(mark);
         self.stats.isolated_pages.fetch_sub(pages, Relaxed);
     }
 
@@ -574,11 +554,7 @@ impl Engine {
         loop {
             #[cfg(ph_tests)]
             crate::tests::hooks::before_isolate(held.pages());
-            let pages = held.take(&mut scan);
-            let stats = &self.stats;
-            stats.isolated_total_pages.fetch_add(pages, Relaxed);
-            let now = stats.isolated_pages.fetch_add(pages, Relaxed) + pages;
-            stats.isolated_peak_pages.fetch_max(now, Relaxed);
+            self.count_isolated(held.take(&mut scan));
             if held.is_full() || scan.over_budget() {
                 self.report(held, transport, min_order);
                 scan.set_budget(budget);
@@ -589,15 +565,45 @@ impl Engine {
             mm::cond_resched();
         }
         let skipped = scan.counts();
-        let stats = &self.stats;
-        stats.skipped_busy_pages.fetch_add(skipped.busy, Relaxed);
-        stats.unlisted_pages.fetch_add(skipped.unlisted, Relaxed);
-        stats
-            .skipped_reported_pages
-            .fetch_add(skipped.reported, Relaxed);
-        stats.skipped_small_pages.fetch_add(skipped.small, Relaxed);
-        stats.skipped_low_pages.fetch_add(skipped.low, Relaxed);
+        self.count_skipped(skipped);
         skipped
+    }
+
+    /// Counts `pages` just isolated.
+    fn count_isolated(&self, pages: u64) {
+        let stats = &self.stats;
+        stats.isolated_total_pages.fetch_add(pages, Relaxed);
+        let now = stats.isolated_pages.fetch_add(pages, Relaxed) + pages;
+        stats.isolated_peak_pages.fetch_max(now, Relaxed);
+    }
+
+    /// Counts what a scan skipped.
+    fn count_skipped(&self, c: ScanCounts) {
+        let stats = &self.stats;
+        stats.skipped_busy_pages.fetch_add(c.busy, Relaxed);
+        stats.unlisted_pages.fetch_add(c.unlisted, Relaxed);
+        stats.skipped_reported_pages.fetch_add(c.reported, Relaxed);
+        stats.skipped_small_pages.fetch_add(c.small, Relaxed);
+        stats.skipped_low_pages.fetch_add(c.low, Relaxed);
+    }
+
+    /// Counts a report the host took.
+    fn count_sent(&self, report: &Report<'_>) {
+        let stats = &self.stats;
+        stats.reports.fetch_add(1, Relaxed);
+        stats
+            .reported_ranges
+            .fetch_add(report.ranges().len() as u64, Relaxed);
+        stats.reported_pages.fetch_add(report.pages(), Relaxed);
+    }
+
+    /// Report limits for `transport` at `order`.
+    fn limits(transport: &dyn Transport, order: u32) -> Result<Limits, LimitError> {
+        Limits::from_max_bytes(
+            transport.max_entry_bytes(),
+            kernel::page::PAGE_SHIFT as u32,
+            order,
+        )
     }
 
     /// Sends the held blocks to the transport and gives them back, marked
@@ -607,12 +613,7 @@ impl Engine {
             return false;
         }
         let start = mm::ktime_ns();
-        let pages = held.pages();
-        let limits = Limits::from_max_bytes(
-            transport.max_entry_bytes(),
-            kernel::page::PAGE_SHIFT as u32,
-            min_order,
-        );
+        let limits = Self::limits(transport, min_order);
         let stats = &self.stats;
         let mut sent = false;
         let mut failed = limits.is_err();
@@ -622,11 +623,7 @@ impl Engine {
                 match transport.report(&report) {
                     Ok(()) => {
                         sent = true;
-                        stats.reports.fetch_add(1, Relaxed);
-                        stats
-                            .reported_ranges
-                            .fetch_add(report.ranges().len() as u64, Relaxed);
-                        stats.reported_pages.fetch_add(report.pages(), Relaxed);
+                        self.count_sent(&report);
                     }
                     Err(err) => {
                         stats.transport_errors.fetch_add(1, Relaxed);
@@ -647,12 +644,14 @@ impl Engine {
             return false;
         }
         let reported = sent && !failed;
-        held.put_back(if reported {
-            Mark::Reported
-        } else {
-            Mark::Unreported
-        });
-        stats.isolated_pages.fetch_sub(pages, Relaxed);
+        self.give_back(
+            held,
+            if reported {
+                Mark::Reported
+            } else {
+                Mark::Unreported
+            },
+        );
         stats
             .last_report_latency_ns
             .store(mm::ktime_ns().saturating_sub(start), Relaxed);

@@ -227,13 +227,20 @@ impl<'a> Scan<'a> {
         (self.raw.pfn as u64).clamp(self.range.start, self.range.end) - self.range.start
     }
 
+    /// Free pages the scan found so far: those it took and those it left
+    /// (reported, in small blocks, in a zone short of memory, on per-CPU
+    /// lists).
+    pub(crate) fn free_pages(&self) -> u64 {
+        let c = self.counts();
+        self.taken + c.reported + c.small + c.low + c.unlisted
+    }
+
     /// Pages of the scanned part of the range that the scan accounted for
     /// in no way: the pfns it found without online memory (the C scan
     /// steps over them uncounted). 0 for a done scan means every pfn of the
     /// range is online memory of a populated zone.
     pub(crate) fn offline_pages(&self) -> u64 {
-        let c = self.counts();
-        let seen = self.taken + c.busy + c.unlisted + c.reported + c.small + c.low;
+        let seen = self.free_pages() + self.counts().busy;
         self.scanned_pages().saturating_sub(seen)
     }
 }

@@ -263,6 +263,19 @@ fn free_top_blocks(t: &Test, pfns: &mut [u64]) -> usize {
     n
 }
 
+/// The block at `pfn` is a free buddy block marked reported.
+fn expect_free_and_reported(t: &Test, pfn: u64) {
+    let st = sys::page_state(pfn);
+    kexpect!(
+        t,
+        st.buddy && st.reported,
+        "pfn {:#x}: buddy {} reported {}",
+        pfn,
+        st.buddy,
+        st.reported
+    );
+}
+
 fn entries_of(pfns: &[u64], order: u32, out: &mut [Entry]) -> usize {
     let mut n = 0;
     for (slot, &pfn) in out.iter_mut().zip(pfns) {
@@ -427,15 +440,7 @@ fn reported_flag_lifecycle(t: &Test) {
     kexpect_eq!(t, pages, n as u64 * TOP_PAGES);
     kexpect_eq!(t, seen_free, 0);
     for &pfn in &pfns[..n] {
-        let st = sys::page_state(pfn);
-        kexpect!(
-            t,
-            st.buddy && st.reported,
-            "pfn {:#x}: buddy {} reported {}",
-            pfn,
-            st.buddy,
-            st.reported
-        );
+        expect_free_and_reported(t, pfn);
     }
 
     // The same blocks again: nothing new goes out.
@@ -971,15 +976,7 @@ fn host_page_reported_whole(t: &Test) {
     );
     kexpect!(t, mech.stats.host_pages_busy.load(Relaxed) > busy_before);
     for pfn in [g, g + TOP_PAGES] {
-        let st = sys::page_state(pfn);
-        kexpect!(
-            t,
-            st.buddy && st.reported,
-            "pfn {:#x}: buddy {} reported {}",
-            pfn,
-            st.buddy,
-            st.reported
-        );
+        expect_free_and_reported(t, pfn);
     }
     let st = sys::page_state(busy);
     kexpect!(

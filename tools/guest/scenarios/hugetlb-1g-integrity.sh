@@ -6,8 +6,7 @@
 # pages away) and reports it whole while the stress runs. A page the host
 # discarded while the guest used it fails the run with its address.
 . /scenarios/lib.sh
-OPS=1500
-for a in $(cat /proc/cmdline); do case $a in ph_stress_ops=*) OPS=${a#*=} ;; esac; done
+OPS=$(stress_ops)
 load_hinting host_page_kb=1048576 threshold_kb=4 flush_ms=1
 h0=$(stat host_pages_reported) c0=$(stat host_pages_consolidated)
 stress "$OPS" 16 || fail "integrity stress"

@@ -7,8 +7,7 @@
 . /scenarios/lib.sh
 # Operations per thread: ph_stress_ops=N on the kernel command line (make
 # soak passes a larger one).
-OPS=1500
-for a in $(cat /proc/cmdline); do case $a in ph_stress_ops=*) OPS=${a#*=} ;; esac; done
+OPS=$(stress_ops)
 load_hinting min_order=0 threshold_kb=4 flush_ms=1
 r0=$(stat reported_pages) n0=$(stat reports)
 stress "$OPS" 192 || fail "integrity stress"

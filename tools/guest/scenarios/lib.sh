@@ -101,6 +101,14 @@ movable() {
 	done
 }
 
+# stress_ops: operations per stress thread, 1500 unless the kernel command
+# line says ph_stress_ops=N (make soak passes a larger one).
+stress_ops() {
+	_ops=1500
+	for a in $(cat /proc/cmdline); do case $a in ph_stress_ops=*) _ops=${a#*=} ;; esac; done
+	echo "$_ops"
+}
+
 # stress_start MIB: the integrity stress in rounds (200 operations per CPU,
 # MIB each) in the background until stress_stop WHAT, which fails, saying
 # during WHAT, if any round found a page changed under it.

@@ -139,11 +139,14 @@ param_info!(
 param_info!(
     "transport",
     "charp",
-    "How reports reach the host: virtio (virtio-balloon free page reporting, default) or hypercall (Hyper-V)"
+    "How reports reach the host: engine (the report callback of the device virtio_balloon or hv_balloon registered for free page reporting, default), virtio (page_hinting's own virtio-balloon driver) or hypercall (Hyper-V)"
 );
 
 /// The transport's part, held while the module is loaded.
 enum Reporter {
+    /// The claim on the kernel's free page reporting; it registers a
+    /// transport while a device is attached.
+    Engine { _engine: transport::engine::Engine },
     /// The virtio driver; it registers a transport while it has a device.
     Virtio { _driver: transport::virtio::Driver },
     /// The hypercall transport, registered at load.
@@ -173,6 +176,7 @@ struct PageHinting {
 fn transport_status(out: &mut ShowBuf<'_>) -> core::fmt::Result {
     use core::fmt::Write;
     match sysfs::params().1 {
+        sysfs::TransportChoice::Engine => transport::engine::status(out),
         // The module loads with the hypercall only if the host offers it.
         sysfs::TransportChoice::Hypercall => out.write_str("hyperv-heat-hint active"),
         sysfs::TransportChoice::Virtio => {
@@ -200,6 +204,16 @@ impl kernel::Module for PageHinting {
         let h = hinting::Hinting::new(&params)?;
         let mech = h.mechanism();
         let reporter = match choice {
+            sysfs::TransportChoice::Engine => match transport::engine::claim(mech.clone()) {
+                Ok(e) => Reporter::Engine { _engine: e },
+                Err(e) => {
+                    pr_err!(
+                        "transport=engine: free page reporting not claimed ({:?}): another module has it; not loading\n",
+                        e
+                    );
+                    return Err(e);
+                }
+            },
             sysfs::TransportChoice::Hypercall => match transport::hyperv::register(mech) {
                 Ok(r) => Reporter::Hypercall { _registration: r },
                 Err(why) => {

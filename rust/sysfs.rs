@@ -34,7 +34,12 @@ pub(crate) const DEFAULT_HOST_PAGE_KB: u64 = 4;
 /// The transport chosen at load.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum TransportChoice {
-    /// The virtio-balloon free page reporting queue.
+    /// The `report()` callback of the kernel's registered free page
+    /// reporting device (virtio_balloon, hv_balloon), in place of mm's own
+    /// engine (the default).
+    Engine,
+    /// The virtio-balloon free page reporting queue, through the module's
+    /// own driver for the device.
     Virtio,
     /// Hyper-V's memory heat hint hypercall.
     Hypercall,
@@ -50,7 +55,8 @@ static P_ENABLED: AtomicBool = AtomicBool::new(true);
 static P_FLUSH_MS: AtomicU32 = AtomicU32::new(DEFAULT_FLUSH_MS);
 static P_DELAY_MS: AtomicU32 = AtomicU32::new(DEFAULT_DELAY_MS);
 static P_HOST_PAGE_KB: AtomicU64 = AtomicU64::new(DEFAULT_HOST_PAGE_KB);
-static P_HYPERCALL: AtomicBool = AtomicBool::new(false);
+/// The `transport` parameter, a [`TransportChoice`] as `u32`.
+static P_TRANSPORT: AtomicU32 = AtomicU32::new(TransportChoice::Engine as u32);
 
 /// Logs why a value was refused and turns the error into `EINVAL`.
 fn refuse(what: &str, input: &[u8], e: KnobError) -> Error {
@@ -133,12 +139,7 @@ impl ParamShow for PHostPage {
 }
 impl ParamShow for PTransport {
     fn show(out: &mut ShowBuf<'_>) -> Result {
-        let t = if P_HYPERCALL.load(Relaxed) {
-            "hypercall"
-        } else {
-            "virtio"
-        };
-        writeln!(out, "{}", t).map_err(|_| EINVAL)
+        writeln!(out, "{}", transport_choice().name()).map_err(|_| EINVAL)
     }
 }
 
@@ -146,12 +147,13 @@ pub(crate) struct PTransport;
 impl ParamSet for PTransport {
     fn set(input: &[u8]) -> Result {
         match input.strip_suffix(b"\n").unwrap_or(input) {
-            b"virtio" => P_HYPERCALL.store(false, Relaxed),
-            b"hypercall" => P_HYPERCALL.store(true, Relaxed),
+            b"engine" => P_TRANSPORT.store(TransportChoice::Engine as u32, Relaxed),
+            b"virtio" => P_TRANSPORT.store(TransportChoice::Virtio as u32, Relaxed),
+            b"hypercall" => P_TRANSPORT.store(TransportChoice::Hypercall as u32, Relaxed),
             _ => {
                 let shown = core::str::from_utf8(input).unwrap_or("(not UTF-8)");
                 pr_err!(
-                    "transport={:?} refused: not \"virtio\" or \"hypercall\"\n",
+                    "transport={:?} refused: not \"engine\", \"virtio\" or \"hypercall\"\n",
                     shown
                 );
                 return Err(EINVAL);
@@ -176,6 +178,26 @@ pub(crate) static OPS_HOST_PAGE: ParamOps = ParamOps::new_shown::<PHostPage>();
 /// See [`OPS_THRESHOLD`].
 pub(crate) static OPS_TRANSPORT: ParamOps = ParamOps::new_shown::<PTransport>();
 
+impl TransportChoice {
+    /// The parameter's word for it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            TransportChoice::Engine => "engine",
+            TransportChoice::Virtio => "virtio",
+            TransportChoice::Hypercall => "hypercall",
+        }
+    }
+}
+
+/// The `transport` parameter.
+fn transport_choice() -> TransportChoice {
+    match P_TRANSPORT.load(Relaxed) {
+        x if x == TransportChoice::Virtio as u32 => TransportChoice::Virtio,
+        x if x == TransportChoice::Hypercall as u32 => TransportChoice::Hypercall,
+        _ => TransportChoice::Engine,
+    }
+}
+
 /// `min_order` as given at load (or written since), or the pageblock order.
 fn given_min_order() -> u32 {
     match P_MIN_ORDER.load(Relaxed) {
@@ -188,11 +210,7 @@ fn given_min_order() -> u32 {
 /// was given), and the chosen transport.
 pub(crate) fn params() -> (hinting::Params, TransportChoice) {
     let min_order = given_min_order();
-    let choice = if P_HYPERCALL.load(Relaxed) {
-        TransportChoice::Hypercall
-    } else {
-        TransportChoice::Virtio
-    };
+    let choice = transport_choice();
     (
         hinting::Params {
             threshold_kb: P_THRESHOLD_KB.load(Relaxed),

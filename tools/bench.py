@@ -44,6 +44,10 @@ CONFIGS = [
     ("linux-o0", "linux", "page_reporting.page_reporting_order=0", None),
     ("ph", "ph", "", None),
     ("ph-o0", "ph", "ph_param.min_order=0", None),
+    # transport=engine: page_hinting reporting through virtio_balloon's
+    # free page reporting (the default); "ph" rows drive the device
+    # themselves (transport=virtio).
+    ("ph-engine", "engine", "", None),
     ("ph-t256", "ph", "ph_param.threshold_kb=256", ("bigfree", "churn")),
     ("ph-t65536", "ph", "ph_param.threshold_kb=65536", ("bigfree", "churn")),
     ("ph-f10", "ph", "ph_param.flush_ms=10", ("bigfree", "churn")),
@@ -373,7 +377,7 @@ def plot_spec(results, traces, meta):
             "panels": panels}
 
 
-MAIN = {"none", "linux", "linux-o0", "ph", "ph-o0"}
+MAIN = {"none", "linux", "linux-o0", "ph", "ph-o0", "ph-engine"}
 
 
 def huge_runs(kernel, initrd, outdir, args):

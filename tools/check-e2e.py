@@ -292,6 +292,37 @@ def check_on(text, check):
     return run
 
 
+def check_engine_balloon(r):
+    # The balloon's statistics came in while page_hinting reported, and
+    # QMP balloon moved MemTotal both ways.
+    stats = [w for _, n, w in r["events"] if n == "stats" and w.startswith("stats ")]
+    assert len(stats) >= 3, f"guest-stats updates seen: {len(stats)}"
+    free = [json.loads(w[6:]).get("stat-free-memory", -1) >> 20 for w in stats]
+    assert all(f > 0 for f in free), f"stat-free-memory not served: {stats}"
+    m0 = mark_value(r, "deflated")
+    m1 = mark_value(r, "inflated")
+    rss_in = rss_at(r, mark_time(r, "inflated")) / MIB
+    rss_out = rss_at(r, mark_time(r, "deflated")) / MIB
+    print(f"  guest-stats: {len(stats)} updates while reporting, free memory "
+          + " -> ".join(f"{f} MiB" for f in free)
+          + f"; MemTotal {m0 // MIB} -> {m1 // MIB} -> {m0 // MIB} MiB (QMP balloon), "
+          f"host RSS {rss_in:.0f} MiB inflated, {rss_out:.0f} MiB deflated")
+    check_marks("stats-reported", "done")(r)
+
+
+def check_engine_oom(r):
+    # deflate-on-oom: the balloon gave memory back under pressure.
+    acts = {n: w for _, n, w in r["events"] if w.startswith("actual ")}
+    assert "inflated" in acts and "deflated" in acts, f"runner events: {r['events']}"
+    print(f"  balloon: guest left {acts['inflated'][7:]} MiB; deflated to "
+          f"{acts['deflated'][7:]} MiB under a 512 MiB program")
+    check_marks("done")(r)
+
+
+ENGINE_ORDERS = ("--append", "page_reporting.page_reporting_order=0",
+                 "--on", f"fallen=rss-fall:freeing:200:{RSS_FALL_LIMIT}")
+
+
 POISON = "init_on_free=1"
 HUGE_1G = ("--mem", "3072", "--hugetlb", str(1 << 20), "--hugetlb-mib", "2048",
            "--append", "movablecore=2G")
@@ -328,6 +359,20 @@ SCENARIOS = [
     # 2 GiB are two host pages; ZONE_MOVABLE from 1 GiB up keeps the
     # kernel's own allocations out of the second, and its memmap (placed
     # at the top of memory) lands in the ordinary third GiB.
+    # transport=engine: Linux's virtio_balloon owns the device and
+    # page_hinting reports through its page reporting callback (issue 15).
+    ("engine-free700", "free700", check_on("engine active", check_free700),
+     ("--append", "ph_mode=engine")),
+    ("engine-balloon", "engine-balloon", check_engine_balloon,
+     ("--on", "stats=guest-stats:120", "--on", "inflate=balloon:768",
+      "--on", "deflate=balloon:1024")),
+    ("engine-oom", "engine-oom", check_engine_oom,
+     ("--balloon-opts", ",deflate-on-oom=on", "--on", "inflate=balloon:384",
+      "--on", "inflated=balloon-actual:le:400:300",
+      "--on", "deflated=balloon-actual:ge:480:60")),
+    ("engine-orders", "engine-orders",
+     check_marks("ph-first", "balloon-unloaded", "balloon-reloaded", "ph-unloaded",
+                 "mm-resumed", "done"), ENGINE_ORDERS),
     ("hugetlb-2m", "hugetlb-2m", check_hugetlb_2m, ("--hugetlb", "2048")),
     ("hugetlb-1g", "hugetlb-1g", check_hugetlb_1g, HUGE_1G),
     ("hugetlb-1g-integrity", "hugetlb-1g-integrity", check_hugetlb_integrity, HUGE_1G),

@@ -40,6 +40,8 @@ declare -A GUARD=(
 	[hypercall]=e2e:poison-negotiated
 	[granule]=e2e:hugetlb-1g-integrity
 	[hostpage]=host_page_reported_whole
+	[devorder]=engine_reports_through_device
+	[detach]="engine_reports_through_device e2e:engine-orders"
 )
 TEETH=$ROOT/tools/teeth
 

@@ -24,6 +24,16 @@ Actions:
   pool-rise:MARK:N:LIM   wait until the host's hugetlb pool (--hugetlb) has
                          N more free pages than at the guest's latest mark
                          MARK, at most LIM seconds
+  balloon:MIB            ask the balloon for a guest of MIB MiB (QMP
+                         balloon; needs --qmp), and answer at once
+  balloon-actual:OP:MIB:LIM
+                         wait until the balloon's actual size (QMP
+                         query-balloon) is OP (le or ge) MIB MiB, at most LIM
+                         seconds
+  guest-stats:LIM        have the balloon poll the guest's statistics every
+                         second (QOM guest-stats-polling-interval) and wait
+                         until two updates came in after the mark, at most
+                         LIM seconds; each update is a "stats" event
 
 With --hugetlb KB, guest RAM is a memfd of KB-KiB hugetlb pages (QEMU's
 memory-backend-memfd,hugetlb=on), and every sample also reads the pool's
@@ -91,6 +101,17 @@ def qmp(path, *commands):
         return out[1:]
 
 
+# Actions that talk to QEMU's monitor (a socket is made for them).
+QMP_ACTIONS = ("pause", "qom-set", "balloon", "balloon-actual", "guest-stats")
+BALLOON = "/machine/peripheral/balloon0"
+
+
+def balloon_actual_mib(path):
+    """The balloon's actual guest size in MiB (QMP query-balloon)."""
+    r = qmp(path, "query-balloon")[0]
+    return r["return"]["actual"] >> 20 if "return" in r else None
+
+
 def pool_dir(kb):
     return f"/sys/kernel/mm/hugepages/hugepages-{kb}kB"
 
@@ -116,6 +137,12 @@ def parse_rule(text):
         return name, kind, tuple(params)
     if kind == "pool-rise" and len(params) == 3:
         return name, kind, (params[0], int(params[1]), float(params[2]))
+    if kind == "balloon" and len(params) == 1:
+        return name, kind, (int(params[0]),)
+    if kind == "balloon-actual" and len(params) == 3 and params[0] in ("le", "ge"):
+        return name, kind, (params[0], int(params[1]), float(params[2]))
+    if kind == "guest-stats" and len(params) == 1:
+        return name, kind, (float(params[0]),)
     raise argparse.ArgumentTypeError(f"bad --on rule {text!r}")
 
 
@@ -183,7 +210,7 @@ def run(args, accel, quiet=False):
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(chan_path)
     listener.listen(1)
-    if args.qmp is None and any(kind in ("pause", "qom-set") for _, kind, _ in args.on):
+    if args.qmp is None and any(kind in QMP_ACTIONS for _, kind, _ in args.on):
         args = argparse.Namespace(**vars(args))
         args.qmp = os.path.join(tmp, "qmp")
     cmd = qemu_cmd(args, accel, chan_path)
@@ -280,6 +307,52 @@ def run(args, accel, quiet=False):
                     return
                 time.sleep(args.interval)
             answer(name, "timeout")
+        elif kind == "balloon":
+            mib, = params
+            try:
+                r = qmp(args.qmp, {"execute": "balloon", "arguments": {"value": mib << 20}})
+            except OSError as e:
+                answer(name, f"error {e}")
+                return
+            answer(name, "done" if "return" in r[0] else f"error {r[0].get('error')}")
+        elif kind == "balloon-actual":
+            op, mib, limit = params
+            deadline = time.monotonic() + limit
+            while time.monotonic() < deadline and proc.poll() is None:
+                try:
+                    a = balloon_actual_mib(args.qmp)
+                except OSError:
+                    a = None
+                if a is not None and (a <= mib if op == "le" else a >= mib):
+                    sample()
+                    with lock:
+                        events.append((now(), name, f"actual {a}"))
+                    answer(name, "done")
+                    return
+                time.sleep(args.interval)
+            answer(name, "timeout")
+        elif kind == "guest-stats":
+            limit, = params
+            deadline = time.monotonic() + limit
+            seen = []
+            try:
+                qmp(args.qmp, {"execute": "qom-set", "arguments": {
+                    "path": BALLOON, "property": "guest-stats-polling-interval", "value": 1}})
+                while time.monotonic() < deadline and proc.poll() is None and len(seen) < 3:
+                    r = qmp(args.qmp, {"execute": "qom-get", "arguments": {
+                        "path": BALLOON, "property": "guest-stats"}})[0]
+                    st = r.get("return", {})
+                    upd = st.get("last-update", 0)
+                    if upd and (not seen or upd != seen[-1]):
+                        seen.append(upd)
+                        with lock:
+                            events.append((now(), name, "stats " + json.dumps(st.get("stats", {}))))
+                    time.sleep(args.interval)
+            except OSError as e:
+                answer(name, f"error {e}")
+                return
+            # The first update seen may predate the mark: two more after it.
+            answer(name, "done" if len(seen) >= 3 else "timeout")
         elif kind == "pool-rise":
             mark, pages, limit = params
             ref = at_mark(mark, 3)

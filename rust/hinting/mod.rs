@@ -129,6 +129,11 @@ pub(crate) trait Transport: Send + Sync {
     /// pages (they go back marked reported).
     /// Calls are serialised (the worker mutex).
     fn report(&self, report: &Report<'_>) -> core::result::Result<(), ReportError>;
+    /// The smallest order the host takes (a device's reporting order);
+    /// it raises `min_order` while the transport is registered.
+    fn min_order(&self) -> u32 {
+        0
+    }
 }
 
 /// The knobs. Each is one atomic, so a reader never sees a torn value.
@@ -154,6 +159,9 @@ pub(crate) struct Config {
     /// The order of a host page in guest pages (`host_page_kb`), 0 for
     /// host pages no larger than a guest page.
     pub(crate) host_order: AtomicU32,
+    /// The smallest order the registered transport takes
+    /// ([`Transport::min_order`]), 0 with none.
+    pub(crate) transport_order: AtomicU32,
 }
 
 /// Counters bumped by the worker (process context), each named as its file
@@ -263,7 +271,10 @@ pub(crate) struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        let t = self.mech.worker.lock().registered.take();
+        let mut w = self.mech.worker.lock();
+        let t = w.registered.take();
+        self.mech.cfg.transport_order.store(0, Relaxed);
+        drop(w);
         drop(t);
     }
 }
@@ -275,6 +286,7 @@ pub(crate) fn register(mech: &Arc<Mechanism>, t: Arc<dyn Transport>) -> Result<R
     if w.registered.is_some() {
         return Err(EBUSY);
     }
+    mech.cfg.transport_order.store(t.min_order(), Relaxed);
     w.registered = Some(t);
     drop(w);
     Ok(Registration { mech: mech.clone() })
@@ -321,6 +333,7 @@ impl Hinting {
                 max_isolated: AtomicU64::new(max_isolated),
                 host_page_kb: AtomicU64::new(p.host_page_kb),
                 host_order: AtomicU32::new(host_order(p.host_page_kb)),
+                transport_order: AtomicU32::new(0),
             },
             stats: Stats::default(),
             cpus,
@@ -409,11 +422,13 @@ impl WorkHandler<WORKS> for Engine {
 
 impl Engine {
     /// The order blocks are reported at: the `min_order` knob, raised to a
-    /// host page (`host_page_kb`), clamped to the largest buddy block (a
-    /// scan with a bad order would not advance).
+    /// host page (`host_page_kb`) and to the transport's order, clamped to
+    /// the largest buddy block (a scan with a bad order would not advance).
     fn min_order(&self) -> u32 {
         let o = self.cfg.min_order.load(Relaxed);
-        o.max(self.cfg.host_order.load(Relaxed)).min(MAX_PAGE_ORDER)
+        o.max(self.cfg.host_order.load(Relaxed))
+            .max(self.cfg.transport_order.load(Relaxed))
+            .min(MAX_PAGE_ORDER)
     }
 
     /// The order of a host page when it is larger than the largest buddy

@@ -25,6 +25,8 @@
 //!   send.
 //! - [`mm`]: the few page allocator and time facts the mechanism reads.
 //! - [`hyperv`]: Hyper-V's memory heat hint hypercall.
+//! - [`page_reporting`]: the series' claim on the kernel's free page
+//!   reporting, and the registered device's `report()`.
 //! - [`sysfs`]: a directory of attributes under `/sys/kernel/mm/`, module
 //!   parameters, `.modinfo` entries.
 //! - [`virtio`]: a virtio driver, its device, virtqueues and scatterlists.
@@ -39,6 +41,7 @@ pub(crate) mod cpu;
 pub(crate) mod free_page_hint;
 pub(crate) mod hyperv;
 pub(crate) mod mm;
+pub(crate) mod page_reporting;
 pub(crate) mod slot;
 pub(crate) mod sync;
 pub(crate) mod sysfs;

@@ -15,7 +15,6 @@ use crate::kernel_ext::free_page_hint::{Report, REPORT_MAX};
 use crate::kernel_ext::slot::ArcSlot;
 use crate::kernel_ext::sync::{static_key, WaitQueue};
 use core::{
-    ffi::c_void,
     ptr::NonNull,
     sync::atomic::{AtomicBool, Ordering},
 };
@@ -24,9 +23,9 @@ use kernel::{
     error::to_result,
     ffi::{c_int, c_uint},
     init::{self, PinInit},
-    new_mutex, new_spinlock,
+    new_spinlock,
     prelude::*,
-    sync::{Arc, ArcBorrow, Mutex, SpinLock},
+    sync::{Arc, ArcBorrow, SpinLock},
     types::Opaque,
 };
 
@@ -48,8 +47,9 @@ pub(crate) mod consts {
     /// `VIRTIO_RING_F_INDIRECT_DESC` (uapi linux/virtio_ring.h, not in the
     /// bindings).
     pub(crate) const RING_F_INDIRECT_DESC: u32 = 28;
-    /// `VIRTIO_BALLOON_S_MEMTOT`.
-    pub(crate) const S_MEMTOT: u16 = bindings::VIRTIO_BALLOON_S_MEMTOT as u16;
+    /// The config field the host sets to the balloon size it asks for.
+    pub(crate) const NUM_PAGES_OFFSET: usize =
+        core::mem::offset_of!(bindings::virtio_balloon_config, num_pages);
     /// Offset of `poison_val` in `struct virtio_balloon_config`.
     pub(crate) const POISON_VAL_OFFSET: usize =
         core::mem::offset_of!(bindings::virtio_balloon_config, poison_val);
@@ -93,6 +93,23 @@ impl Device {
         // SAFETY: live device; the virtio core checks the access against the
         // config space size.
         unsafe { bindings::virtio_cwrite32(self.0.as_ptr(), offset as c_uint, val) };
+    }
+
+    /// Reads a little-endian 32-bit field of the device's config space
+    /// (0 if the transport cannot read it). Any context: the transports'
+    /// config reads do not sleep.
+    pub(crate) fn read_config_le32(&self, offset: usize) -> u32 {
+        let mut b = [0u8; 4];
+        // SAFETY: live device; `config` is set by the transport for every
+        // device it registers, and `get` copies `len` bytes of config
+        // space into `b`, which has room for them.
+        unsafe {
+            let dev = self.0.as_ptr();
+            if let Some(get) = (*(*dev).config).get {
+                get(dev, offset as c_uint, b.as_mut_ptr().cast(), 4);
+            }
+        }
+        u32::from_le_bytes(b)
     }
 
     /// Lets the device run (DRIVER_OK); after `find_vqs`.
@@ -152,10 +169,6 @@ pub(crate) struct DevState<D> {
     /// set, where it must not sleep; no queue operation under it sleeps.
     #[pin]
     vqs: SpinLock<Vqs>,
-    /// The buffer handed to the device with [`Virtqueue::add_outbuf_kept`],
-    /// kept until the queues are deleted.
-    #[pin]
-    kept: Mutex<Option<KBox<[u8; 16]>>>,
     /// The driver's data for the device.
     #[pin]
     pub(crate) data: D,
@@ -187,6 +200,9 @@ pub(crate) trait Driver: Sized + 'static {
     /// `CONFIG_PM_SLEEP`.)
     #[cfg_attr(not(CONFIG_PM_SLEEP), allow(dead_code))]
     fn restore(ctx: ArcBorrow<'_, Self::Ctx>, dev: Bound<'_, Self>) -> Result;
+    /// The device's config space changed. Atomic context (the virtio core
+    /// holds a spinlock): must not sleep.
+    fn config_changed(_dev: Device) {}
 }
 
 /// A device bound to driver `T`, in one of its callbacks.
@@ -305,7 +321,6 @@ impl<T: Driver> Bound<'_, T> {
         // no queue handle can reach the queues (cleared above, under the
         // lock every queue operation takes); process context.
         unsafe { bindings::virtio_del_vqs(self.device().0.as_ptr()) };
-        *self.state.kept.lock() = None;
         // A device bound again starts with a clean slate.
         self.state.events.gone.store(false, Ordering::SeqCst);
         self.state.events.lost.store(false, Ordering::SeqCst);
@@ -363,40 +378,6 @@ impl<T: Driver> Virtqueue<T> {
             .unwrap_or(0)
     }
 
-    /// Hands the device a copy of `data` to read (an "out" buffer), kept
-    /// until the queues are deleted, and notifies it.
-    /// One such buffer at a time (`EBUSY`).
-    pub(crate) fn add_outbuf_kept(&self, data: [u8; 16], len: usize) -> Result {
-        let buf = KBox::new(data, GFP_KERNEL)?;
-        let len = len.min(buf.len()) as c_uint;
-        let ptr: *const [u8; 16] = &*buf;
-        {
-            let mut kept = self.state.kept.lock();
-            if kept.is_some() {
-                return Err(EBUSY);
-            }
-            *kept = Some(buf);
-        }
-        self.with(|q| {
-            let mut sg = core::mem::MaybeUninit::<bindings::scatterlist>::zeroed();
-            // SAFETY: `ptr` is kmalloc'ed memory kept until the queues are
-            // deleted, after the device's reset; `sg` is a local entry the
-            // queue copies into its ring; the queue is live (`with`).
-            unsafe {
-                bindings::sg_init_one(sg.as_mut_ptr(), ptr.cast::<c_void>(), len);
-                to_result(bindings::virtqueue_add_outbuf(
-                    q.as_ptr(),
-                    sg.as_mut_ptr(),
-                    1,
-                    q.as_ptr().cast(),
-                    bindings::GFP_NOWAIT | bindings::__GFP_NOWARN,
-                ))?;
-                bindings::virtqueue_kick(q.as_ptr());
-            }
-            Ok(())
-        })?
-    }
-
     /// Sends `report` as one device-writable buffer of one descriptor per
     /// range and waits until the device gives it back, or is reset. `stop`
     /// is asked at every wake-up whether to ignore the device's answer (a
@@ -415,25 +396,7 @@ impl<T: Driver> Virtqueue<T> {
         if ev.gone.load(Ordering::SeqCst) {
             return Err(SendError::Gone);
         }
-        let ranges = report.ranges();
-        let max_pages = u64::from(u32::MAX) >> kernel::page::PAGE_SHIFT;
-        if ranges.is_empty() || ranges.iter().any(|r| r.pages() > max_pages) {
-            return Err(SendError::Refused(EINVAL));
-        }
-        let n = ranges.len().min(REPORT_MAX);
-        // SAFETY: `sg` has `REPORT_MAX` entries, `n` of them are set.
-        unsafe { bindings::sg_init_table(sg.0.as_mut_ptr(), n as c_uint) };
-        for (i, r) in ranges.iter().take(n).enumerate() {
-            // SAFETY: `i < n`; a report's ranges are pages of isolated
-            // buddy blocks (RAM with a memmap), so `pfn_to_page` is valid,
-            // and each is at most `max_pages` pages (checked above), so its
-            // length fits.
-            unsafe {
-                let page = bindings::pfn_to_page(r.start as kernel::ffi::c_ulong);
-                let len = (r.pages() << kernel::page::PAGE_SHIFT) as c_uint;
-                bindings::sg_set_page(sg.0.as_mut_ptr().add(i), page, len, 0);
-            }
-        }
+        let n = sg.fill(report).map_err(SendError::Refused)?;
         let added = self.with(|q| {
             // SAFETY: a live queue (`with`), serialised by the lock; `sg`
             // holds `n` set entries; no allocation (GFP_NOWAIT, and indirect
@@ -443,8 +406,8 @@ impl<T: Driver> Virtqueue<T> {
             unsafe {
                 to_result(bindings::virtqueue_add_inbuf(
                     q.as_ptr(),
-                    sg.0.as_mut_ptr(),
-                    n as c_uint,
+                    sg.as_mut_ptr(),
+                    n,
                     q.as_ptr().cast(),
                     bindings::GFP_NOWAIT | bindings::__GFP_NOWARN,
                 ))?;
@@ -496,6 +459,37 @@ impl SgTable {
     /// An empty table on the heap.
     pub(crate) fn new() -> Result<KBox<Self>> {
         KBox::init(init::zeroed(), GFP_KERNEL)
+    }
+
+    /// Sets the table to one entry per range of `report`, ended after the
+    /// last; returns how many. `EINVAL` for an empty report or a range
+    /// longer than an entry can be (`u32` bytes).
+    pub(crate) fn fill(&mut self, report: &Report<'_>) -> Result<c_uint> {
+        let ranges = report.ranges();
+        let max_pages = u64::from(u32::MAX) >> kernel::page::PAGE_SHIFT;
+        if ranges.is_empty() || ranges.iter().any(|r| r.pages() > max_pages) {
+            return Err(EINVAL);
+        }
+        let n = ranges.len().min(REPORT_MAX);
+        // SAFETY: the table has `REPORT_MAX` entries, `n` of them are set.
+        unsafe { bindings::sg_init_table(self.0.as_mut_ptr(), n as c_uint) };
+        for (i, r) in ranges.iter().take(n).enumerate() {
+            // SAFETY: `i < n`; a report's ranges are pages of isolated
+            // buddy blocks (RAM with a memmap), so `pfn_to_page` is valid,
+            // and each is at most `max_pages` pages (checked above), so its
+            // length fits.
+            unsafe {
+                let page = bindings::pfn_to_page(r.start as kernel::ffi::c_ulong);
+                let len = (r.pages() << kernel::page::PAGE_SHIFT) as c_uint;
+                bindings::sg_set_page(self.0.as_mut_ptr().add(i), page, len, 0);
+            }
+        }
+        Ok(n as c_uint)
+    }
+
+    /// The first entry, for C.
+    pub(crate) fn as_mut_ptr(&mut self) -> *mut bindings::scatterlist {
+        self.0.as_mut_ptr()
     }
 }
 
@@ -559,6 +553,7 @@ impl<T: Driver> DriverReg<T> {
         d.validate = Some(validate_c::<T>);
         d.probe = Some(probe_c::<T>);
         d.remove = Some(remove_c::<T>);
+        d.config_changed = Some(config_changed_c::<T>);
         #[cfg(CONFIG_PM_SLEEP)]
         {
             d.freeze = Some(freeze_c::<T>);
@@ -664,7 +659,6 @@ extern "C" fn probe_c<T: Driver>(vdev: *mut bindings::virtio_device) -> c_int {
                     lost: AtomicBool::new(false),
                 }),
                 vqs <- new_spinlock!(Vqs([None; MAX_VQS])),
-                kept <- new_mutex!(None),
                 data <- data,
             }? Error),
             GFP_KERNEL,
@@ -703,6 +697,15 @@ extern "C" fn remove_c<T: Driver>(vdev: *mut bindings::virtio_device) {
     // SAFETY: the reference `probe` stored; no callback of the device
     // runs any more (the queues are deleted, remove is the last one).
     drop(unsafe { Arc::from_raw(raw) });
+}
+
+extern "C" fn config_changed_c<T: Driver>(vdev: *mut bindings::virtio_device) {
+    // INVARIANT: the core calls it for a live device bound to this driver
+    // (config change callbacks are enabled after probe and disabled before
+    // remove).
+    if let Some(d) = NonNull::new(vdev) {
+        T::config_changed(Device(d));
+    }
 }
 
 #[cfg(CONFIG_PM_SLEEP)]

@@ -8,6 +8,7 @@
 //! Like the abstraction layer, this part calls C directly; each `unsafe`
 //! block says why it is sound.
 
+mod engine;
 mod ext;
 pub(crate) mod hooks;
 pub(crate) mod kunit;

@@ -7,13 +7,19 @@
 //! host discards (QEMU: `madvise(MADV_DONTNEED)` per entry) before it hands
 //! the buffer back. The pages stay isolated until then.
 //!
-//! Queue indices follow the *negotiated* queue features, as in Linux's own
-//! driver: inflateq, deflateq, then statsq, free_page_vq and reporting_vq
-//! only if their feature was negotiated. VMMs such as QEMU lay the queues
-//! out by the features they *offer*, so the driver accepts every
-//! queue-creating feature the device offers (it never uses inflate, deflate
-//! or free page hinting; the stats queue gets the one buffer the spec asks
-//! for) and both numberings agree.
+//! It negotiates only what it serves: free page reporting and the poison
+//! value. It does not inflate or deflate (a balloon size the host asks for
+//! is logged once, pointing to `transport=engine`, where virtio_balloon
+//! keeps the device), sends no statistics and does no free page hinting, so
+//! it negotiates neither `VIRTIO_BALLOON_F_STATS_VQ` nor
+//! `VIRTIO_BALLOON_F_FREE_PAGE_HINT`, nor `DEFLATE_ON_OOM`.
+//!
+//! Queue indices follow the negotiated queue features in Linux's virtio
+//! core (a queue that is not set up takes no index), while VMMs such as
+//! QEMU lay the queues out by the features they *offer* (QEMU always has a
+//! stats queue at index 2). So the queues of offered features that are not
+//! negotiated are still set up, unused and empty, to keep the reporting
+//! queue where the device has it.
 
 #![forbid(unsafe_code)]
 
@@ -35,6 +41,8 @@ use kernel::{
     sync::{Arc, ArcBorrow, Mutex},
 };
 
+/// The features the driver looks at in `validate`: the two it negotiates,
+/// and the two queue features it declines but must know were offered.
 static FEATURES: [c_uint; 4] = [
     consts::F_STATS_VQ,
     consts::F_FREE_PAGE_HINT,
@@ -50,6 +58,13 @@ const RESET_WAIT_MS: u32 = 1000;
 
 /// A device is bound (the driver takes one).
 static BOUND: AtomicBool = AtomicBool::new(false);
+/// The bound device offered the stats queue, which is declined (its queue
+/// keeps its place).
+static OFFERED_STATS: AtomicBool = AtomicBool::new(false);
+/// The same for the free page hinting queue.
+static OFFERED_HINT: AtomicBool = AtomicBool::new(false);
+/// The host asked for a balloon size, which was logged.
+static SIZE_LOGGED: AtomicBool = AtomicBool::new(false);
 /// Why no device reports, for the log and sysfs.
 static STATE: AtomicU32 = AtomicU32::new(State::NoDevice as u32);
 
@@ -149,6 +164,11 @@ impl virtio::Driver for Balloon {
         // the descriptors (as Linux's virtio_balloon).
         dev.clear_feature(consts::RING_F_INDIRECT_DESC);
         dev.clear_feature(consts::F_ACCESS_PLATFORM);
+        // Queue features the driver does not serve.
+        OFFERED_STATS.store(dev.has_feature(consts::F_STATS_VQ), SeqCst);
+        OFFERED_HINT.store(dev.has_feature(consts::F_FREE_PAGE_HINT), SeqCst);
+        dev.clear_feature(consts::F_STATS_VQ);
+        dev.clear_feature(consts::F_FREE_PAGE_HINT);
         if !mm::guest_keeps_free_contents() {
             dev.clear_feature(consts::F_PAGE_POISON);
         } else if !dev.has_feature(consts::F_PAGE_POISON) {
@@ -203,6 +223,16 @@ impl virtio::Driver for Balloon {
         // queues come back as at probe.
         start(ctx, &dev)
     }
+
+    fn config_changed(dev: Device) {
+        let pages = dev.read_config_le32(consts::NUM_PAGES_OFFSET);
+        if pages != 0 && !SIZE_LOGGED.swap(true, SeqCst) {
+            pr_warn!(
+                "virtio-balloon: the host asks for a balloon of {} MiB, which page_hinting's own driver does not serve; load virtio_balloon and page_hinting with transport=engine (the default) to keep ballooning\n",
+                (u64::from(pages) << 12) >> 20
+            );
+        }
+    }
 }
 
 /// Resets the device, which ends a report in flight, and unregisters the
@@ -239,12 +269,14 @@ fn start(ctx: ArcBorrow<'_, Mechanism>, dev: &Bound<'_, Balloon>) -> Result {
     let names = [
         Some(c_str!("inflate")),
         Some(c_str!("deflate")),
-        d.has_feature(consts::F_STATS_VQ).then_some(c_str!("stats")),
-        d.has_feature(consts::F_FREE_PAGE_HINT)
-            .then_some(c_str!("free_page_vq")),
+        // Declined, unused: set up only to keep the indices the device has.
+        OFFERED_STATS.load(SeqCst).then_some(c_str!("stats-unused")),
+        OFFERED_HINT
+            .load(SeqCst)
+            .then_some(c_str!("free_page_vq-unused")),
         Some(c_str!("reporting_vq")),
     ];
-    let [_, _, statsq, _, rq] = dev.find_vqs(names)?;
+    let [_, _, _, _, rq] = dev.find_vqs(names)?;
     let rq = rq.ok_or(ENODEV)?;
     let max_entries = (rq.size() as usize).min(REPORT_MAX);
     let sg = SgTable::new()?;
@@ -257,18 +289,6 @@ fn start(ctx: ArcBorrow<'_, Mechanism>, dev: &Bound<'_, Balloon>) -> Result {
         GFP_KERNEL,
     )?;
     d.ready();
-    if let Some(sq) = statsq {
-        // The spec asks for one stats buffer up front. It is never
-        // refilled: the driver has no stats to offer. A `struct
-        // virtio_balloon_stat`: a le16 tag and a le64 value, packed.
-        let mut stat = [0u8; 16];
-        stat[..2].copy_from_slice(&consts::S_MEMTOT.to_le_bytes());
-        stat[2..10]
-            .copy_from_slice(&(mm::totalram_pages() << kernel::page::PAGE_SHIFT).to_le_bytes());
-        if let Err(e) = sq.add_outbuf_kept(stat, 10) {
-            pr_warn!("virtio-balloon: stats buffer not queued: {:?}\n", e);
-        }
-    }
     let reg = hinting::register(&Arc::from(ctx), t)?;
     *dev.data().reg.lock() = Some(reg);
     State::Active.set();

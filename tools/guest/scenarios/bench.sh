@@ -1,9 +1,13 @@
 # SPDX-License-Identifier: GPL-2.0
 # make bench: one configuration, one workload (tools/bench.py). From the
 # kernel command line:
-#   ph_bench.conf=none|linux|ph    nothing bound / Linux's virtio_balloon
+#   ph_bench.conf=none|linux|ph|engine
+#                                  nothing bound / Linux's virtio_balloon
 #                                  (its own free page reporting) / page_hinting
-#                                  (with its ph_param.KNOB=VALUE settings)
+#                                  driving the device (transport=virtio) /
+#                                  page_hinting reporting through virtio_balloon
+#                                  (transport=engine); both with their
+#                                  ph_param.KNOB=VALUE settings
 #   ph_bench.work=bigfree|scatter|pagecache|churn|pagefault|hugefree
 #   ph_bench.mib=MIB               hugefree: MiB freed at once (700)
 #   ph_bench.window=SECONDS        how long the host watches after the free
@@ -35,6 +39,11 @@ load() {
 		mark loaded "$(cat /sys/module/page_reporting/parameters/page_reporting_order)"
 		;;
 	ph) load_hinting ;;
+	engine)
+		balloon_bound || load_balloon
+		load_engine
+		wait_for 60 "the engine attaching the device" engine_active
+		;;
 	*) fail "ph_bench.conf=$conf" ;;
 	esac
 }
@@ -43,6 +52,10 @@ unload() {
 	case $conf in
 	linux) rmmod virtio_balloon || fail "rmmod virtio_balloon" ;;
 	ph) rmmod page_hinting || fail "rmmod page_hinting" ;;
+	engine)
+		rmmod page_hinting || fail "rmmod page_hinting"
+		rmmod virtio_balloon || fail "rmmod virtio_balloon"
+		;;
 	esac
 	sleep 1
 }
@@ -131,5 +144,5 @@ pagefault) throughput pagefault pf-result ;;
 *) fail "ph_bench.work=$work" ;;
 esac
 mark stats-after "$(counts)"
-[ "$conf" = ph ] && dump_stats
+case $conf in ph | engine) dump_stats ;; esac
 exit 0

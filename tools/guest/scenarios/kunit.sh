@@ -3,7 +3,7 @@
 # load and prints KTAP on the console, which the host parses. Then check that
 # loading and unloading while memory is being freed leaks no page.
 . /scenarios/lib.sh
-load_hinting
+load_engine
 rmmod page_hinting || fail rmmod
 mark kunit-done
 
@@ -21,7 +21,7 @@ echo 'page-hinting-none' >/sys/module/kunit/parameters/filter_glob ||
 cycles() {
 	i=0
 	while [ $i -lt "$1" ]; do
-		insmod "$MOD" || fail "insmod $i"
+		insmod "$MOD" transport=virtio || fail "insmod $i"
 		memhog alloc-free 48 0 >/dev/null &
 		memhog alloc-free 48 0 >/dev/null &
 		if [ $((i % 2)) -eq 0 ]; then

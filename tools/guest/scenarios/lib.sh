@@ -6,11 +6,15 @@ mark() { echo "PH-MARK $*"; }
 fail() { echo "PH-FAIL $*"; exit 1; }
 
 # load_hinting [PARAM=VALUE...]: also takes ph_param.PARAM=VALUE from the
-# kernel command line (benchmarks and sweeps set knobs that way).
+# kernel command line (benchmarks and sweeps set knobs that way). Without a
+# transport= it loads page_hinting's own virtio driver (transport=virtio),
+# which the scenarios written for it need; the default, transport=engine,
+# is what the engine-* scenarios load (load_engine).
 load_hinting() {
 	for a in $(cat /proc/cmdline); do
 		case $a in ph_param.*) set -- "$@" "${a#ph_param.}" ;; esac
 	done
+	case " $* " in *" transport="*) ;; *) set -- transport=virtio "$@" ;; esac
 	insmod "$MOD" "$@" || fail "insmod page_hinting $*"
 	grep -q '^page_hinting ' /proc/modules || fail "page_hinting not in /proc/modules"
 	mark loaded
@@ -150,3 +154,25 @@ free_measured() {
 	mark_reported after
 	dump_stats
 }
+
+# The engine mode (transport=engine, the default): Linux's virtio_balloon
+# owns the device and page_hinting reports through its page reporting
+# callback.
+VB=/lib/modules/virtio_balloon.ko
+# load_balloon: insmod virtio_balloon and wait for it to bind the device.
+load_balloon() {
+	insmod "$VB" || fail "insmod virtio_balloon"
+	wait_for 60 "virtio_balloon binding the device" balloon_bound
+}
+balloon_bound() { ls /sys/bus/virtio/drivers/virtio_balloon 2>/dev/null | grep -q '^virtio'; }
+# load_engine [PARAM=VALUE...]: page_hinting with the default transport.
+load_engine() {
+	for a in $(cat /proc/cmdline); do
+		case $a in ph_param.*) set -- "$@" "${a#ph_param.}" ;; esac
+	done
+	insmod "$MOD" "$@" || fail "insmod page_hinting $*"
+	grep -q '^page_hinting ' /proc/modules || fail "page_hinting not in /proc/modules"
+	mark loaded
+}
+engine_active() { grep -q '^engine active' "$SYS/transport"; }
+engine_waiting() { grep -q '^engine waiting' "$SYS/transport"; }

@@ -3,7 +3,7 @@
 . /scenarios/lib.sh
 i=0
 while [ $i -lt 10 ]; do
-	insmod "$MOD" || fail "insmod $i"
+	insmod "$MOD" transport=virtio || fail "insmod $i"
 	rmmod page_hinting || fail "rmmod $i"
 	i=$((i + 1))
 done

@@ -6,7 +6,7 @@
 . /scenarios/lib.sh
 CYCLES=50
 cycle() {
-	insmod "$MOD" min_order=0 threshold_kb=4 flush_ms=1 || fail "insmod $1"
+	insmod "$MOD" transport=virtio min_order=0 threshold_kb=4 flush_ms=1 || fail "insmod $1"
 	sleep 0.$(($1 % 5))
 	rmmod page_hinting || fail "rmmod $1"
 }

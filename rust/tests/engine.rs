@@ -10,6 +10,7 @@
 //! stands in for it).
 
 use super::kunit::{kexpect, kexpect_eq, kunit_suite, Test};
+use super::suites::entries_of;
 use super::sys::{self, Alloc, OwnedBlock};
 use crate::capture::{Entry, MAX_PAGE_ORDER};
 use crate::hinting::{self, WORK_FLUSH};
@@ -155,13 +156,7 @@ fn engine_reports_through_device(t: &Test) {
     }
     let zero = Entry::new(0, 0).unwrap_or_else(|| unreachable!());
     let mut e = [zero; BLOCKS];
-    let mut ne = 0;
-    for &p in &pfns[..n] {
-        if let Some(x) = Entry::new(p, TOP) {
-            e[ne] = x;
-            ne += 1;
-        }
-    }
+    let ne = entries_of(&pfns[..n], TOP, &mut e);
     hinting::process_entries(m.as_arc_borrow(), &mut e[..ne], n as u64 * TOP_PAGES);
     let d = dev.dev();
     kexpect!(
@@ -233,13 +228,7 @@ fn engine_reports_through_device(t: &Test) {
     let mut pfns2 = [0u64; 2];
     let mut kept2 = KVec::new();
     let n2 = free_gapped(&mut pfns2, &mut kept2);
-    let mut ne = 0;
-    for &p in &pfns2[..n2] {
-        if let Some(x) = Entry::new(p, TOP) {
-            e[ne] = x;
-            ne += 1;
-        }
-    }
+    let ne = entries_of(&pfns2[..n2], TOP, &mut e);
     hinting::process_entries(m.as_arc_borrow(), &mut e[..ne], n2 as u64 * TOP_PAGES);
     kexpect!(t, m.stats.transport_errors.load(Relaxed) > errs);
     kexpect_eq!(t, m.stats.isolated_pages.load(Relaxed), 0);

@@ -276,7 +276,8 @@ fn expect_free_and_reported(t: &Test, pfn: u64) {
     );
 }
 
-fn entries_of(pfns: &[u64], order: u32, out: &mut [Entry]) -> usize {
+/// Entries for blocks of `order` at `pfns`, into `out`; returns how many.
+pub(super) fn entries_of(pfns: &[u64], order: u32, out: &mut [Entry]) -> usize {
     let mut n = 0;
     for (slot, &pfn) in out.iter_mut().zip(pfns) {
         if let Some(e) = Entry::new(pfn, order) {

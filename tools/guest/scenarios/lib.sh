@@ -166,13 +166,6 @@ load_balloon() {
 }
 balloon_bound() { ls /sys/bus/virtio/drivers/virtio_balloon 2>/dev/null | grep -q '^virtio'; }
 # load_engine [PARAM=VALUE...]: page_hinting with the default transport.
-load_engine() {
-	for a in $(cat /proc/cmdline); do
-		case $a in ph_param.*) set -- "$@" "${a#ph_param.}" ;; esac
-	done
-	insmod "$MOD" "$@" || fail "insmod page_hinting $*"
-	grep -q '^page_hinting ' /proc/modules || fail "page_hinting not in /proc/modules"
-	mark loaded
-}
+load_engine() { load_hinting transport=engine "$@"; }
 engine_active() { grep -q '^engine active' "$SYS/transport"; }
 engine_waiting() { grep -q '^engine waiting' "$SYS/transport"; }

@@ -12,7 +12,12 @@ and with the threshold and idle flush swept.
 Workloads: 700 MiB of THP freed at once (bigfree); every other 4 KiB page of
 256 MiB freed (scatter); 400 MiB of page cache dropped (pagecache); steady
 THP allocate/free churn (churn, MiB/s); a page_fault1-style loop (pagefault,
-faults/s).
+faults/s); the footprint over time of a repeating allocate/hold/free pattern
+(phases, one guest; fleet, three guests at once with staggered peaks: the
+host memory they hold together).
+
+The throughput workloads run under QEMU's instruction counting (ICOUNT), the
+others on the host's clock (Documentation/mm/page_hinting.rst, "Measuring").
 
 Writes results.json, results.csv, table.md, plot.json and bench.png to
 $PAGE_HINTING_CACHE/out/bench/<time>/, prints the table and, unless
@@ -48,12 +53,14 @@ CONFIGS = [
     # free page reporting (the default); "ph" rows drive the device
     # themselves (transport=virtio).
     ("ph-engine", "engine", "", None),
-    ("ph-t256", "ph", "ph_param.threshold_kb=256", ("bigfree", "churn")),
-    ("ph-t65536", "ph", "ph_param.threshold_kb=65536", ("bigfree", "churn")),
-    ("ph-f10", "ph", "ph_param.flush_ms=10", ("bigfree", "churn")),
-    ("ph-f1000", "ph", "ph_param.flush_ms=1000", ("bigfree", "churn")),
-    ("ph-d1000", "ph", "ph_param.delay_ms=1000", ("bigfree", "churn")),
-    ("ph-d100", "ph", "ph_param.delay_ms=100", ("bigfree", "churn")),
+    # The sweeps: bigfree only by default (a throughput run under icount
+    # takes minutes); --only NAME --work churn measures one.
+    ("ph-t256", "ph", "ph_param.threshold_kb=256", ("bigfree",)),
+    ("ph-t65536", "ph", "ph_param.threshold_kb=65536", ("bigfree",)),
+    ("ph-f10", "ph", "ph_param.flush_ms=10", ("bigfree",)),
+    ("ph-f1000", "ph", "ph_param.flush_ms=1000", ("bigfree",)),
+    ("ph-d1000", "ph", "ph_param.delay_ms=1000", ("bigfree",)),
+    ("ph-d100", "ph", "ph_param.delay_ms=100", ("bigfree",)),
 ]
 # name, MiB freed (release workloads) or None (throughput workloads)
 WORKLOADS = [
@@ -72,6 +79,19 @@ THROUGHPUT_UNIT = {"churn": "MiB/s", "pagefault": "faults/s"}
 # faults and discards cost the guest no time), and it runs the vCPUs in one
 # host thread.
 ICOUNT = "-icount shift=0,sleep=off,align=off"
+
+# The footprint workloads (tools/guest/phases.c): SPAN seconds of 12 s
+# allocate/hold/free cycles (THP, 4 KiB pages and page cache, 704-768 MiB at
+# the peak); the host's RSS of the QEMU process, averaged over the pattern
+# (GiB*s/s) and its peak. fleet: FLEET guests at once, their cycles FLEET_STEP
+# seconds apart, the sum of their RSS.
+SPAN = 48
+CYCLE = 12
+FOOTPRINT_CONFIGS = ("none", "linux", "linux-o0", "ph", "ph-o0", "ph-engine")
+FLEET = 3
+FLEET_STEP = CYCLE // FLEET
+FLEET_CONFIGS = ("none", "linux", "ph", "ph-o0")
+FLEET_SMP = "1"  # three 2-vCPU TCG guests would need six host CPUs
 
 # Guest RAM on the host's hugetlb pages, where the host takes back whole
 # host pages only and its pool (free_hugepages) is the measure: (name, KiB,
@@ -160,22 +180,102 @@ def figures(r, work, freed_mib, window, seconds=5):
     return f, trace
 
 
-def run_one(kernel, initrd, disk, outdir, conf, work, rep, args):
+def guest_cmd(kernel, initrd, outdir, conf, work, tag, args, disk=None, extra_append="",
+              guest_args=()):
+    """The run-guest.py command line of one bench guest, and its --json."""
     name, driver, extra, _ = conf
-    tag = f"{name}.{work}.{rep}"
     js = os.path.join(outdir, "runs", tag + ".json")
     append = f"ph_bench.conf={driver} ph_bench.work={work} ph_bench.window={args.window} " \
-             f"ph_bench.seconds={args.seconds} ph_bench.pairs={args.pairs} {extra}"
+             f"ph_bench.seconds={args.seconds} ph_bench.pairs={args.pairs} " \
+             f"ph_bench.span={SPAN} {extra_append} {extra}"
     cmd = [os.path.join(TOOLS, "run-guest.py"), "--kernel", kernel, "--initrd", initrd,
-           "--scenario", "bench", "--append", append.strip(), "--timeout", "240",
-           "--strict-console", "--quiet", "--json", js]
-    if work == "pagecache":
+           "--scenario", "bench", "--append", " ".join(append.split()), "--timeout", "300",
+           "--strict-console", "--quiet", "--json", js, *guest_args]
+    if disk:
         cmd += ["--disk", disk]
-    if args.icount:
-        cmd += ["--qemu-arg", ICOUNT]
+    if work in THROUGHPUT_UNIT and args.icount:
+        # Instruction counting is TCG's: KVM refuses -icount.
+        cmd += ["--accel", "tcg", "--qemu-arg", ICOUNT]
+    return cmd, js
+
+
+def run_one(kernel, initrd, disk, outdir, conf, work, rep, args):
+    tag = f"{conf[0]}.{work}.{rep}"
+    cmd, js = guest_cmd(kernel, initrd, outdir, conf, work, tag, args,
+                        disk=disk if work in ("pagecache", "phases") else None)
     t = time.monotonic()
     r = launch(cmd, js, tag)
     return r, time.monotonic() - t
+
+
+def run_fleet(kernel, initrd, outdir, conf, rep, args):
+    """FLEET guests of one configuration at once, their phases cycles
+    FLEET_STEP seconds apart; their results."""
+    procs = []
+    for i in range(FLEET):
+        tag = f"fleet.{conf[0]}.{rep}.{i}"
+        disk = os.path.join(outdir, f"fleet{i}.img")
+        with open(disk, "wb") as f:
+            f.truncate(256 << 20)
+        cmd, js = guest_cmd(kernel, initrd, outdir, conf, "phases", tag, args, disk=disk,
+                            extra_append=f"ph_bench.offset={i * FLEET_STEP}",
+                            guest_args=["--smp", FLEET_SMP])
+        procs.append((subprocess.Popen(cmd, stderr=subprocess.DEVNULL), js, tag, disk))
+    out, err = [], None
+    for p, js, tag, disk in procs:
+        rc = p.wait()
+        os.unlink(disk)
+        r = json.load(open(js))
+        if rc != 0 and err is None:
+            tail = "\n".join("  | " + line for _, line in r["console"][-15:])
+            err = RuntimeError(f"{tag}: guest status {rc}\n{tail}")
+        out.append(r)
+    if err:
+        raise err
+    return out
+
+
+def rss_mean(points):
+    """Time-weighted mean of (t, value) points (trapezoids)."""
+    if len(points) < 2:
+        return points[0][1] if points else None
+    area = sum((t1 - t0) * (v0 + v1) / 2 for (t0, v0), (t1, v1) in zip(points, points[1:]))
+    return area / (points[-1][0] - points[0][0])
+
+
+def footprint(r):
+    """One phases run: its average and peak host RSS over the pattern, the
+    seconds each cycle took to allocate and touch its memory (the guest's
+    throughput), and the RSS trace."""
+    t0, t1 = first_mark(r, "phases-start")[0], first_mark(r, "phases-end")[0]
+    offset = int(first_mark(r, "phases-start")[1].split()[0])
+    pts = [(ts, rss) for ts, rss, *_ in r["samples"] if t0 <= ts <= t1]
+    peaks = [(int(v.split()[0]), t) for t, v in marks(r, "phases-peak")]
+    alloc = [t - (t0 + offset + CYCLE * i) for i, t in peaks]
+    return {"avg_gib": rss_mean(pts) / MIB / 1024, "peak_gib": max(v for _, v in pts) / MIB / 1024,
+            "cycles": len(peaks), "alloc_s": statistics.mean(alloc) if alloc else None}, \
+        [(round(ts - t0, 2), rss / MIB) for ts, rss in pts]
+
+
+def fleet_footprint(runs, step=0.25):
+    """The sum of the fleet's RSS on the host's clock, over the time all of
+    them ran their pattern: average, peak, trace."""
+    spans = []
+    for r in runs:
+        base = r["start_monotonic"]
+        spans.append((base + first_mark(r, "phases-start")[0], base + first_mark(r, "phases-end")[0]))
+    a, b = max(s for s, _ in spans), min(e for _, e in spans)
+    if b <= a:
+        raise RuntimeError("the fleet's guests never ran their patterns at the same time")
+    pts, t = [], a
+    while t <= b:
+        pts.append((t - a, sum(sample_at(r, t - r["start_monotonic"])[0] for r in runs)))
+        t += step
+    per = [footprint(r)[0] for r in runs]
+    alloc = [x["alloc_s"] for x in per if x["alloc_s"] is not None]
+    return {"avg_gib": rss_mean(pts) / MIB / 1024, "peak_gib": max(v for _, v in pts) / MIB / 1024,
+            "overlap_s": round(b - a, 1), "alloc_s": statistics.mean(alloc) if alloc else None}, \
+        [(round(x, 2), v / MIB) for x, v in pts]
 
 
 def launch(cmd, js, tag):
@@ -303,6 +403,59 @@ def summarize(results):
     return rows
 
 
+def footprint_table(foot):
+    """The footprint rows: average and peak host RSS, against Linux's
+    default reporting."""
+    out = ["", f"Footprint over time: tools/guest/phases.c, {SPAN} s of {CYCLE} s cycles (THP, 4 KiB "
+           "pages and page cache, up to 768 MiB held, then freed). phases: one guest, 2 vCPUs; "
+           f"fleet: {FLEET} guests at once ({FLEET_SMP} vCPU each), their cycles {FLEET_STEP} s "
+           "apart, the sum of their RSS over the time all ran the pattern. Average: host RSS "
+           "integrated over time, GiB*s/s; vs linux: the average against Linux's default "
+           "reporting (negative: less host memory); alloc: seconds a cycle took to map and "
+           "touch its memory (the guest's throughput):", "",
+           "| workload | config | average host RSS | peak | vs linux | alloc per cycle |",
+           "|---|---|---|---|---|---|"]
+    for work in ("phases", "fleet"):
+        base = [x["avg_gib"] for x in foot if x["workload"] == work and x["config"] == "linux"]
+        ref = statistics.median(base) if base else None
+        for name in FOOTPRINT_CONFIGS:
+            rs = [x for x in foot if x["workload"] == work and x["config"] == name]
+            if not rs:
+                continue
+            avg = statistics.median([x["avg_gib"] for x in rs])
+            vs = f"{100 * (avg / ref - 1):+.0f}%" if ref else "-"
+            out.append(f"| {work} | {name} | {fmt_range([x['avg_gib'] for x in rs], ' GiB', 3)} | "
+                       f"{fmt_range([x['peak_gib'] for x in rs], ' GiB', 3)} | {vs} | "
+                       f"{secs(fmt_range([x['alloc_s'] for x in rs], '', 2))} |")
+    return "\n".join(out) + "\n"
+
+
+def footprint_panels(outdir, foot):
+    """Host RSS over time of the first repetition of each footprint run."""
+    panels = []
+    for work in ("phases", "fleet"):
+        series = []
+        for name in FOOTPRINT_CONFIGS:
+            if not any(x["workload"] == work and x["config"] == name and x["rep"] == 0 for x in foot):
+                continue
+            if work == "phases":
+                r = json.load(open(os.path.join(outdir, "runs", f"{name}.phases.0.json")))
+                tr = footprint(r)[1]
+            else:
+                runs = [json.load(open(os.path.join(outdir, "runs", f"fleet.{name}.0.{i}.json")))
+                        for i in range(FLEET)]
+                tr = fleet_footprint(runs)[1]
+            series.append({"name": name, "points": tr, "thin": False})
+        if series:
+            panels.append({
+                "title": (f"phases: one guest, {CYCLE} s allocate/hold/free cycles" if work == "phases"
+                          else f"fleet: {FLEET} guests, cycles {FLEET_STEP} s apart, summed"),
+                "xlabel": "seconds since the pattern began",
+                "ylabel": "host RSS (MiB)", "series": series,
+            })
+    return panels
+
+
 def secs(s):
     return s if s.startswith("never") else s.split(" ", 1)[0] + " s" + \
         (" " + s.split(" ", 1)[1] if " " in s else "")
@@ -312,10 +465,19 @@ def table_md(rows, meta):
     out = [f"`make bench`, {meta['date']}, {meta.get('minutes', '?')} min: "
            f"{meta['reps']} repetition(s) of each free, median (min-max); "
            f"QEMU {meta['qemu']} ({meta['accel'].upper()}"
-           + (", -icount: guest time counts instructions" if meta.get("icount") else "") + "), "
+           + ("; the throughput workloads under TCG with -icount, guest time counting "
+              "instructions" if meta.get("icount") else "") + "), "
            f"{meta['smp']} vCPUs, {meta['mem']} MiB guest, host sampled every 100 ms, "
            f"{meta['window']} s window after each free.", ""]
-    out += ["Memory freed in the guest, back to the host (QEMU RSS):", "",
+    if any("freed_mib" in r for r in rows):
+        out += release_rows(rows, meta)
+    if any("ratio" in r for r in rows):
+        out += throughput_rows(rows, meta)
+    return "\n".join(out) + "\n"
+
+
+def release_rows(rows, meta):
+    out = ["Memory freed in the guest, back to the host (QEMU RSS):", "",
             "| workload | config | freed | 50% back | 90% back | back after "
             f"{meta['window']} s | host AnonHugePages MiB | reports | ranges | worker busy |",
             "|---|---|---|---|---|---|---|---|---|---|"]
@@ -324,19 +486,28 @@ def table_md(rows, meta):
             out.append(f"| {r['workload']} | {r['config']} | {r['freed_mib']} MiB | "
                        f"{secs(r['t50_s'])} | {secs(r['t90_s'])} | {r['back_10s']} | {r['huge_mib']} | "
                        f"{r.get('reports', '-')} | {r.get('ranges', '-')} | {r.get('worker', '-')} |")
-    out += ["", f"Guest throughput: after a warm-up segment, {meta['pairs']} pairs of "
+    return out + [""]
+
+
+def throughput_rows(rows, meta):
+    out = [f"Guest throughput: after a warm-up segment, {meta['pairs']} pairs of "
             f"{meta['seconds']} s segments in one boot, nothing loaded (off) and the configuration "
             "loaded (on), in the order off-on, on-off; `none` loads nothing in either and shows "
             "the noise. Worker CPU: page_hinting's worker busy time (`stats/worker_busy_us`) as a "
-            "share of both vCPUs' time in the on segments, what reporting took from the guest:", "",
-            "| workload | config | off | on | on/off | per pair | reports | ranges | worker CPU |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            "share of both vCPUs' time in the on segments, what reporting took from the guest. "
+            "A/A: the same workload's `none` run (nothing loaded in either half), the noise each "
+            "ratio is read against:", "",
+            "| workload | config | off | on | on/off | per pair | A/A per pair | reports | ranges "
+            "| worker CPU |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
+    aa = {r["workload"]: r["pair_ratios"] for r in rows if "ratio" in r and r["config"] == "none"}
     for r in rows:
         if "ratio" in r:
             out.append(f"| {r['workload']} | {r['config']} | {r['off']} {r['unit']} | "
                        f"{r['on']} {r['unit']} | {r['ratio']} | {r['pair_ratios']} | "
+                       f"{aa.get(r['workload'], '-')} | "
                        f"{r.get('reports', '-')} | {r.get('ranges', '-')} | {r.get('worker', '-')} |")
-    return "\n".join(out) + "\n"
+    return out
 
 
 def plot_spec(results, traces, meta):
@@ -428,8 +599,11 @@ def main():
     ap.add_argument("--work", help="comma-separated workloads")
     ap.add_argument("--no-publish", action="store_true")
     ap.add_argument("--replot", help="redraw from an earlier results directory")
-    ap.add_argument("--icount", action="store_true",
-                    help="run the guests under QEMU's instruction counting (see ICOUNT)")
+    ap.add_argument("--no-icount", dest="icount", action="store_false",
+                    help="run the throughput workloads on the host's clock, not under QEMU's "
+                    "instruction counting (see ICOUNT)")
+    ap.add_argument("--footprint-reps", type=int, default=1,
+                    help="repetitions of the phases and fleet workloads")
     ap.add_argument("--hugetlb-only", action="store_true",
                     help="only the host huge page runs (their table, not published)")
     args = ap.parse_args()
@@ -461,13 +635,17 @@ def main():
         plan = [(c, w, freed, rep) for rep in range(args.reps) for c in CONFIGS
                 for w, freed in WORKLOADS
                 if (only is None or c[0] in only) and (works is None or w in works)
-                and (c[3] is None or w in c[3]) and (freed is not None or rep == 0)]
+                and (c[3] is None or w in c[3] or (works and w in works))
+                and (freed is not None or rep == 0)]
         print(f"[bench] {len(plan)} guest runs ({args.reps} repetition(s)); results in {outdir}")
-        results, accel = [], "?"
+        results, accel, thr_accel = [], "?", "?"
         t_start = time.monotonic()
         for i, (c, w, freed, rep) in enumerate(plan):
             r, secs = run_one(kernel, initrd, disk, outdir, c, w, rep, args)
-            accel = r["accel"]
+            if freed is None:
+                thr_accel = r["accel"]
+            else:
+                accel = r["accel"]
             f, _ = figures(r, w, freed, args.window, args.seconds)
             f.update({"config": c[0], "workload": w, "rep": rep, "seconds": round(secs, 1)})
             results.append(f)
@@ -477,16 +655,44 @@ def main():
                      f"{args.window} s")
             print(f"[bench] {i + 1}/{len(plan)} {c[0]:<10} {w:<9} rep {rep}: {brief} "
                   f"({secs:.0f} s)", flush=True)
+        # The footprint workloads: one guest, then the fleet.
+        foot = []
+        if works is None or "phases" in works:
+            for rep in range(args.footprint_reps):
+                for c in CONFIGS:
+                    if c[0] not in FOOTPRINT_CONFIGS or (only and c[0] not in only):
+                        continue
+                    r, secs = run_one(kernel, initrd, disk, outdir, c, "phases", rep, args)
+                    accel = r["accel"]
+                    f, _ = footprint(r)
+                    f.update({"workload": "phases", "config": c[0], "rep": rep})
+                    foot.append(f)
+                    print(f"[bench] phases {c[0]:<10} rep {rep}: host RSS {f['avg_gib']:.3f} GiB "
+                          f"on average, peak {f['peak_gib']:.3f} GiB ({secs:.0f} s)", flush=True)
         os.unlink(disk)
+        if works is None or "fleet" in works:
+            for rep in range(args.footprint_reps):
+                for c in CONFIGS:
+                    if c[0] not in FLEET_CONFIGS or (only and c[0] not in only):
+                        continue
+                    t = time.monotonic()
+                    runs = run_fleet(kernel, initrd, outdir, c, rep, args)
+                    accel = runs[0]["accel"]
+                    f, _ = fleet_footprint(runs)
+                    f.update({"workload": "fleet", "config": c[0], "rep": rep})
+                    foot.append(f)
+                    print(f"[bench] fleet  {c[0]:<10} rep {rep}: {FLEET} guests' host RSS "
+                          f"{f['avg_gib']:.3f} GiB on average, peak {f['peak_gib']:.3f} GiB "
+                          f"({time.monotonic() - t:.0f} s)", flush=True)
         # The host huge page runs belong to the whole bench, or to
         # --work hugefree.
         huge = huge_runs(kernel, initrd, outdir, args) if works is None or "hugefree" in works else []
         qemu = re.search(r"version (\S+)", sh("qemu-system-x86_64", "--version")).group(1)
         meta = {"date": time.strftime("%Y-%m-%d"), "reps": args.reps, "window": args.window,
                 "seconds": args.seconds, "pairs": args.pairs, "accel": accel, "qemu": qemu, "smp": SMP, "mem": 1024,
-                "icount": args.icount,
+                "icount": args.icount, "thr_accel": thr_accel,
                 "minutes": round((time.monotonic() - t_start) / 60, 1)}
-        json.dump({"meta": meta, "results": results, "hugetlb": huge},
+        json.dump({"meta": meta, "results": results, "hugetlb": huge, "footprint": foot},
                   open(os.path.join(outdir, "results.json"), "w"), indent=1)
         keys = ["config", "workload", "rep", "t50", "t90", "back_10s", "huge_before", "huge_after",
                 "throughput_off", "throughput", "ratio", "reports", "ranges", "reported_mib",
@@ -509,11 +715,16 @@ def main():
                                                            meta["seconds"])[1]
     rows = summarize(results)
     md = table_md(rows, meta)
+    foot = data.get("footprint") or []
+    if foot:
+        md += footprint_table(foot)
     if data.get("hugetlb"):
         md += huge_table(data["hugetlb"], meta)
     open(os.path.join(outdir, "table.md"), "w").write(md)
     spec = os.path.join(outdir, "plot.json")
-    json.dump(plot_spec(results, traces, meta), open(spec, "w"))
+    plot = plot_spec(results, traces, meta)
+    plot["panels"] += footprint_panels(outdir, foot)
+    json.dump(plot, open(spec, "w"))
     subprocess.run([plotter, spec, os.path.join(outdir, "bench.png")], check=True)
     print(md)
     print(f"[bench] {outdir}/bench.png, results.csv, results.json, table.md"

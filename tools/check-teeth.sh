@@ -41,6 +41,7 @@ declare -A GUARD=(
 	[granule]=e2e:hugetlb-1g-integrity
 	[hostpage]=host_page_reported_whole
 	[devorder]=engine_reports_through_device
+	[sleep]=delayed_batch_waits_without_sleeping
 	[detach]="engine_reports_through_device e2e:engine-orders"
 )
 TEETH=$ROOT/tools/teeth

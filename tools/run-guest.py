@@ -417,6 +417,8 @@ def run(args, accel, quiet=False):
         "scenario": args.scenario, "accel": accel, "qemu": cmd,
         "qemu_returncode": rc, "status": status, "timed_out": timed_out,
         "seconds": round(time.monotonic() - t0, 3),
+        # The host's CLOCK_MONOTONIC at t=0: runs side by side line up.
+        "start_monotonic": t0,
         "console": console, "samples": samples, "marks": marks, "events": events,
     }
 

@@ -32,6 +32,11 @@ pub(super) struct CpuState {
     active: KBox<Buf>,
     /// The other buffer; `None` while the worker holds it.
     spare: Option<KBox<Buf>>,
+    /// The other buffer while it waits out `delay_ms`, taken off the free
+    /// path: the worker looks at it again when it is old enough.
+    waiting: Option<KBox<Buf>>,
+    /// When the newest entry of `waiting` was captured.
+    waiting_ns: u64,
     /// The worker was asked to look at this CPU since its last swap.
     queued: bool,
     /// When the newest entry of the active buffer was captured (ns of
@@ -53,6 +58,8 @@ pub(super) fn new_cpu() -> Result<impl PinInit<CpuCapture>> {
     let state = CpuState {
         active: mm::zeroed_box()?,
         spare: Some(mm::zeroed_box()?),
+        waiting: None,
+        waiting_ns: 0,
         queued: false,
         newest_ns: 0,
         captured_pages: 0,
@@ -63,32 +70,53 @@ pub(super) fn new_cpu() -> Result<impl PinInit<CpuCapture>> {
     Ok(new_irq_spinlock!(state, "page_hinting_cpu"))
 }
 
-/// Takes `cpu`'s active buffer if it holds entries (and the spare is there
-/// to replace it), runs `f` on it with the time its newest entry was
-/// captured (0: not kept), then empties it and gives it back as the spare.
-/// Returns whether there was a buffer to take.
-pub(super) fn with_batch(cpu: &CpuCapture, f: impl FnOnce(&mut Buf, u64)) -> bool {
-    let taken = {
+/// What [`with_batch`] found on a CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Batch {
+    /// No buffer to take (empty, or the worker holds the other one).
+    Nothing,
+    /// A batch was processed.
+    Processed,
+    /// A batch whose newest entry is younger than the delay waits, taken
+    /// off the free path, for this many more ns.
+    Waiting(u64),
+}
+
+/// Takes `cpu`'s waiting batch, or else its active buffer if it holds
+/// entries (and the spare is there to replace it). A batch whose newest
+/// entry is younger than `delay_ns` is kept as the CPU's waiting batch
+/// (the free path goes on filling the other buffer); an older one is
+/// handed to `f`, then emptied and given back as the spare.
+pub(super) fn with_batch(cpu: &CpuCapture, delay_ns: u64, f: impl FnOnce(&mut Buf)) -> Batch {
+    let now = if delay_ns != 0 { mm::mono_fast_ns() } else { 0 };
+    let mut full = {
         let mut state = cpu.lock();
         state.queued = false;
-        match state.spare.take() {
-            Some(spare) if !state.active.is_empty() => {
-                let full = core::mem::replace(&mut state.active, spare);
-                Some((full, core::mem::take(&mut state.newest_ns)))
-            }
-            spare => {
-                state.spare = spare;
-                None
-            }
+        let (full, newest_ns) = match state.waiting.take() {
+            Some(w) => (w, state.waiting_ns),
+            None => match state.spare.take() {
+                Some(spare) if !state.active.is_empty() => {
+                    let full = core::mem::replace(&mut state.active, spare);
+                    (full, core::mem::take(&mut state.newest_ns))
+                }
+                spare => {
+                    state.spare = spare;
+                    return Batch::Nothing;
+                }
+            },
+        };
+        let age = now.saturating_sub(newest_ns);
+        if delay_ns > age {
+            state.waiting = Some(full);
+            state.waiting_ns = newest_ns;
+            return Batch::Waiting(delay_ns - age);
         }
+        full
     };
-    let Some((mut full, newest_ns)) = taken else {
-        return false;
-    };
-    f(&mut full, newest_ns);
+    f(&mut full);
     full.clear();
     cpu.lock().spare = Some(full);
-    true
+    Batch::Processed
 }
 
 /// Marks `cpu` for the worker if its active buffer holds entries; returns
@@ -105,9 +133,11 @@ pub(super) fn mark(cpu: &CpuCapture) {
     cpu.lock().queued = true;
 }
 
-/// Whether the worker was asked to look at `cpu`.
-pub(super) fn is_marked(cpu: &CpuCapture) -> bool {
-    cpu.lock().queued
+/// Whether the worker was asked to look at `cpu`, or holds a batch of it
+/// that waits out `delay_ms`.
+pub(super) fn wants_worker(cpu: &CpuCapture) -> bool {
+    let state = cpu.lock();
+    state.queued || state.waiting.is_some()
 }
 
 /// Per-CPU counters summed over all CPUs.

@@ -533,6 +533,7 @@ pub(crate) fn flush_all(mech: ArcBorrow<'_, Mechanism>) {
     for (_, cpu) in mech.cpus.iter() {
         capture::mark(cpu);
     }
-    Mechanism::queue(mech, WORK_BATCHES, 0);
+    // Now, also when the item waits for a delayed batch to come due.
+    Mechanism::queue_within(mech, WORK_BATCHES, 0);
     mech.flush_queue();
 }

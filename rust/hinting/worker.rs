@@ -45,26 +45,41 @@ impl Drop for BusyTimer<'_> {
 
 /// The batch work: takes the full buffer of every CPU that asked for the
 /// worker and processes it, until those CPUs have nothing more.
+///
+/// Memory that the guest takes again within `delay_ms` of its free is busy
+/// by the time the scan comes: only what stayed free is reported, and the
+/// host is not made to fault in again what the guest reuses at once. A
+/// batch whose newest entry is younger waits, and the work item comes back
+/// when the youngest waiting batch is due: it never sleeps, so no other
+/// CPU's batch, flush or retry round waits behind it on the ordered queue.
 pub(super) fn run_batches(mech: ArcBorrow<'_, Mechanism>) {
+    let delay_ns = if mech.cfg.enabled.load(Relaxed) {
+        u64::from(mech.cfg.delay_ms.load(Relaxed)) * 1_000_000
+    } else {
+        // Dropped anyway (process()), at once.
+        0
+    };
+    let mut wait_ns: Option<u64> = None;
     for (_, cpu) in mech.cpus.iter() {
-        if !capture::is_marked(cpu) {
+        if !capture::wants_worker(cpu) {
             continue;
         }
-        while capture::with_batch(cpu, |buf, newest_ns| {
-            // Memory that the guest takes again within `delay_ms` of its
-            // free is busy by the time the scan comes: only what stayed
-            // free is reported, and the host is not made to fault in again
-            // what the guest reuses at once. The worker waits until the
-            // batch's newest entry is that old; new frees go to the other
-            // buffer meanwhile.
-            let ms = u64::from(mech.cfg.delay_ms.load(Relaxed));
-            let age_ms = mm::mono_fast_ns().saturating_sub(newest_ns) / 1_000_000;
-            if ms > age_ms {
-                // At most `DELAY_MS_MAX`: fits.
-                mm::msleep((ms - age_ms) as u32);
+        loop {
+            match capture::with_batch(cpu, delay_ns, |buf| process(mech, buf)) {
+                capture::Batch::Processed => {}
+                capture::Batch::Nothing => break,
+                capture::Batch::Waiting(ns) => {
+                    wait_ns = Some(wait_ns.map_or(ns, |w| w.min(ns)));
+                    break;
+                }
             }
-            process(mech, buf);
-        }) {}
+        }
+    }
+    if let Some(ns) = wait_ns {
+        // At most `DELAY_MS_MAX`: fits. Rounded up, so that the batch is
+        // due when the item runs.
+        let ms = ns.div_ceil(1_000_000) as u32;
+        Mechanism::queue(mech, WORK_BATCHES, ms);
     }
 }
 

@@ -543,6 +543,49 @@ fn threshold_triggers_report(t: &Test) {
     kexpect_eq!(t, mech.stats.isolated_pages.load(Relaxed), 0);
 }
 
+/// `delay_ms`: a batch younger than the delay waits without the work item
+/// sleeping on it (a sleeping item would hold up every CPU's batches and
+/// only return once it had reported them), and goes out once the delay is
+/// lifted.
+fn delayed_batch_waits_without_sleeping(t: &Test) {
+    let Some(mech) = mech(t) else { return };
+    let mech = &mech;
+    let Some(setup) = quiet_recording(t, mech) else {
+        return;
+    };
+    let rec = &setup.rec;
+    // A minute (above the knob's bound, set here directly): the flush below
+    // comes long before the batch is due, however slow the guest.
+    mech.cfg.delay_ms.store(60_000, Relaxed);
+    let mut pfns = [0u64; 4];
+    let n = free_top_blocks(t, &mut pfns);
+    mech.flush_all();
+    for &pfn in &pfns[..n] {
+        let st = sys::page_state(pfn);
+        kexpect!(
+            t,
+            !st.reported,
+            "pfn {:#x} reported before its batch's delay",
+            pfn
+        );
+    }
+    mech.cfg.delay_ms.store(0, Relaxed);
+    // Brings the delayed item forward: the waiting batch is due now.
+    mech.flush_all();
+    let pages = rec.with(|r| r.pages).unwrap_or(0);
+    kexpect!(
+        t,
+        pages >= n as u64 * TOP_PAGES,
+        "{} pages reported once the delay was lifted, {} freed",
+        pages,
+        n as u64 * TOP_PAGES
+    );
+    for &pfn in &pfns[..n] {
+        expect_free_and_reported(t, pfn);
+    }
+    kexpect_eq!(t, mech.stats.isolated_pages.load(Relaxed), 0);
+}
+
 /// A CPU going offline hands what its buffer holds to the worker: blocks
 /// freed on it, from interrupt context, are reported once it is down.
 fn cpu_offline_hands_over(t: &Test) {
@@ -1000,6 +1043,7 @@ kunit_suite!(
         reported_flag_lifecycle,
         transport_error_leaves_unmarked,
         threshold_triggers_report,
+        delayed_batch_waits_without_sleeping,
         cpu_offline_hands_over,
         per_cpu_frees_are_retried,
         spilled_frees_are_reported,

@@ -77,7 +77,7 @@ pub const THRESHOLD_KB_MIN: u64 = 4;
 pub const THRESHOLD_KB_MAX: u64 = 1 << 30;
 /// Largest `flush_ms`: one minute. 0 turns the timed flush off.
 pub const FLUSH_MS_MAX: u32 = 60_000;
-/// Largest `delay_ms`: one second (the worker sleeps that long per batch).
+/// Largest `delay_ms`: one second (a batch waits at most that long).
 pub const DELAY_MS_MAX: u32 = 1000;
 
 /// Smallest `host_page_kb`: a 4 KiB host page (no huge pages).

@@ -8,10 +8,12 @@
 #                                  page_hinting reporting through virtio_balloon
 #                                  (transport=engine); both with their
 #                                  ph_param.KNOB=VALUE settings
-#   ph_bench.work=bigfree|scatter|pagecache|churn|pagefault|hugefree
+#   ph_bench.work=bigfree|scatter|pagecache|churn|pagefault|hugefree|phases
 #   ph_bench.mib=MIB               hugefree: MiB freed at once (700)
 #   ph_bench.window=SECONDS        how long the host watches after the free
 #   ph_bench.seconds=SECONDS       one throughput segment
+#   ph_bench.span=SECONDS          phases: how long the pattern runs (48)
+#   ph_bench.offset=SECONDS        phases: when its first cycle begins (0)
 #   ph_bench.pairs=N               throughput: N pairs of segments, one with
 #                                  nothing loaded, one with the configuration
 #                                  loaded (a paired comparison in one boot:
@@ -138,6 +140,13 @@ pagecache)
 	mark freed 400
 	sleep "$window"
 	exec 3<&-
+	;;
+phases)
+	# tools/guest/phases.c: a repeating allocate/hold/free pattern of THP,
+	# 4 KiB pages and page cache (of /dev/vda)
+	span=$(arg span)
+	offset=$(arg offset)
+	phases "${span:-48}" "${offset:-0}" /dev/vda 128 || fail phases
 	;;
 churn) throughput churn churn-result ;;
 pagefault) throughput pagefault pf-result ;;

@@ -363,7 +363,7 @@ macro_rules! cpu_stat {
 
 /// `/sys/kernel/mm/page_hinting/stats/*`, in this order; each file has the
 /// name of its counter.
-const STATS: [(&kernel::str::CStr, StatFn); 32] = [
+const STATS: [(&kernel::str::CStr, StatFn); 33] = [
     cpu_stat!(captured_pages),
     cpu_stat!(captured_blocks),
     cpu_stat!(pending_pages),
@@ -400,6 +400,7 @@ const STATS: [(&kernel::str::CStr, StatFn); 32] = [
     worker_stat!(host_pages_busy),
     worker_stat!(host_pages_consolidated),
     worker_stat!(zone_lock_max_ns),
+    worker_stat!(free_irqoff_max_ns),
 ];
 
 /// `stats/*`.
@@ -426,11 +427,13 @@ macro_rules! stat_attrs {
     };
 }
 
-static STAT_ATTRS: [Attr; 32] = stat_attrs!(
+// One attribute per counter: a counter added to STATS without its index
+// here fails to build.
+static STAT_ATTRS: [Attr; STATS.len()] = stat_attrs!(
     0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
-    26, 27, 28, 29, 30, 31
+    26, 27, 28, 29, 30, 31, 32
 );
-static STAT_LIST: AttrList<33> = AttrList::new(&STAT_ATTRS);
+static STAT_LIST: AttrList<{ STATS.len() + 1 }> = AttrList::new(&STAT_ATTRS);
 static STAT_GROUP: Group = Group::new(Some(c_str!("stats")), &STAT_LIST);
 
 static GROUPS: [&Group; 2] = [&KNOB_GROUP, &STAT_GROUP];

@@ -151,6 +151,10 @@ def figures(r, work, freed_mib, window, seconds=5):
             f["reports"] = sum(x[0] for x in d)
             f["ranges"] = sum(x[1] for x in d)
             f["reported_mib"] = sum(x[2] for x in d) * 4 / 1024
+            if all(len(x) > 5 for x in st1):
+                # Maxima since each load: the largest over the on segments.
+                f["zone_lock_max_us"] = max(int(x[4]) for x in st1) / 1000
+                f["irqoff_max_us"] = max(int(x[5]) for x in st1) / 1000
             if all(len(x) > 3 for x in d):
                 # The worker's busy time as a share of the CPUs' time in
                 # the "on" segments: what reporting took from the guest.
@@ -163,6 +167,8 @@ def figures(r, work, freed_mib, window, seconds=5):
         f["reported_mib"] = (c1[2] - c0[2]) * 4 / 1024
         if len(c0) > 3 and len(c1) > 3:
             f["worker_ms"] = (c1[3] - c0[3]) / 1000
+        if len(c1) > 5:
+            f["zone_lock_max_us"], f["irqoff_max_us"] = c1[4] / 1000, c1[5] / 1000
     t0 = first_mark(r, "freeing", "scattering")[0]
     rss0, huge0 = sample_at(r, t0)
     rss1, huge1 = sample_at(r, t0 + window)
@@ -396,6 +402,9 @@ def summarize(results):
                     fmt_range([x["huge_after"] for x in rs], "", 0)
                 if "worker_ms" in rs[0]:
                     row["worker"] = fmt_range([x["worker_ms"] for x in rs], " ms", 0)
+            if "zone_lock_max_us" in rs[0]:
+                row["lock_max"] = fmt(max(x["zone_lock_max_us"] for x in rs), " us", 0)
+                row["irqoff_max"] = fmt(max(x["irqoff_max_us"] for x in rs), " us", 1)
             if "reports" in rs[0]:
                 row["reports"] = fmt_range([x["reports"] for x in rs], "", 0)
                 row["ranges"] = fmt_range([x["ranges"] for x in rs], "", 0)
@@ -477,15 +486,20 @@ def table_md(rows, meta):
 
 
 def release_rows(rows, meta):
-    out = ["Memory freed in the guest, back to the host (QEMU RSS):", "",
+    out = ["Memory freed in the guest, back to the host (QEMU RSS). Zone lock max and irq-off max "
+           "(here and below): page_hinting's `stats/zone_lock_max_ns` (its longest isolation or "
+           "put-back call, a zone's lock held with interrupts off) and `stats/free_irqoff_max_ns` "
+           "(its free hook's longest interrupts-off run), the largest of the runs:", "",
             "| workload | config | freed | 50% back | 90% back | back after "
-            f"{meta['window']} s | host AnonHugePages MiB | reports | ranges | worker busy |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+            f"{meta['window']} s | host AnonHugePages MiB | reports | ranges | worker busy "
+            "| zone lock max | irq-off max |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         if "freed_mib" in r:
             out.append(f"| {r['workload']} | {r['config']} | {r['freed_mib']} MiB | "
                        f"{secs(r['t50_s'])} | {secs(r['t90_s'])} | {r['back_10s']} | {r['huge_mib']} | "
-                       f"{r.get('reports', '-')} | {r.get('ranges', '-')} | {r.get('worker', '-')} |")
+                       f"{r.get('reports', '-')} | {r.get('ranges', '-')} | {r.get('worker', '-')} | "
+                       f"{r.get('lock_max', '-')} | {r.get('irqoff_max', '-')} |")
     return out + [""]
 
 
@@ -498,15 +512,16 @@ def throughput_rows(rows, meta):
             "A/A: the same workload's `none` run (nothing loaded in either half), the noise each "
             "ratio is read against:", "",
             "| workload | config | off | on | on/off | per pair | A/A per pair | reports | ranges "
-            "| worker CPU |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
+            "| worker CPU | zone lock max | irq-off max |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     aa = {r["workload"]: r["pair_ratios"] for r in rows if "ratio" in r and r["config"] == "none"}
     for r in rows:
         if "ratio" in r:
             out.append(f"| {r['workload']} | {r['config']} | {r['off']} {r['unit']} | "
                        f"{r['on']} {r['unit']} | {r['ratio']} | {r['pair_ratios']} | "
                        f"{aa.get(r['workload'], '-')} | "
-                       f"{r.get('reports', '-')} | {r.get('ranges', '-')} | {r.get('worker', '-')} |")
+                       f"{r.get('reports', '-')} | {r.get('ranges', '-')} | {r.get('worker', '-')} | "
+                       f"{r.get('lock_max', '-')} | {r.get('irqoff_max', '-')} |")
     return out
 
 
@@ -596,6 +611,9 @@ def main():
     ap.add_argument("--seconds", type=int, default=5, help="one throughput segment, seconds")
     ap.add_argument("--pairs", type=int, default=2, help="off/on segment pairs per throughput run")
     ap.add_argument("--only", help="comma-separated configurations")
+    ap.add_argument("--config", action="append", default=[], metavar="NAME=DRIVER:CMDLINE",
+                    help="an extra configuration for this run, e.g. "
+                    "'ph-off=ph:ph_param.enabled=0' (DRIVER: none, linux, ph, engine)")
     ap.add_argument("--work", help="comma-separated workloads")
     ap.add_argument("--no-publish", action="store_true")
     ap.add_argument("--replot", help="redraw from an earlier results directory")
@@ -607,6 +625,10 @@ def main():
     ap.add_argument("--hugetlb-only", action="store_true",
                     help="only the host huge page runs (their table, not published)")
     args = ap.parse_args()
+    for c in args.config:
+        name, rest = c.split("=", 1)
+        driver, cmdline = rest.split(":", 1)
+        CONFIGS.append((name, driver, cmdline.replace(",", " "), None))
 
     if args.hugetlb_only:
         kernel = sh(os.path.join(TOOLS, "kernel.sh"), "normal") + "/arch/x86/boot/bzImage"
@@ -637,6 +659,9 @@ def main():
                 if (only is None or c[0] in only) and (works is None or w in works)
                 and (c[3] is None or w in c[3] or (works and w in works))
                 and (freed is not None or rep == 0)]
+        # The throughput runs first: instruction counting makes their
+        # figures immune to what else the host runs, the others are not.
+        plan.sort(key=lambda p: p[2] is not None)
         print(f"[bench] {len(plan)} guest runs ({args.reps} repetition(s)); results in {outdir}")
         results, accel, thr_accel = [], "?", "?"
         t_start = time.monotonic()
@@ -696,7 +721,7 @@ def main():
                   open(os.path.join(outdir, "results.json"), "w"), indent=1)
         keys = ["config", "workload", "rep", "t50", "t90", "back_10s", "huge_before", "huge_after",
                 "throughput_off", "throughput", "ratio", "reports", "ranges", "reported_mib",
-                "worker_ms", "worker_cpu_pct", "seconds"]
+                "worker_ms", "worker_cpu_pct", "zone_lock_max_us", "irqoff_max_us", "seconds"]
         with open(os.path.join(outdir, "results.csv"), "w", newline="") as fh:
             wr = csv.DictWriter(fh, keys, extrasaction="ignore")
             wr.writeheader()

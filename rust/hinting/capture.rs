@@ -192,6 +192,7 @@ impl FreeHook for Mechanism {
             0
         };
         let irq = IrqOff::new();
+        let t0 = mm::mono_fast_ns();
         let (push, was_empty, kick) = {
             let mut state = this.cpus.this_cpu(&irq).lock();
             let was_empty = state.active.is_empty();
@@ -216,7 +217,14 @@ impl FreeHook for Mechanism {
         if kick {
             Mechanism::queue(this, WORK_BATCHES, 0);
         }
+        let ns = mm::mono_fast_ns().saturating_sub(t0);
         drop(irq);
+        // Read first: the line stays shared between the CPUs, written only
+        // on a new maximum.
+        let max = &this.stats.free_irqoff_max_ns;
+        if ns > max.load(Relaxed) {
+            max.fetch_max(ns, Relaxed);
+        }
         if was_empty && push != Push::Full {
             let ms = cfg.flush_ms.load(Relaxed);
             if ms != 0 {

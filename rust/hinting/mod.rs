@@ -197,6 +197,9 @@ pub(crate) struct Stats {
     /// The longest call into isolation or put-back, each of which holds a
     /// zone's lock with interrupts off for nearly all its time.
     pub(crate) zone_lock_max_ns: AtomicU64,
+    /// The longest the free hook ran with interrupts off (its capture
+    /// lock, the push, and queueing the worker when it did).
+    pub(crate) free_irqoff_max_ns: AtomicU64,
     /// Host pages above the largest buddy block reported whole.
     pub(crate) host_pages_reported: AtomicU64,
     /// Looks at such a host page that found part of it in use.

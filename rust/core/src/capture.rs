@@ -79,6 +79,24 @@ impl Entry {
         Some(Entry((pfn << ORDER_BITS) | order as u64))
     }
 
+    /// The block `self` and `other` make together if they are buddies: of
+    /// the same order, each aligned to it, side by side within one block
+    /// of the next order, which is no larger than [`MAX_PAGE_ORDER`].
+    #[inline]
+    pub const fn buddy_merge(self, other: Entry) -> Option<Entry> {
+        let o = self.order();
+        if o != other.order() || o >= MAX_PAGE_ORDER {
+            return None;
+        }
+        let pages = 1u64 << o;
+        let (a, b) = (self.pfn(), other.pfn());
+        if a & (pages - 1) != 0 || a ^ b != pages {
+            return None;
+        }
+        // Both inside the limit, so the lower one and the pair are too.
+        Entry::new(if a < b { a } else { b }, o + 1)
+    }
+
     /// The raw `u64` encoding, e.g. to keep entries in atomics.
     #[inline]
     pub const fn to_raw(self) -> u64 {
@@ -176,22 +194,39 @@ impl<const N: usize> CaptureBuf<N> {
         }
     }
 
-    /// Appends `e` if there is room.
+    /// Appends `e`, first coalescing it with the entries before it while
+    /// the last one is its buddy (see [`Entry::buddy_merge`]): a run of
+    /// frees of neighbouring pages, in either direction, takes a few
+    /// entries instead of one per block, and the pages the buffer covers
+    /// are the same.
     ///
     /// Returns [`Push::Full`] (and stores nothing but the entry's span, in
-    /// [`spilled`](Self::spilled)) if the buffer already holds `N` entries. Otherwise stores `e`, adds its pages to
-    /// [`pending_pages`](Self::pending_pages) and returns [`Push::Ready`] if
-    /// the buffer is now full or holds at least `threshold_pages` pages,
-    /// [`Push::Stored`] if not. O(1).
+    /// [`spilled`](Self::spilled)) if `e` merges with nothing and the
+    /// buffer already holds `N` entries. Otherwise stores it, adds its
+    /// pages to [`pending_pages`](Self::pending_pages) and returns
+    /// [`Push::Ready`] if the buffer is now full or holds at least
+    /// `threshold_pages` pages, [`Push::Stored`] if not. O(1): at most
+    /// [`MAX_PAGE_ORDER`] merges.
     #[inline]
     pub fn push(&mut self, e: Entry, threshold_pages: u64) -> Push {
-        let Some(slot) = self.entries.get_mut(self.len) else {
+        let mut merged = e;
+        let mut len = self.len;
+        while let Some(last) = len.checked_sub(1).and_then(|i| self.entries.get(i)) {
+            match last.buddy_merge(merged) {
+                Some(m) => {
+                    merged = m;
+                    len -= 1;
+                }
+                None => break,
+            }
+        }
+        let Some(slot) = self.entries.get_mut(len) else {
             self.spill = self.spill.hull(crate::ranges::PfnRange::from_entry(e));
             return Push::Full;
         };
-        *slot = e;
+        *slot = merged;
         // len < N <= usize::MAX here, so this cannot wrap.
-        self.len = self.len.wrapping_add(1);
+        self.len = len.wrapping_add(1);
         self.pending_pages = self.pending_pages.saturating_add(e.pages());
         if self.len == N || self.pending_pages >= threshold_pages {
             Push::Ready
@@ -272,6 +307,34 @@ impl<const N: usize> Default for CaptureBuf<N> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn runs_of_frees_coalesce() {
+        // 512 neighbouring 4 KiB frees, upwards then downwards: one
+        // order-9 entry each, the pages all counted (on the way, a run
+        // holds one entry per order below its length: at most 10).
+        let mut b = CaptureBuf::<10>::new();
+        for pfn in 1024..1536 {
+            assert_eq!(b.push(Entry::new(pfn, 0).unwrap(), u64::MAX), Push::Stored);
+        }
+        for pfn in (4096..4608).rev() {
+            b.push(Entry::new(pfn, 0).unwrap(), u64::MAX);
+        }
+        assert_eq!(
+            b.as_slice(),
+            &[Entry::new(1024, 9).unwrap(), Entry::new(4096, 9).unwrap()]
+        );
+        assert_eq!(b.pending_pages(), 1024);
+        // Not buddies: misaligned, different orders, the same block twice,
+        // neighbours in different blocks of the next order, top order.
+        let e = |p, o| Entry::new(p, o).unwrap();
+        assert_eq!(e(1, 0).buddy_merge(e(2, 0)), None);
+        assert_eq!(e(0, 0).buddy_merge(e(2, 1)), None);
+        assert_eq!(e(8, 3).buddy_merge(e(8, 3)), None);
+        assert_eq!(e(8, 3).buddy_merge(e(16, 3)), None);
+        assert_eq!(e(0, 10).buddy_merge(e(1024, 10)), None);
+        assert_eq!(e(24, 3).buddy_merge(e(16, 3)), Some(e(16, 4)));
+    }
 
     #[test]
     fn entry_roundtrip() {

@@ -76,6 +76,37 @@ fn pages_of(ranges: &[PfnRange]) -> BTreeSet<u64> {
 }
 
 /// The model of `cut`: every aligned `1 << k`-page block inside `set`.
+/// The model of the capture buffer's coalescing: each entry pushed in turn,
+/// merged with the last one kept while the two are buddies (same order,
+/// aligned, the two halves of one block of the next order).
+fn coalesce(pushed: &[Entry]) -> Vec<Entry> {
+    let mut out: Vec<Entry> = Vec::new();
+    for &e in pushed {
+        let (mut pfn, mut order) = (e.pfn(), e.order());
+        while let Some(&last) = out.last() {
+            let size = 1u64 << order;
+            let buddies = last.order() == order
+                && order < MAX_PAGE_ORDER
+                && last.pfn() % size == 0
+                && pfn % size == 0
+                && last.pfn().abs_diff(pfn) == size
+                && last.pfn().min(pfn) % (2 * size) == 0;
+            if !buddies {
+                break;
+            }
+            out.pop();
+            pfn = pfn.min(last.pfn());
+            order += 1;
+        }
+        out.push(Entry::new(pfn, order).unwrap());
+    }
+    out
+}
+
+fn stored_len(pushed: &[Entry]) -> usize {
+    coalesce(pushed).len()
+}
+
 fn aligned_blocks(set: &BTreeSet<u64>, k: u32) -> BTreeSet<u64> {
     let size = 1u64 << k;
     let starts: BTreeSet<u64> = set.iter().map(|p| p & !(size - 1)).collect();
@@ -250,7 +281,9 @@ proptest! {
                     spilled.clear();
                 }
                 Some(e) => {
-                    let was_full = shadow.len() == N;
+                    // Full: N entries stored and `e` is no buddy of the last.
+                    let was_full = stored_len(&shadow) == N
+                        && coalesce(&[&shadow[..], &[e]].concat()).len() > N;
                     let got = buf.push(e, threshold);
                     if was_full {
                         prop_assert_eq!(got, Push::Full);
@@ -258,17 +291,21 @@ proptest! {
                     } else {
                         shadow.push(e);
                         let pending: u64 = shadow.iter().map(|e| e.pages()).sum();
-                        let ready = shadow.len() == N || pending >= threshold;
+                        let stored = stored_len(&shadow);
+                        let ready = stored == N || pending >= threshold;
                         prop_assert_eq!(got, if ready { Push::Ready } else { Push::Stored });
                     }
                 }
             }
             let pending: u64 = shadow.iter().map(|e| e.pages()).sum();
+            let stored = coalesce(&shadow);
             prop_assert_eq!(buf.pending_pages(), pending);
-            prop_assert_eq!(buf.as_slice(), &shadow[..]);
-            prop_assert_eq!(buf.len(), shadow.len());
-            prop_assert_eq!(buf.is_full(), shadow.len() == N);
-            prop_assert_eq!(buf.is_ready(threshold), shadow.len() == N || pending >= threshold);
+            prop_assert_eq!(buf.as_slice(), &stored[..]);
+            // Coalescing covers exactly the pages pushed.
+            prop_assert_eq!(model(buf.as_slice()), model(&shadow));
+            prop_assert_eq!(buf.len(), stored.len());
+            prop_assert_eq!(buf.is_full(), stored.len() == N);
+            prop_assert_eq!(buf.is_ready(threshold), stored.len() == N || pending >= threshold);
             // The spill is exactly the hull of what was turned away.
             let want = match (spilled.iter().map(|e| e.pfn()).min(), spilled.iter().map(|e| e.end()).max()) {
                 (Some(lo), Some(hi)) => PfnRange::new(lo, hi),

@@ -20,8 +20,9 @@
 #                                  runs under emulation differ by about 10%
 #                                  from one boot to the next)
 # Marks: "freeing" right before the memory is freed, "stats-before" and
-# "stats-after" with page_hinting's reports, ranges, pages and worker busy
-# time (us), "thr-off V"
+# "stats-after" with page_hinting's reports, ranges, pages, worker busy
+# time (us), longest zone-lock hold and free-hook interrupts-off time (ns,
+# maxima since the load), "thr-off V"
 # and "thr-on V" per throughput segment.
 . /scenarios/lib.sh
 
@@ -64,9 +65,10 @@ unload() {
 
 counts() {
 	if [ -d "$SYS" ]; then
-		echo "$(stat reports) $(stat reported_ranges) $(stat reported_pages) $(stat worker_busy_us)"
+		echo "$(stat reports) $(stat reported_ranges) $(stat reported_pages) $(stat worker_busy_us)" \
+			"$(stat zone_lock_max_ns) $(stat free_irqoff_max_ns)"
 	else
-		echo "- - - -"
+		echo "- - - - - -"
 	fi
 }
 

@@ -86,22 +86,32 @@ fuzz_target!(|data: &[u8]| {
     }
 
     // Capture: push everything through a small buffer, checking accounting.
+    // Buddies coalesce, so the buffer turns an entry away only when it is
+    // full and the entry is no buddy of its last one.
     let mut buf = CaptureBuf::<64>::new();
     let threshold = max_pages.max(1);
     let mut pushed = 0u64;
-    for (i, e) in entries.iter().enumerate() {
+    let mut kept: Vec<Entry> = Vec::new();
+    let mut turned: Vec<Entry> = Vec::new();
+    for e in &entries {
+        let before = buf.len();
+        let last = buf.as_slice().last().copied();
         let r = buf.push(*e, threshold);
-        if i >= 64 {
-            assert_eq!(r, Push::Full);
+        if r == Push::Full {
+            assert_eq!(before, 64);
+            assert_eq!(buf.len(), 64);
+            assert!(last.and_then(|l| l.buddy_merge(*e)).is_none());
+            turned.push(*e);
             continue;
         }
+        assert!(buf.len() <= before + 1);
+        kept.push(*e);
         pushed += e.pages();
-        let ready = i + 1 == 64 || pushed >= threshold;
+        let ready = buf.len() == 64 || pushed >= threshold;
         assert_eq!(r, if ready { Push::Ready } else { Push::Stored });
         assert_eq!(buf.pending_pages(), pushed);
     }
     // The spill is the hull of the entries turned away.
-    let turned = entries.get(64..).unwrap_or(&[]);
     let hull = match (
         turned.iter().map(|e| e.pfn()).min(),
         turned.iter().map(|e| e.end()).max(),
@@ -110,7 +120,8 @@ fuzz_target!(|data: &[u8]| {
         _ => PfnRange::default(),
     };
     assert_eq!(buf.spilled(), hull);
-    assert_eq!(buf.as_slice(), &entries[..entries.len().min(64)]);
+    // What the buffer holds covers exactly the pages it took.
+    assert_eq!(model_union(buf.as_slice()), model_union(&kept));
 
     // Merge of unsorted input still covers exactly the pages.
     let want = model_union(&entries);

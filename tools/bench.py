@@ -7,8 +7,10 @@ workload and repetition (guest scenario tools/guest/scenarios/bench.sh) and
 reads the QEMU process's RSS and AnonHugePages every 100 ms from the host.
 
 Configurations: no hinting; Linux's virtio_balloon free page reporting at its
-default order and at order 0; page_hinting at its defaults, at min_order=0,
-and with the threshold and idle flush swept.
+default order and at order 0; page_hinting driving the device at its
+defaults and at min_order=0; page_hinting as the engine behind
+virtio_balloon (ph-engine); the threshold, idle flush and delay swept
+(bigfree only).
 Workloads: 700 MiB of THP freed at once (bigfree); every other 4 KiB page of
 256 MiB freed (scatter); 400 MiB of page cache dropped (pagecache); steady
 THP allocate/free churn (churn, MiB/s); a page_fault1-style loop (pagefault,

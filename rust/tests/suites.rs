@@ -237,6 +237,23 @@ fn alloc_leaked(order: u32, pfns: &mut [u64]) -> usize {
     n
 }
 
+/// Frees the order-0 pages at `pfns` (leaked by [`alloc_leaked`]) so that
+/// each takes an entry of its own in the capture buffer: those at even
+/// indices first, then the others, so that pages allocated one after the
+/// other (neighbours, often buddies) are never freed one after the other
+/// and do not coalesce.
+fn free_apart(pfns: &[u64]) {
+    let irq = IrqOff::new();
+    for start in [0, 1] {
+        for &pfn in pfns.iter().skip(start).step_by(2) {
+            // SAFETY: each pfn was leaked by `alloc_leaked` from an order-0
+            // `OwnedBlock`, and is freed once, here.
+            drop(unsafe { OwnedBlock::from_pfn(pfn, 0) });
+        }
+    }
+    drop(irq);
+}
+
 /// Frees blocks [`alloc_leaked`] allocated, all on this CPU (which is then
 /// the one that captured them).
 fn free_leaked(order: u32, pfns: &[u64]) {
@@ -752,7 +769,7 @@ fn spilled_frees_are_reported(t: &Test) {
         // this CPU's buffers.
         let _w = mech.hold_worker();
         let irq = IrqOff::new();
-        free_leaked(0, &fill[..m]);
+        free_apart(&fill[..m]);
         free_leaked(TOP, &tops[..n]);
         drop(irq);
     }
@@ -854,7 +871,7 @@ fn stuck_host_blocks_nothing(t: &Test) {
     // Frees with interrupts off stay on this CPU: its buffers fill and the
     // top-order blocks land in the spill.
     let irq = IrqOff::new();
-    free_leaked(0, &fill[..m]);
+    free_apart(&fill[..m]);
     free_leaked(TOP, &tops[..n]);
     drop(irq);
     // The allocator still hands out memory, the free path still takes it.

@@ -363,7 +363,7 @@ macro_rules! cpu_stat {
 
 /// `/sys/kernel/mm/page_hinting/stats/*`, in this order; each file has the
 /// name of its counter.
-const STATS: [(&kernel::str::CStr, StatFn); 33] = [
+const STATS: [(&kernel::str::CStr, StatFn); 34] = [
     cpu_stat!(captured_pages),
     cpu_stat!(captured_blocks),
     cpu_stat!(pending_pages),
@@ -394,6 +394,9 @@ const STATS: [(&kernel::str::CStr, StatFn); 33] = [
     }),
     (c_str!("worker_busy_us"), |s, _| {
         s.worker_busy_ns.load(Relaxed) / 1000
+    }),
+    (c_str!("worker_cpu_us"), |s, _| {
+        s.worker_cpu_ns.load(Relaxed) / 1000
     }),
     worker_stat!(hotplug_handoffs),
     worker_stat!(host_pages_reported),
@@ -431,7 +434,7 @@ macro_rules! stat_attrs {
 // here fails to build.
 static STAT_ATTRS: [Attr; STATS.len()] = stat_attrs!(
     0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
-    26, 27, 28, 29, 30, 31, 32
+    26, 27, 28, 29, 30, 31, 32, 33
 );
 static STAT_LIST: AttrList<{ STATS.len() + 1 }> = AttrList::new(&STAT_ATTRS);
 static STAT_GROUP: Group = Group::new(Some(c_str!("stats")), &STAT_LIST);

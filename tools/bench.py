@@ -157,11 +157,18 @@ def figures(r, work, freed_mib, window, seconds=5):
                 # Maxima since each load: the largest over the on segments.
                 f["zone_lock_max_us"] = max(int(x[4]) for x in st1) / 1000
                 f["irqoff_max_us"] = max(int(x[5]) for x in st1) / 1000
+            cpu_time = len(on) * seconds * SMP
             if all(len(x) > 3 for x in d):
-                # The worker's busy time as a share of the CPUs' time in
-                # the "on" segments: what reporting took from the guest.
-                busy = sum(x[3] for x in d) / 1e6
-                f["worker_cpu_pct"] = 100 * busy / (len(on) * seconds * SMP)
+                # The worker's busy (wall) time as a share of the CPUs'
+                # time in the "on" segments: waiting for the host and
+                # preempted included.
+                f["worker_busy_pct"] = 100 * sum(x[3] for x in d) / 1e6 / cpu_time
+            if all(len(x) > 6 for x in d):
+                # The time it ran on a CPU: what reporting took from the
+                # guest.
+                f["worker_cpu_pct"] = 100 * sum(x[6] for x in d) / 1e6 / cpu_time
+            elif "worker_busy_pct" in f:
+                f["worker_cpu_pct"] = f["worker_busy_pct"]  # an older run
         return f, None
     c0, c1 = counts(r, "stats-before"), counts(r, "stats-after")
     if c0 and c1:
@@ -197,7 +204,7 @@ def guest_cmd(kernel, initrd, outdir, conf, work, tag, args, disk=None, extra_ap
              f"ph_bench.seconds={args.seconds} ph_bench.pairs={args.pairs} " \
              f"ph_bench.span={SPAN} {extra_append} {extra}"
     cmd = [os.path.join(TOOLS, "run-guest.py"), "--kernel", kernel, "--initrd", initrd,
-           "--scenario", "bench", "--append", " ".join(append.split()), "--timeout", "300",
+           "--scenario", "bench", "--append", " ".join(append.split()), "--timeout", os.environ.get("BENCH_TIMEOUT", "300"),
            "--strict-console", "--quiet", "--json", js, *guest_args]
     if disk:
         cmd += ["--disk", disk]
@@ -395,6 +402,8 @@ def summarize(results):
                 row["pair_ratios"] = fmt_range([p for x in rs for p in x["pair_ratios"]], "%", 1, 100)
                 if "worker_cpu_pct" in rs[0]:
                     row["worker"] = fmt_range([x["worker_cpu_pct"] for x in rs], "%", 2)
+                if "worker_busy_pct" in rs[0]:
+                    row["busy"] = fmt_range([x["worker_busy_pct"] for x in rs], "%", 2)
             else:
                 row["freed_mib"] = freed
                 row["t50_s"] = fmt_range([x["t50"] for x in rs], "", 2)
@@ -509,13 +518,15 @@ def throughput_rows(rows, meta):
     out = [f"Guest throughput: after a warm-up segment, {meta['pairs']} pairs of "
             f"{meta['seconds']} s segments in one boot, nothing loaded (off) and the configuration "
             "loaded (on), in the order off-on, on-off; `none` loads nothing in either and shows "
-            "the noise. Worker CPU: page_hinting's worker busy time (`stats/worker_busy_us`) as a "
-            "share of both vCPUs' time in the on segments, what reporting took from the guest. "
+            "the noise. Worker CPU: the time page_hinting's worker ran on a CPU "
+            "(`stats/worker_cpu_us`) as a share of both vCPUs' time in the on segments, what "
+            "reporting took from the guest; worker busy: its wall time holding the worker "
+            "(`stats/worker_busy_us`: waiting for the host and preempted included). "
             "A/A: the same workload's `none` run (nothing loaded in either half), the noise each "
             "ratio is read against:", "",
             "| workload | config | off | on | on/off | per pair | A/A per pair | reports | ranges "
-            "| worker CPU | zone lock max | irq-off max |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+            "| worker CPU | worker busy | zone lock max | irq-off max |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     aa = {r["workload"]: r["pair_ratios"] for r in rows if "ratio" in r and r["config"] == "none"}
     for r in rows:
         if "ratio" in r:
@@ -523,6 +534,7 @@ def throughput_rows(rows, meta):
                        f"{r['on']} {r['unit']} | {r['ratio']} | {r['pair_ratios']} | "
                        f"{aa.get(r['workload'], '-')} | "
                        f"{r.get('reports', '-')} | {r.get('ranges', '-')} | {r.get('worker', '-')} | "
+                       f"{r.get('busy', '-')} | "
                        f"{r.get('lock_max', '-')} | {r.get('irqoff_max', '-')} |")
     return out
 
@@ -723,7 +735,7 @@ def main():
                   open(os.path.join(outdir, "results.json"), "w"), indent=1)
         keys = ["config", "workload", "rep", "t50", "t90", "back_10s", "huge_before", "huge_after",
                 "throughput_off", "throughput", "ratio", "reports", "ranges", "reported_mib",
-                "worker_ms", "worker_cpu_pct", "zone_lock_max_us", "irqoff_max_us", "seconds"]
+                "worker_ms", "worker_cpu_pct", "worker_busy_pct", "zone_lock_max_us", "irqoff_max_us", "seconds"]
         with open(os.path.join(outdir, "results.csv"), "w", newline="") as fh:
             wr = csv.DictWriter(fh, keys, extrasaction="ignore")
             wr.writeheader()

@@ -344,6 +344,9 @@ SCENARIOS = [
     ("no-reporting", "no-reporting", check_marks("refused"),
      ("--balloon-opts", ",free-page-reporting=off")),
     ("unbind", "unbind", check_marks("unbound", "rebound", "done"), ()),
+    # The Rust driver's one log line when the host asks for a balloon size.
+    ("virtio-size", "virtio-size", check_marks("size-logged-once"),
+     ("--on", "inflate=balloon:768", "--on", "inflate2=balloon:640")),
     ("poison-negotiated", "poison", check_marks("poison-negotiated", "hypercall-refused"),
      ("--append", POISON)),
     ("poison-refused", "poison", check_marks("poison-refused", "hypercall-refused"),

@@ -31,6 +31,8 @@ declare -A GUARD=(
 	[leak]="leakcheck e2e:reload"
 	[retry]=per_cpu_frees_are_retried
 	[drain]=per_cpu_frees_are_retried
+	[drainall]=per_cpu_frees_are_retried
+	[sizelog]=e2e:virtio-size
 	[knob]=e2e:knobs
 	[spill]="spilled_frees_are_reported stuck_host_blocks_nothing"
 	[queue]=small_queue_splits_reports
@@ -77,8 +79,8 @@ if [[ ${1:-} == --patches ]]; then
 fi
 
 breaks=("$@")
-((${#breaks[@]})) || breaks=(capture isolation mark error kick hotplug leak retry drain spill queue cap knob freeze unload
-	hypercall granule hostpage)
+# No names: every break of GUARD.
+((${#breaks[@]})) || mapfile -t breaks < <(printf '%s\n' "${!GUARD[@]}" | sort)
 for b in "${breaks[@]}"; do
 	[[ -n ${GUARD[$b]:-} ]] || die "unknown break '$b' (known: ${!GUARD[*]})"
 	[[ -f $TEETH/$b.patch ]] || die "break '$b' has no tools/teeth/$b.patch"

@@ -3,7 +3,7 @@
 //! Capture: the per-CPU double buffer the page free path fills, and the
 //! hook itself.
 //!
-//! Each CPU has two capture buffers behind its own [`IrqSpinLock`]: the
+//! Each CPU has two capture buffers behind its own [`IrqsOffLock`]: the
 //! *active* one, which the free path appends to, and a *spare*. Handing a
 //! full buffer to the worker swaps the two boxes under the lock (O(1): two
 //! pointers), after which the worker owns the full one, without the lock,
@@ -18,7 +18,7 @@ use crate::kernel_ext::{
     cpu::{CpuDead, IrqOff},
     free_page_hint::FreeHook,
     mm,
-    sync::{new_irq_spinlock, IrqSpinLock},
+    sync::{new_irqs_off_lock, IrqsOffLock},
 };
 use core::sync::atomic::Ordering::Relaxed;
 use kernel::{init::PinInit, prelude::*, sync::ArcBorrow};
@@ -51,7 +51,7 @@ pub(super) struct CpuState {
 /// One CPU's capture lock and state. The innermost lock: taken with
 /// interrupts off, under the worker mutex or none, never around another
 /// lock (order: knob lock, worker mutex, capture lock).
-pub(super) type CpuCapture = IrqSpinLock<CpuState>;
+pub(super) type CpuCapture = IrqsOffLock<CpuState>;
 
 /// An initialiser for one CPU's capture state, with its two buffers.
 pub(super) fn new_cpu() -> Result<impl PinInit<CpuCapture>> {
@@ -67,7 +67,7 @@ pub(super) fn new_cpu() -> Result<impl PinInit<CpuCapture>> {
         overflow_blocks: 0,
         overflow_pages: 0,
     };
-    Ok(new_irq_spinlock!(state, "page_hinting_cpu"))
+    Ok(new_irqs_off_lock!(state, "page_hinting_cpu"))
 }
 
 /// What [`with_batch`] found on a CPU.
@@ -90,7 +90,8 @@ pub(super) enum Batch {
 pub(super) fn with_batch(cpu: &CpuCapture, delay_ns: u64, f: impl FnOnce(&mut Buf)) -> Batch {
     let now = if delay_ns != 0 { mm::mono_fast_ns() } else { 0 };
     let mut full = {
-        let mut state = cpu.lock();
+        let irq = IrqOff::new();
+        let mut state = cpu.lock(&irq);
         state.queued = false;
         let (full, newest_ns) = match state.waiting.take() {
             Some(w) => (w, state.waiting_ns),
@@ -115,14 +116,15 @@ pub(super) fn with_batch(cpu: &CpuCapture, delay_ns: u64, f: impl FnOnce(&mut Bu
     };
     f(&mut full);
     full.clear();
-    cpu.lock().spare = Some(full);
+    cpu.lock(&IrqOff::new()).spare = Some(full);
     Batch::Processed
 }
 
 /// Marks `cpu` for the worker if its active buffer holds entries; returns
 /// whether it does.
 pub(super) fn mark_if_pending(cpu: &CpuCapture) -> bool {
-    let mut state = cpu.lock();
+    let irq = IrqOff::new();
+    let mut state = cpu.lock(&irq);
     let pending = !state.active.is_empty();
     state.queued |= pending;
     pending
@@ -130,13 +132,14 @@ pub(super) fn mark_if_pending(cpu: &CpuCapture) -> bool {
 
 /// Marks `cpu` for the worker.
 pub(super) fn mark(cpu: &CpuCapture) {
-    cpu.lock().queued = true;
+    cpu.lock(&IrqOff::new()).queued = true;
 }
 
 /// Whether the worker was asked to look at `cpu`, or holds a batch of it
 /// that waits out `delay_ms`.
 pub(super) fn wants_worker(cpu: &CpuCapture) -> bool {
-    let state = cpu.lock();
+    let irq = IrqOff::new();
+    let state = cpu.lock(&irq);
     state.queued || state.waiting.is_some()
 }
 
@@ -155,7 +158,8 @@ impl Engine {
     pub(crate) fn cpu_totals(&self) -> CpuTotals {
         let mut t = CpuTotals::default();
         for (_, cpu) in self.cpus.iter() {
-            let state = cpu.lock();
+            let irq = IrqOff::new();
+            let state = cpu.lock(&irq);
             t.captured_pages += state.captured_pages;
             t.captured_blocks += state.captured_blocks;
             t.overflow_blocks += state.overflow_blocks;
@@ -170,7 +174,7 @@ impl Engine {
     #[cfg(ph_tests)]
     pub(crate) fn with_this_cpu_buf<R>(&self, f: impl FnOnce(&Buf) -> R) -> R {
         let irq = IrqOff::new();
-        let state = self.cpus.this_cpu(&irq).lock();
+        let state = self.cpus.this_cpu(&irq).lock(&irq);
         f(&state.active)
     }
 }
@@ -192,9 +196,9 @@ impl FreeHook for Mechanism {
             0
         };
         let irq = IrqOff::new();
-        let t0 = mm::mono_fast_ns();
+        let t0 = mm::Stamp::now();
         let (push, was_empty, kick) = {
-            let mut state = this.cpus.this_cpu(&irq).lock();
+            let mut state = this.cpus.this_cpu(&irq).lock(&irq);
             let was_empty = state.active.is_empty();
             let push = state.active.push(e, threshold);
             match push {
@@ -217,13 +221,15 @@ impl FreeHook for Mechanism {
         if kick {
             Mechanism::queue(this, WORK_BATCHES, 0);
         }
-        let ns = mm::mono_fast_ns().saturating_sub(t0);
+        let ticks = t0.ticks_since();
         drop(irq);
         // Read first: the line stays shared between the CPUs, written only
-        // on a new maximum.
-        let max = &this.stats.free_irqoff_max_ns;
-        if ns > max.load(Relaxed) {
-            max.fetch_max(ns, Relaxed);
+        // on a new maximum (and only then converted to ns).
+        let max = &this.stats.free_irqoff_max_ticks;
+        if ticks > max.load(Relaxed) {
+            max.fetch_max(ticks, Relaxed);
+            let ns = mm::ticks_to_ns(ticks);
+            this.stats.free_irqoff_max_ns.fetch_max(ns, Relaxed);
         }
         if was_empty && push != Push::Full {
             let ms = cfg.flush_ms.load(Relaxed);

@@ -193,6 +193,8 @@ pub(crate) struct Stats {
     pub(crate) last_report_latency_ns: AtomicU64,
     /// Shown in µs (`worker_busy_us`).
     pub(crate) worker_busy_ns: AtomicU64,
+    /// Shown in µs (`worker_cpu_us`).
+    pub(crate) worker_cpu_ns: AtomicU64,
     pub(crate) hotplug_handoffs: AtomicU64,
     /// The longest call into isolation or put-back, each of which holds a
     /// zone's lock with interrupts off for nearly all its time.
@@ -200,6 +202,8 @@ pub(crate) struct Stats {
     /// The longest the free hook ran with interrupts off (its capture
     /// lock, the push, and queueing the worker when it did).
     pub(crate) free_irqoff_max_ns: AtomicU64,
+    /// The same in [`mm::Stamp`] ticks, which the free hook compares.
+    pub(crate) free_irqoff_max_ticks: AtomicU64,
     /// Host pages above the largest buddy block reported whole.
     pub(crate) host_pages_reported: AtomicU64,
     /// Looks at such a host page that found part of it in use.
@@ -216,6 +220,8 @@ pub(crate) struct Worker {
     retry: KBox<Retry<RETRY_RANGES>>,
     /// When the armed retry round runs (ktime ns), 0 if none is armed.
     retry_due_ns: u64,
+    /// When a retry round last drained the per-CPU lists (ktime ms).
+    last_drain_ms: Option<u64>,
     /// The hull of the spans of frees the capture buffers turned away since
     /// the last retry round, which scans it once.
     overflow_span: PfnRange,
@@ -314,6 +320,7 @@ impl Hinting {
             store: BlockStore::new()?,
             retry: mm::zeroed_box()?,
             retry_due_ns: 0,
+            last_drain_ms: None,
             overflow_span: PfnRange::default(),
             registered: None,
             recent: worker::Recent::default(),
@@ -527,6 +534,19 @@ impl Engine {
     /// Holds the worker mutex: no batch or retry round runs meanwhile.
     pub(crate) fn hold_worker(&self) -> impl Drop + '_ {
         self.worker.lock()
+    }
+
+    /// Forgets when the per-CPU lists were last drained: the next retry
+    /// round drains them.
+    pub(crate) fn forget_drain(&self) {
+        self.worker.lock().last_drain_ms = None;
+    }
+
+    /// Puts `r` on the retry list, as a batch that found pages of it on
+    /// per-CPU lists does.
+    pub(crate) fn push_retry(&self, r: PfnRange) {
+        let mut w = self.worker.lock();
+        self.retry_later(&mut w.retry, r);
     }
 }
 

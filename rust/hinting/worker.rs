@@ -4,7 +4,7 @@
 //! the mechanism's work items, one at a time, under the worker mutex.
 
 use super::{
-    capture, Engine, Mechanism, ReportError, Transport, Worker, RETRY_GAP, RETRY_RANGES,
+    capture, Engine, Mechanism, ReportError, Stats, Transport, Worker, RETRY_GAP, RETRY_RANGES,
     WORK_BATCHES, WORK_RETRY,
 };
 use crate::batch::{LimitError, Limits};
@@ -16,22 +16,26 @@ use crate::kernel_ext::{
     mm,
 };
 use crate::ranges::{cut, granules, merge, sort, PfnRange};
-use crate::retry::Retry;
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use crate::retry::{drain_due, Retry};
+use core::sync::atomic::Ordering::Relaxed;
 use kernel::{prelude::*, sync::ArcBorrow};
 
-/// Adds the time from its creation to its drop to a counter: the worker's
-/// busy time, while it holds the worker mutex.
+/// Adds the time from its creation to its drop to the worker's counters:
+/// wall time while it holds the worker mutex (`worker_busy_ns`, waiting for
+/// the host included) and the time it ran on a CPU meanwhile
+/// (`worker_cpu_ns`).
 struct BusyTimer<'a> {
-    counter: &'a AtomicU64,
+    stats: &'a Stats,
     start: u64,
+    cpu_start: u64,
 }
 
 impl<'a> BusyTimer<'a> {
-    fn start(counter: &'a AtomicU64) -> Self {
+    fn start(stats: &'a Stats) -> Self {
         BusyTimer {
-            counter,
+            stats,
             start: mm::ktime_ns(),
+            cpu_start: mm::task_runtime_ns(),
         }
     }
 }
@@ -39,7 +43,9 @@ impl<'a> BusyTimer<'a> {
 impl Drop for BusyTimer<'_> {
     fn drop(&mut self) {
         let ns = mm::ktime_ns().saturating_sub(self.start);
-        self.counter.fetch_add(ns, Relaxed);
+        self.stats.worker_busy_ns.fetch_add(ns, Relaxed);
+        let cpu = mm::task_runtime_ns().saturating_sub(self.cpu_start);
+        self.stats.worker_cpu_ns.fetch_add(cpu, Relaxed);
     }
 }
 
@@ -129,7 +135,7 @@ pub(crate) fn process_entries(mech: ArcBorrow<'_, Mechanism>, entries: &mut [Ent
     }
     let min_order = engine.min_order();
     let mut guard = engine.worker.lock();
-    let _busy = BusyTimer::start(&engine.stats.worker_busy_ns);
+    let _busy = BusyTimer::start(&engine.stats);
     let state = &mut *guard;
     let Some(transport) = state.transport() else {
         engine.stats.no_transport_pages.fetch_add(pending, Relaxed);
@@ -197,12 +203,13 @@ fn arm_retry(mech: ArcBorrow<'_, Mechanism>, state: &mut Worker) {
     }
 }
 
-/// A retry round: drains the per-CPU lists, then scans every range on the
-/// retry list again, reporting what is free now. Process context.
+/// A retry round: drains the per-CPU lists unless that was done less than
+/// a gap ago, then scans every range on the retry list again, reporting
+/// what is free now. Process context.
 pub(crate) fn retry_round(mech: ArcBorrow<'_, Mechanism>) {
     let engine: &Engine = &mech;
     let mut guard = engine.worker.lock();
-    let _busy = BusyTimer::start(&engine.stats.worker_busy_ns);
+    let _busy = BusyTimer::start(&engine.stats);
     let state = &mut *guard;
     state.retry_due_ns = 0;
     let span = core::mem::take(&mut state.overflow_span);
@@ -220,8 +227,14 @@ pub(crate) fn retry_round(mech: ArcBorrow<'_, Mechanism>) {
     }
     let min_order = engine.min_order();
     engine.stats.retry_rounds.fetch_add(1, Relaxed);
-    mm::drain_all_pages();
-    engine.stats.pcp_drains.fetch_add(1, Relaxed);
+    // At most one drain a gap (see crate::retry): the pages a busy
+    // workload is about to reuse stay in its per-CPU caches.
+    let now_ms = mm::ktime_ns() / 1_000_000;
+    if drain_due(now_ms, state.last_drain_ms) {
+        mm::drain_all_pages();
+        state.last_drain_ms = Some(now_ms);
+        engine.stats.pcp_drains.fetch_add(1, Relaxed);
+    }
     let Some(transport) = transport.as_deref() else {
         return;
     };
@@ -546,7 +559,7 @@ impl Engine {
 
     /// Puts `r`, which still has pages on per-CPU lists, on the retry list;
     /// what the list cannot take is counted as dropped.
-    fn retry_later(&self, retry: &mut Retry<RETRY_RANGES>, r: PfnRange) {
+    pub(super) fn retry_later(&self, retry: &mut Retry<RETRY_RANGES>, r: PfnRange) {
         if !retry.push(r, RETRY_GAP) {
             self.stats.retry_dropped_pages.fetch_add(r.pages(), Relaxed);
         }

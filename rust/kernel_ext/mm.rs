@@ -76,6 +76,86 @@ pub(crate) fn mono_fast_ns() -> u64 {
     unsafe { bindings::ktime_get_mono_fast_ns() }
 }
 
+/// A point in time for measuring short intervals in any context, at the
+/// cost of one instruction on x86: the CPU's time stamp counter (ticks).
+/// Where there is no usable TSC (and off x86) it is the fast monotonic
+/// clock, one tick a nanosecond. An interval means something only when
+/// both ends were read on one CPU with interrupts off (the free path);
+/// [`ticks_to_ns`] converts it.
+#[derive(Clone, Copy)]
+pub(crate) struct Stamp(u64);
+
+impl Stamp {
+    /// Now.
+    #[inline(always)]
+    pub(crate) fn now() -> Self {
+        Stamp(ticks())
+    }
+
+    /// Ticks since `self` (0 if the counter went back).
+    #[inline(always)]
+    pub(crate) fn ticks_since(self) -> u64 {
+        ticks().saturating_sub(self.0)
+    }
+}
+
+/// The TSC's rate in kHz, 0 if there is no TSC to use.
+#[cfg(CONFIG_X86_TSC)]
+fn tsc_khz() -> u64 {
+    // SAFETY: a plain read of a `u32` that boot code sets once (and
+    // recalibration may rewrite; any value read is a valid rate).
+    u64::from(unsafe { core::ptr::addr_of!(bindings::tsc_khz).read_volatile() })
+}
+
+#[cfg(CONFIG_X86_TSC)]
+#[inline(always)]
+fn ticks() -> u64 {
+    if tsc_khz() == 0 {
+        return mono_fast_ns();
+    }
+    let (lo, hi): (u32, u32);
+    // SAFETY: `rdtsc` reads the time stamp counter into edx:eax and
+    // touches no memory; the kernel runs with the counter enabled
+    // (CR4.TSD clear) wherever `tsc_khz` is set.
+    unsafe {
+        core::arch::asm!("rdtsc", out("eax") lo, out("edx") hi, options(nomem, nostack, preserves_flags))
+    };
+    (u64::from(hi) << 32) | u64::from(lo)
+}
+
+#[cfg(not(CONFIG_X86_TSC))]
+#[inline(always)]
+fn ticks() -> u64 {
+    mono_fast_ns()
+}
+
+/// `ticks` of [`Stamp`] in nanoseconds.
+pub(crate) fn ticks_to_ns(ticks: u64) -> u64 {
+    #[cfg(CONFIG_X86_TSC)]
+    {
+        // Whole milliseconds' worth of ticks, then the rest: no overflow
+        // (`rest * 10^6` < 2^32 * 10^6), and no 128-bit division, which
+        // the kernel does not link.
+        let khz = tsc_khz();
+        if let (Some(ms), Some(rest)) = (ticks.checked_div(khz), ticks.checked_rem(khz)) {
+            return ms.saturating_mul(1_000_000) + rest * 1_000_000 / khz;
+        }
+    }
+    ticks
+}
+
+/// CPU time the running task has had, in ns, as the scheduler last
+/// accounted it (at a tick or a context switch, so a reading lags by at
+/// most a tick). The difference of two readings in one task is time it
+/// ran on a CPU: not time it waited (for the host, a lock, or preempted).
+pub(crate) fn task_runtime_ns() -> u64 {
+    // SAFETY: `get_current()` is the running task, which outlives this
+    // call; `se.sum_exec_runtime` is a 64-bit counter, read whole on a
+    // 64-bit CPU, that only the scheduler writes (a stale value is the lag
+    // documented above).
+    unsafe { core::ptr::addr_of!((*bindings::get_current()).se.sum_exec_runtime).read_volatile() }
+}
+
 /// Monotonic time in nanoseconds.
 pub(crate) fn ktime_ns() -> u64 {
     // SAFETY: no requirements.

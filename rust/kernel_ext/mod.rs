@@ -33,7 +33,7 @@
 //!
 //! Lock order, outermost first: the knob lock (`Engine::knob_lock`, sysfs
 //! writes), the worker mutex (`Engine::worker`), a CPU's capture lock
-//! ([`sync::IrqSpinLock`], taken with interrupts off, never while sleeping).
+//! ([`sync::IrqsOffLock`], taken with interrupts off, never while sleeping).
 //! The zone locks the C isolation code takes nest inside the worker mutex
 //! and never inside a capture lock.
 

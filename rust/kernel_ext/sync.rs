@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Locking: an interrupt-safe raw spinlock as a [`Backend`] of the kernel
-//! crate's [`Lock`], lock class keys for the C objects that want one, and a
-//! wait queue.
+//! Locking: a raw spinlock held with interrupts off, as a [`Backend`] of
+//! the kernel crate's [`Lock`], lock class keys for the C objects that want
+//! one, and a wait queue.
 //!
 //! The capture lock is taken in the page free path, in any context that
 //! frees pages, so it is a `raw_spinlock_t` (a `spinlock_t` sleeps on
@@ -10,25 +10,29 @@
 //! on the same CPU must not find it held). Lock order: see the module
 //! documentation of [`crate::kernel_ext`].
 
+use super::cpu::IrqOff;
 use kernel::{
     bindings,
-    ffi::{c_char, c_int, c_long, c_ulong},
+    ffi::{c_char, c_int, c_long},
     init::PinInit,
     prelude::*,
-    sync::lock::{Backend, Lock},
+    sync::{
+        lock::{Backend, Guard, Lock},
+        LockClassKey,
+    },
     types::Opaque,
 };
 
-/// The backend of [`IrqSpinLock`]: `raw_spin_lock()` with interrupts saved
-/// and disabled for as long as the guard lives.
-pub(crate) struct RawSpinLockIrqBackend;
+/// The backend of [`IrqsOffLock`]: `raw_spin_lock()` alone. Interrupts are
+/// off around every use: [`IrqsOffLock::lock`] takes the token that proves
+/// it.
+pub(crate) struct RawSpinLockBackend;
 
 // SAFETY: a raw spinlock gives one CPU at a time the lock between `lock`
 // and `unlock`; `relock` (the default) uses `lock`, the same method.
-unsafe impl Backend for RawSpinLockIrqBackend {
+unsafe impl Backend for RawSpinLockBackend {
     type State = bindings::raw_spinlock_t;
-    /// The interrupt state saved by `lock`.
-    type GuardState = c_ulong;
+    type GuardState = ();
 
     unsafe fn init(ptr: *mut Self::State, name: *const c_char, key: *mut bindings::lock_class_key) {
         // SAFETY: the caller (`Lock::new`) passes a slot valid for writes
@@ -37,38 +41,58 @@ unsafe impl Backend for RawSpinLockIrqBackend {
     }
 
     unsafe fn lock(ptr: *mut Self::State) -> Self::GuardState {
-        // SAFETY: always allowed; `unlock` restores the state on this CPU
-        // (the guard is not `Send`).
-        let flags = unsafe { bindings::local_irq_save() };
         // SAFETY: the caller guarantees `init` was called.
         unsafe { bindings::raw_spin_lock(ptr) };
-        flags
     }
 
-    unsafe fn unlock(ptr: *mut Self::State, flags: &Self::GuardState) {
+    unsafe fn unlock(ptr: *mut Self::State, (): &Self::GuardState) {
         // SAFETY: the caller owns the lock.
         unsafe { bindings::raw_spin_unlock(ptr) };
-        // SAFETY: restores what `lock` saved, on the same CPU.
-        unsafe { bindings::local_irq_restore(*flags) };
     }
 }
 
 /// A spinlock protecting a `T` that may be taken in any context, the page
-/// free path included: a raw spinlock, held with interrupts off.
-pub(crate) type IrqSpinLock<T> = Lock<T, RawSpinLockIrqBackend>;
+/// free path included: a raw spinlock, only ever held with interrupts off
+/// (a free from an interrupt handler on the same CPU must not find it
+/// held). [`IrqsOffLock::lock`] borrows an [`IrqOff`] token for as long as
+/// the guard lives, so a caller that has interrupts off already (the free
+/// hook) does not save and restore them a second time.
+#[pin_data]
+pub(crate) struct IrqsOffLock<T> {
+    #[pin]
+    inner: Lock<T, RawSpinLockBackend>,
+}
 
-/// An initialiser for an [`IrqSpinLock`] holding `inner`, with a lock class
+impl<T> IrqsOffLock<T> {
+    /// An initialiser for a lock holding `data`; see [`new_irqs_off_lock`].
+    pub(crate) fn new(
+        data: T,
+        name: &'static CStr,
+        key: &'static LockClassKey,
+    ) -> impl PinInit<Self> {
+        pin_init!(IrqsOffLock {
+            inner <- Lock::new(data, name, key),
+        })
+    }
+
+    /// Takes the lock; interrupts stay off (`irq`) until the guard is gone.
+    pub(crate) fn lock<'a>(&'a self, _irq: &'a IrqOff) -> Guard<'a, T, RawSpinLockBackend> {
+        self.inner.lock()
+    }
+}
+
+/// An initialiser for an [`IrqsOffLock`] holding `inner`, with a lock class
 /// of its own for each place this macro is written.
-macro_rules! new_irq_spinlock {
+macro_rules! new_irqs_off_lock {
     ($inner:expr, $name:literal) => {
-        $crate::kernel_ext::sync::IrqSpinLock::new(
+        $crate::kernel_ext::sync::IrqsOffLock::new(
             $inner,
             ::kernel::c_str!($name),
             ::kernel::static_lock_class!(),
         )
     };
 }
-pub(crate) use new_irq_spinlock;
+pub(crate) use new_irqs_off_lock;
 
 /// A lockdep class key for the C objects that take one (work items, wait
 /// queues). Only meaningful in a `static`, as lockdep requires; see

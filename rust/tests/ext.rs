@@ -6,9 +6,9 @@
 
 use super::kunit::{kexpect, kexpect_eq, kunit_suite, Test};
 use crate::kernel_ext::{
-    cpu::{possible_cpus, PerCpu},
+    cpu::{possible_cpus, IrqOff, PerCpu},
     mm,
-    sync::new_irq_spinlock,
+    sync::new_irqs_off_lock,
     workqueue::{WorkHandler, Worked, Workqueue},
 };
 use core::convert::Infallible;
@@ -138,14 +138,15 @@ fn work_items_own_their_object(t: &Test) {
 
 /// The interrupt-safe lock serialises its holders and hands out its data.
 fn irq_spinlock_guards_data(t: &Test) {
-    let Ok(l) = KBox::pin_init(new_irq_spinlock!(0u64, "page_hinting_test"), GFP_KERNEL) else {
+    let Ok(l) = KBox::pin_init(new_irqs_off_lock!(0u64, "page_hinting_test"), GFP_KERNEL) else {
         kexpect!(t, false, "no memory");
         return;
     };
     for _ in 0..1000 {
-        *l.lock() += 1;
+        *l.lock(&IrqOff::new()) += 1;
     }
-    kexpect_eq!(t, *l.lock(), 1000);
+    let irq = IrqOff::new();
+    kexpect_eq!(t, *l.lock(&irq), 1000);
 }
 
 kunit_suite!(

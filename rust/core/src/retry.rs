@@ -9,13 +9,17 @@
 //! the lists. A scan that finds such pages cannot report them yet.
 //!
 //! The worker keeps those ranges in a [`Retry`] list and scans them again in
-//! *rounds*, after a delay that grows with each round ([`DELAYS_MS`]); before
-//! each round the module drains the per-CPU lists, so the pages that stayed
-//! free that long reach the free lists. A range stays on the list while a
-//! round still finds free pages in it that are not on the free lists, for
-//! at most [`DELAYS_MS`]`.len()` rounds; a range whose pages were allocated
-//! again is dropped (if they are freed again, the free path sees them
-//! again).
+//! *rounds*, after a delay that grows with each round ([`DELAYS_MS`]);
+//! before a round the module drains the per-CPU lists, so the pages that
+//! stayed free that long reach the free lists, but at most once every
+//! [`DRAIN_GAP_MS`] ([`drain_due`]): under sustained freeing, rounds come
+//! every 200 ms, and draining each time emptied the per-CPU caches of a
+//! workload that frees and at once reallocates, made the pages it was
+//! about to reuse reported and the host fault them in again. A range stays
+//! on the list while a round still finds free pages in it that are not on
+//! the free lists, for at most [`DELAYS_MS`]`.len()` rounds; a range whose
+//! pages were allocated again is dropped (if they are freed again, the free
+//! path sees them again).
 //!
 //! The list has a fixed capacity. Close ranges share an entry (the pages
 //! between them are scanned too, which is harmless: a scan takes only free
@@ -34,6 +38,22 @@ use crate::ranges::PfnRange;
 /// short enough that memory freed for good is back with the host within a
 /// second.
 pub const DELAYS_MS: [u32; 3] = [200, 1000, 5000];
+
+/// The shortest time between two drains of the per-CPU lists, in
+/// milliseconds: memory freed once is drained at its first round (200 ms),
+/// memory freed all the time at most once a second.
+pub const DRAIN_GAP_MS: u32 = 1000;
+
+/// Whether a retry round drains the per-CPU lists first: unless a drain
+/// happened in the last [`DRAIN_GAP_MS`]. `now_ms` and `last_drain_ms` are
+/// on one monotonic clock; `last_drain_ms` is `None` before the first
+/// drain.
+pub const fn drain_due(now_ms: u64, last_drain_ms: Option<u64>) -> bool {
+    match last_drain_ms {
+        None => true,
+        Some(t) => now_ms.saturating_sub(t) >= DRAIN_GAP_MS as u64,
+    }
+}
 
 /// What a round did with the list.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -249,6 +269,17 @@ mod tests {
             }
         }
         assert!(l.is_empty());
+    }
+
+    #[test]
+    fn drains_are_spaced() {
+        let gap = u64::from(DRAIN_GAP_MS);
+        assert!(drain_due(0, None), "the first drain is due at once");
+        assert!(drain_due(1000 + gap, Some(1000)));
+        assert!(!drain_due(999 + gap, Some(1000)));
+        assert!(!drain_due(1000, Some(1000)));
+        // A clock that went backwards waits for the gap.
+        assert!(!drain_due(5, Some(1000)));
     }
 
     #[test]

@@ -22,7 +22,7 @@
 # Marks: "freeing" right before the memory is freed, "stats-before" and
 # "stats-after" with page_hinting's reports, ranges, pages, worker busy
 # time (us), longest zone-lock hold and free-hook interrupts-off time (ns,
-# maxima since the load), "thr-off V"
+# maxima since the load), worker CPU time (us), "thr-off V"
 # and "thr-on V" per throughput segment.
 . /scenarios/lib.sh
 
@@ -66,9 +66,9 @@ unload() {
 counts() {
 	if [ -d "$SYS" ]; then
 		echo "$(stat reports) $(stat reported_ranges) $(stat reported_pages) $(stat worker_busy_us)" \
-			"$(stat zone_lock_max_ns) $(stat free_irqoff_max_ns)"
+			"$(stat zone_lock_max_ns) $(stat free_irqoff_max_ns) $(stat worker_cpu_us)"
 	else
-		echo "- - - - - -"
+		echo "- - - - - - -"
 	fi
 }
 

@@ -6,7 +6,7 @@
 # tools/module.sh applies to its copy of the sources when PH_BREAK=<name>),
 # boot the check-kunit scenario with it, and require the test that guards
 # against that bug to fail. Any break that leaves its test green fails this
-# script. Not part of `make check` (one guest boot per break, ~2 min each
+# script. Not part of `make check` (one guest boot per break, 1-10 min each
 # here); run it with `make check-teeth` after changing a test.
 #
 # First, and alone with --patches (tools/check-host.sh runs that: no build,

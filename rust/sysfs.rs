@@ -403,7 +403,9 @@ const STATS: [(&kernel::str::CStr, StatFn); 34] = [
     worker_stat!(host_pages_busy),
     worker_stat!(host_pages_consolidated),
     worker_stat!(zone_lock_max_ns),
-    worker_stat!(free_irqoff_max_ns),
+    (c_str!("free_irqoff_max_ns"), |s, _| {
+        mm::ticks_to_ns(s.free_irqoff_max_ticks.load(Relaxed))
+    }),
 ];
 
 /// `stats/*`.

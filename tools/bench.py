@@ -167,8 +167,6 @@ def figures(r, work, freed_mib, window, seconds=5):
                 # The time it ran on a CPU: what reporting took from the
                 # guest.
                 f["worker_cpu_pct"] = 100 * sum(x[6] for x in d) / 1e6 / cpu_time
-            elif "worker_busy_pct" in f:
-                f["worker_cpu_pct"] = f["worker_busy_pct"]  # an older run
         return f, None
     c0, c1 = counts(r, "stats-before"), counts(r, "stats-after")
     if c0 and c1:

@@ -224,12 +224,10 @@ impl FreeHook for Mechanism {
         let ticks = t0.ticks_since();
         drop(irq);
         // Read first: the line stays shared between the CPUs, written only
-        // on a new maximum (and only then converted to ns).
+        // on a new maximum (in ticks: sysfs converts it to ns).
         let max = &this.stats.free_irqoff_max_ticks;
         if ticks > max.load(Relaxed) {
             max.fetch_max(ticks, Relaxed);
-            let ns = mm::ticks_to_ns(ticks);
-            this.stats.free_irqoff_max_ns.fetch_max(ns, Relaxed);
         }
         if was_empty && push != Push::Full {
             let ms = cfg.flush_ms.load(Relaxed);

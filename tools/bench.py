@@ -29,6 +29,7 @@ README.md between its bench markers.
 
 import argparse
 import csv
+import glob
 import json
 import os
 import re
@@ -94,6 +95,16 @@ FLEET = 3
 FLEET_STEP = CYCLE // FLEET
 FLEET_CONFIGS = ("none", "linux", "ph", "ph-o0")
 FLEET_SMP = "1"  # three 2-vCPU TCG guests would need six host CPUs
+
+# The zone lock holds (work=holds in bench.sh): one boot per configuration,
+# ONE vCPU under instruction counting, so that a section with interrupts
+# off lasts the instructions it ran (1 ns each) and never includes another
+# vCPU's time slice (with two, QEMU runs them in turns of up to 100 ms of
+# guest time, which lands inside some sections). The page-fault loop, then
+# bigfree's 700 MiB free. The kernel's maxima come from patches/0011
+# (CONFIG_PAGE_REPORTING_STATS): reporting's holds of a zone's lock, Linux's
+# and page_hinting's alike, measured at the same place, and the free path's.
+HOLDS_CONFIGS = ("none", "linux", "linux-o0", "ph", "ph-o0", "ph-engine")
 
 # Guest RAM on the host's hugetlb pages, where the host takes back whole
 # host pages only and its pool (free_hugepages) is the measure: (name, KiB,
@@ -206,7 +217,7 @@ def guest_cmd(kernel, initrd, outdir, conf, work, tag, args, disk=None, extra_ap
            "--strict-console", "--quiet", "--json", js, *guest_args]
     if disk:
         cmd += ["--disk", disk]
-    if work in THROUGHPUT_UNIT and args.icount:
+    if (work in THROUGHPUT_UNIT or work == "holds") and args.icount:
         # Instruction counting is TCG's: KVM refuses -icount.
         cmd += ["--accel", "tcg", "--qemu-arg", ICOUNT]
     return cmd, js
@@ -337,6 +348,41 @@ def run_huge(kernel, initrd, outdir, setup, conf, rep, args):
     return f
 
 
+def run_holds(kernel, initrd, outdir, conf, args):
+    """One holds run: the maxima in us (None where there is none)."""
+    tag = f"{conf[0]}.holds.0"
+    cmd, js = guest_cmd(kernel, initrd, outdir, conf, "holds", tag, args, guest_args=["--smp", "1"])
+    t = time.monotonic()
+    r = launch(cmd, js, tag)
+    v = first_mark(r, "holds")[1].split()
+    us = [None if x == "-" else int(x) / 1000 for x in v[:4]]
+    return {"config": conf[0], "report_lock_us": us[0], "free_lock_us": us[1],
+            "ph_lock_us": us[2], "ph_irqoff_us": us[3]}, time.monotonic() - t
+
+
+def holds_table(holds):
+    """The zone lock holds' rows."""
+    out = ["", "Zone lock holds and interrupts-off sections: one boot per configuration, "
+           "1 vCPU under instruction counting (1 ns an instruction, no other vCPU's time slice "
+           "inside a section), the page-fault loop then bigfree's 700 MiB free; the longest of "
+           "each since the configuration was loaded. reporting: a zone's lock held (interrupts "
+           "off) to take free blocks off the free lists or put them back, Linux's "
+           "page_reporting.c and page_hinting's isolation alike, read by the kernel at the same "
+           "place (patches/0011); free path: the page free path's own zone lock holds "
+           "(free_pcppages_bulk(), free_one_page()), interrupts off, in every configuration; "
+           "ph call: page_hinting's `zone_lock_max_ns` (a whole isolation or put-back call, "
+           "its upper bound); free hook: page_hinting's `free_irqoff_max_ns`, the interrupts-off "
+           "section its hook adds to the free path:", "",
+           "| config | reporting | free path | ph call | free hook |",
+           "|---|---|---|---|---|"]
+    def us(v, nd=1):
+        return "-" if v is None else fmt(v, " us", nd)
+    for h in holds:
+        out.append(f"| {h['config']} | {us(h['report_lock_us'])} | {us(h['free_lock_us'])} | "
+                   f"{us(h['ph_lock_us'])} | {us(h['ph_irqoff_us'], 2)} |")
+    return "\n".join(out) + "\n"
+
+
 def huge_table(results, meta):
     out = ["", f"Guest RAM on host huge pages (hugetlb, QEMU memory-backend-memfd): the host "
            f"takes back whole host pages only; measured by its pool's free pages, "
@@ -397,7 +443,12 @@ def summarize(results):
                 row["on"] = fmt_range([x["throughput"] for x in rs], "", 0)
                 row["unit"] = THROUGHPUT_UNIT[w]
                 row["ratio"] = fmt(100 * statistics.median([x["ratio"] for x in rs]), "%", 1)
-                row["pair_ratios"] = fmt_range([p for x in rs for p in x["pair_ratios"]], "%", 1, 100)
+                pairs = [p for x in rs for p in x["pair_ratios"]]
+                row["pair_ratios"] = fmt_range(pairs, "%", 1, 100)
+                # Two standard errors of the mean pair ratio: the ratio's
+                # noise, which shrinks with the number of pairs.
+                if len(pairs) > 1:
+                    row["ratio"] += f" ±{200 * statistics.stdev(pairs) / len(pairs) ** 0.5:.1f}"
                 if "worker_cpu_pct" in rs[0]:
                     row["worker"] = fmt_range([x["worker_cpu_pct"] for x in rs], "%", 2)
                 if "worker_busy_pct" in rs[0]:
@@ -486,7 +537,10 @@ def table_md(rows, meta):
            + ("; the throughput workloads under TCG with -icount, guest time counting "
               "instructions" if meta.get("icount") else "") + "), "
            f"{meta['smp']} vCPUs, {meta['mem']} MiB guest, host sampled every 100 ms, "
-           f"{meta['window']} s window after each free.", ""]
+           f"{meta['window']} s window after each free."
+           + (f" Merged: {', '.join(meta['merged_parts'])} and whatever table this run did not "
+              f"measure come from the run of {meta['merged']}." if meta.get("merged_parts") else ""),
+           ""]
     if any("freed_mib" in r for r in rows):
         out += release_rows(rows, meta)
     if any("ratio" in r for r in rows):
@@ -520,20 +574,22 @@ def throughput_rows(rows, meta):
             "(`stats/worker_cpu_us`) as a share of both vCPUs' time in the on segments, what "
             "reporting took from the guest; worker busy: its wall time holding the worker "
             "(`stats/worker_busy_us`: waiting for the host and preempted included). "
-            "A/A: the same workload's `none` run (nothing loaded in either half), the noise each "
-            "ratio is read against:", "",
-            "| workload | config | off | on | on/off | per pair | A/A per pair | reports | ranges "
-            "| worker CPU | worker busy | zone lock max | irq-off max |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
-    aa = {r["workload"]: r["pair_ratios"] for r in rows if "ratio" in r and r["config"] == "none"}
+            "on/off: the on segments' sum over the off segments', ± two standard errors of the "
+            "mean pair ratio. A/A: the same workload's `none` run (nothing loaded in either "
+            "half), the noise each ratio is read against. The zone lock holds are in their own "
+            "table below (a single-vCPU run: with two, a hold can include the other vCPU's "
+            "time slice):", "",
+            "| workload | config | off | on | on/off | per pair | A/A on/off | reports | ranges "
+            "| worker CPU | worker busy |",
+            "|---|---|---|---|---|---|---|---|---|---|---|"]
+    aa = {r["workload"]: r["ratio"] for r in rows if "ratio" in r and r["config"] == "none"}
     for r in rows:
         if "ratio" in r:
             out.append(f"| {r['workload']} | {r['config']} | {r['off']} {r['unit']} | "
                        f"{r['on']} {r['unit']} | {r['ratio']} | {r['pair_ratios']} | "
                        f"{aa.get(r['workload'], '-')} | "
                        f"{r.get('reports', '-')} | {r.get('ranges', '-')} | {r.get('worker', '-')} | "
-                       f"{r.get('busy', '-')} | "
-                       f"{r.get('lock_max', '-')} | {r.get('irqoff_max', '-')} |")
+                       f"{r.get('busy', '-')} |")
     return out
 
 
@@ -615,19 +671,50 @@ def publish(outdir, md):
     print(f"[bench] published to {os.path.relpath(dest, ROOT)}/ and README.md")
 
 
+def merge_published(outdir, meta, results, huge, foot, holds):
+    """This run's results, completed with the published run's for what this
+    one did not measure (--merge). The plot needs that run's per-run files:
+    its results directory must still be in the cache."""
+    old = json.load(open(os.path.join(ROOT, "Documentation", "bench", "results.json")))
+    src = [d for d in glob.glob(os.path.join(os.path.dirname(outdir), "*"))
+           if d != outdir and os.path.exists(os.path.join(d, "results.json"))
+           and json.load(open(os.path.join(d, "results.json")))["meta"] == old["meta"]]
+    if not src:
+        raise RuntimeError("--merge: the published run's results directory is not in "
+                           f"{os.path.dirname(outdir)}")
+    for f in glob.glob(os.path.join(src[0], "runs", "*.json")):
+        dest = os.path.join(outdir, "runs", os.path.basename(f))
+        if not os.path.exists(dest):
+            shutil.copy(f, dest)
+    ran = {(x["config"], x["workload"]) for x in results}
+    kept = [x for x in old["results"] if (x["config"], x["workload"]) not in ran]
+    meta["merged"] = old["meta"].get("merged") or old["meta"]["date"]
+    if kept:
+        # The merged rows keep their own run's settings in the notes.
+        meta["merged_parts"] = sorted({x["workload"] for x in kept})
+    return (results + kept, huge or old.get("hugetlb") or [], foot or old.get("footprint") or [],
+            holds or old.get("holds") or [])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--reps", type=int, default=int(os.environ.get("BENCH_REPS", "2")))
     ap.add_argument("--window", type=int, default=10, help="seconds watched after each free")
     ap.add_argument("--seconds", type=int, default=5, help="one throughput segment, seconds")
-    ap.add_argument("--pairs", type=int, default=2, help="off/on segment pairs per throughput run")
+    ap.add_argument("--pairs", type=int, default=6,
+                    help="off/on segment pairs per throughput run (6: an A/A ratio of the page-fault "
+                    "loop within ±0.4%%, 2026-12-03)")
     ap.add_argument("--only", help="comma-separated configurations")
     ap.add_argument("--config", action="append", default=[], metavar="NAME=DRIVER:CMDLINE",
                     help="an extra configuration for this run, e.g. "
                     "'ph-off=ph:ph_param.enabled=0' (DRIVER: none, linux, ph, engine)")
     ap.add_argument("--work", help="comma-separated workloads")
     ap.add_argument("--no-publish", action="store_true")
+    ap.add_argument("--merge", action="store_true",
+                    help="complete this run's results with the published ones (Documentation/bench) "
+                    "for the configurations, workloads and tables it did not run; the table says "
+                    "which date each part comes from")
     ap.add_argument("--replot", help="redraw from an earlier results directory")
     ap.add_argument("--no-icount", dest="icount", action="store_false",
                     help="run the throughput workloads on the host's clock, not under QEMU's "
@@ -692,6 +779,17 @@ def main():
                      f"{args.window} s")
             print(f"[bench] {i + 1}/{len(plan)} {c[0]:<10} {w:<9} rep {rep}: {brief} "
                   f"({secs:.0f} s)", flush=True)
+        # The zone lock holds: one single-vCPU boot per configuration.
+        holds = []
+        if works is None or "holds" in works:
+            for c in CONFIGS:
+                if c[0] not in HOLDS_CONFIGS or (only and c[0] not in only):
+                    continue
+                h, secs = run_holds(kernel, initrd, outdir, c, args)
+                holds.append(h)
+                print(f"[bench] holds  {c[0]:<10}: reporting {fmt(h['report_lock_us'], ' us', 1)}, "
+                      f"free path {fmt(h['free_lock_us'], ' us', 1)}, free hook "
+                      f"{fmt(h['ph_irqoff_us'], ' us', 2)} ({secs:.0f} s)", flush=True)
         # The footprint workloads: one guest, then the fleet.
         foot = []
         if works is None or "phases" in works:
@@ -729,7 +827,10 @@ def main():
                 "seconds": args.seconds, "pairs": args.pairs, "accel": accel, "qemu": qemu, "smp": SMP, "mem": 1024,
                 "icount": args.icount, "thr_accel": thr_accel,
                 "minutes": round((time.monotonic() - t_start) / 60, 1)}
-        json.dump({"meta": meta, "results": results, "hugetlb": huge, "footprint": foot},
+        if args.merge:
+            results, huge, foot, holds = merge_published(outdir, meta, results, huge, foot, holds)
+        json.dump({"meta": meta, "results": results, "hugetlb": huge, "footprint": foot,
+                   "holds": holds},
                   open(os.path.join(outdir, "results.json"), "w"), indent=1)
         keys = ["config", "workload", "rep", "t50", "t90", "back_10s", "huge_before", "huge_after",
                 "throughput_off", "throughput", "ratio", "reports", "ranges", "reported_mib",
@@ -753,6 +854,8 @@ def main():
     rows = summarize(results)
     md = table_md(rows, meta)
     foot = data.get("footprint") or []
+    if data.get("holds"):
+        md += holds_table(data["holds"])
     if foot:
         md += footprint_table(foot)
     if data.get("hugetlb"):

@@ -8,7 +8,7 @@
 #                                  page_hinting reporting through virtio_balloon
 #                                  (transport=engine); both with their
 #                                  ph_param.KNOB=VALUE settings
-#   ph_bench.work=bigfree|scatter|pagecache|churn|pagefault|hugefree|phases
+#   ph_bench.work=bigfree|scatter|pagecache|churn|pagefault|hugefree|phases|holds
 #   ph_bench.mib=MIB               hugefree: MiB freed at once (700)
 #   ph_bench.window=SECONDS        how long the host watches after the free
 #   ph_bench.seconds=SECONDS       one throughput segment
@@ -23,7 +23,10 @@
 # "stats-after" with page_hinting's reports, ranges, pages, worker busy
 # time (us), longest zone-lock hold and free-hook interrupts-off time (ns,
 # maxima since the load), worker CPU time (us), "thr-off V"
-# and "thr-on V" per throughput segment.
+# and "thr-on V" per throughput segment; "holds" (work=holds) with the
+# kernel's longest zone lock holds by reporting and by the free path
+# (CONFIG_PAGE_REPORTING_STATS) since the load, then page_hinting's
+# zone_lock_max_ns and free_irqoff_max_ns (ns, "-" where there is none).
 . /scenarios/lib.sh
 
 arg() { sed -n "s/.*ph_bench\.$1=\([^ ]*\).*/\1/p" /proc/cmdline; }
@@ -69,6 +72,22 @@ counts() {
 			"$(stat zone_lock_max_ns) $(stat free_irqoff_max_ns) $(stat worker_cpu_us)"
 	else
 		echo "- - - - - - -"
+	fi
+}
+
+# The kernel's maxima (patches/0011), reset once the configuration is loaded.
+KSTAT=/sys/module/page_reporting/parameters
+reset_holds() {
+	for f in report_lock_max_ns free_lock_max_ns; do
+		echo 0 >"$KSTAT/$f" || fail "CONFIG_PAGE_REPORTING_STATS: no $KSTAT/$f"
+	done
+}
+holds() {
+	h="$(cat "$KSTAT/report_lock_max_ns") $(cat "$KSTAT/free_lock_max_ns")"
+	if [ -d "$SYS" ]; then
+		echo "$h $(stat zone_lock_max_ns) $(stat free_irqoff_max_ns)"
+	else
+		echo "$h - -"
 	fi
 }
 
@@ -152,6 +171,17 @@ phases)
 	;;
 churn) throughput churn churn-result ;;
 pagefault) throughput pagefault pf-result ;;
+holds)
+	# bench.py boots this one with a single vCPU under instruction
+	# counting: an interrupts-off section's length is then the
+	# instructions it ran, never another vCPU's time slice. The
+	# page-fault loop, then bigfree's free of 700 MiB at once.
+	reset_holds
+	pagefault "$seconds" >/dev/null || fail pagefault
+	memhog alloc-free 700 1000 || fail memhog
+	sleep "$window"
+	mark holds "$(holds)"
+	;;
 *) fail "ph_bench.work=$work" ;;
 esac
 mark stats-after "$(counts)"

@@ -180,6 +180,8 @@ def check_linux_balloon(r):
     print(f"  virtio_balloon: {fall:.0f} of {freed} MiB back {t_done - t_freeing:.1f} s after "
           "the free; 50% back " + (f"after {t50:.1f} s" if t50 is not None else "never"))
     assert fall >= 0.5 * freed, f"virtio_balloon returned only {fall:.0f} MiB"
+    rep, free = (int(v) / 1000 for v in marks(r, "holds")[0][1].split())
+    print(f"  longest zone lock hold: Linux's reporting {rep:.1f} us, the free path {free:.1f} us")
 
 
 def check_knobs(r):

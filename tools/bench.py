@@ -689,6 +689,9 @@ def merge_published(outdir, meta, results, huge, foot, holds):
     ran = {(x["config"], x["workload"]) for x in results}
     kept = [x for x in old["results"] if (x["config"], x["workload"]) not in ran]
     meta["merged"] = old["meta"].get("merged") or old["meta"]["date"]
+    if meta["accel"] == "?":
+        # No release run here: the merged ones say how they ran.
+        meta["accel"] = old["meta"]["accel"]
     if kept:
         # The merged rows keep their own run's settings in the notes.
         meta["merged_parts"] = sorted({x["workload"] for x in kept})

@@ -200,7 +200,7 @@ pub(crate) struct Stats {
     /// zone's lock with interrupts off for nearly all its time.
     pub(crate) zone_lock_max_ns: AtomicU64,
     /// The longest the free hook ran with interrupts off (its capture
-    /// lock, the push, and queueing the worker when it did), in
+    /// lock and the push; it queues the worker afterwards), in
     /// [`mm::Stamp`] ticks; shown in ns (`free_irqoff_max_ns`).
     pub(crate) free_irqoff_max_ticks: AtomicU64,
     /// Host pages above the largest buddy block reported whole.

@@ -75,8 +75,7 @@ counts() {
 	fi
 }
 
-# The kernel's maxima (patches/0011), reset once the configuration is loaded.
-KSTAT=/sys/module/page_reporting/parameters
+# The kernel's maxima ($KSTAT), reset once the configuration is loaded.
 reset_holds() {
 	for f in report_lock_max_ns free_lock_max_ns; do
 		echo 0 >"$KSTAT/$f" || fail "CONFIG_PAGE_REPORTING_STATS: no $KSTAT/$f"

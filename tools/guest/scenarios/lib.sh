@@ -23,6 +23,9 @@ load_hinting() {
 free_kib() { awk '/^MemFree:/ { print $2 }' /proc/meminfo; }
 
 SYS=/sys/kernel/mm/page_hinting
+# The kernel's longest zone lock holds (patches/0011,
+# CONFIG_PAGE_REPORTING_STATS): report_lock_max_ns, free_lock_max_ns
+KSTAT=/sys/module/page_reporting/parameters
 stat() { cat "$SYS/stats/$1"; }
 # mark NAME with the current reported_pages count
 mark_reported() { mark "$1" "$(stat reported_pages)"; }

@@ -14,7 +14,6 @@ ask_host fallen 300
 # patches/0011 (CONFIG_PAGE_REPORTING_STATS, on in the test guests): the
 # longest zone lock holds of Linux's reporting and of the free path were
 # recorded; a write of anything but 0 is refused and changes nothing.
-KSTAT=/sys/module/page_reporting/parameters
 r=$(cat "$KSTAT/report_lock_max_ns") || fail "no $KSTAT/report_lock_max_ns"
 f=$(cat "$KSTAT/free_lock_max_ns") || fail "no $KSTAT/free_lock_max_ns"
 [ "$r" -gt 0 ] && [ "$f" -gt 0 ] || fail "zone lock holds not recorded: $r $f"

@@ -45,6 +45,10 @@ def boot(kernel, initrd, outdir, name, scenario, timeout=300, extra=(), append=(
     if rc != 0:
         for _, line in r["console"][-30:]:
             print("  | " + line)
+        # Again after the tail: CI shows the end of the output only, and
+        # run-guest printed them (to stderr) before the console.
+        for t, line in r.get("splats", [])[:20]:
+            print(f"  splat [{t:8.3f}] {line}")
     return rc, r
 
 
@@ -433,7 +437,9 @@ def check_image():
                  extra=("--disk", os.path.join(img, "disk.raw"), "--snapshot", "--mem", "1536",
                         "--accel", "tcg", "--tcg-single"))
     try:
-        assert rc == 0, f"guest status {rc}"
+        assert rc == 0, f"guest status {rc}" + (
+                f" (the console shows {len(r['splats'])} kernel splat line(s), above)"
+                if r.get("splats") else "")
         t_init = next((t for t, line in r["console"] if "PH-INIT image" in line), None)
         assert t_init is not None, "the image's test service never ran"
         print(f"  systemd reached the test {t_init:.1f} s after QEMU started")
@@ -500,7 +506,9 @@ def main():
             if restore is not None:
                 restore()
         try:
-            assert rc == 0, f"guest status {rc}"
+            assert rc == 0, f"guest status {rc}" + (
+                f" (the console shows {len(r['splats'])} kernel splat line(s), above)"
+                if r.get("splats") else "")
             check(r)
             print(f"[check-e2e] {name}: ok ({r['seconds']:.0f} s)")
         except AssertionError as e:

@@ -44,6 +44,9 @@ pub mod ranges;
 #[path = "core/src/retry.rs"]
 #[forbid(unsafe_code)]
 pub mod retry;
+#[path = "core/src/settle.rs"]
+#[forbid(unsafe_code)]
+pub mod settle;
 
 mod hinting;
 #[allow(unsafe_code)]
@@ -94,6 +97,7 @@ module_param!(
 module_param!(PARAM_ENABLED, c"enabled", &sysfs::OPS_ENABLED, new_shown);
 module_param!(PARAM_FLUSH, c"flush_ms", &sysfs::OPS_FLUSH, new_shown);
 module_param!(PARAM_DELAY, c"delay_ms", &sysfs::OPS_DELAY, new_shown);
+module_param!(PARAM_SETTLE, c"settle_ms", &sysfs::OPS_SETTLE, new_shown);
 module_param!(
     PARAM_HOST_PAGE,
     c"host_page_kb",
@@ -130,6 +134,11 @@ param_info!(
     "delay_ms",
     "uint",
     "ms a batch waits before the worker looks at it (0..1000, default 0)"
+);
+param_info!(
+    "settle_ms",
+    "uint",
+    "Blocks below a pageblock are reported once free, and not freed again, for 1 to 2 times this many ms (0..10000, 0: at once, default 1000)"
 );
 param_info!(
     "host_page_kb",
@@ -246,7 +255,7 @@ impl kernel::Module for PageHinting {
         let _ = transport_status(&mut buf);
         let status = buf.as_str();
         pr_info!(
-            "version {} loaded: transport {}, min_order {}, host pages {} KiB, threshold {} KiB, flush {} ms, delay {} ms{}\n",
+            "version {} loaded: transport {}, min_order {}, host pages {} KiB, threshold {} KiB, flush {} ms, delay {} ms, settle {} ms{}\n",
             VERSION,
             status,
             params.min_order,
@@ -254,6 +263,7 @@ impl kernel::Module for PageHinting {
             params.threshold_kb,
             params.flush_ms,
             params.delay_ms,
+            params.settle_ms,
             if params.enabled { "" } else { ", paused" }
         );
         Ok(PageHinting {

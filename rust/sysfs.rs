@@ -28,6 +28,9 @@ pub(crate) const DEFAULT_THRESHOLD_KB: u64 = 4096;
 pub(crate) const DEFAULT_FLUSH_MS: u32 = 100;
 /// Default `delay_ms`.
 pub(crate) const DEFAULT_DELAY_MS: u32 = 0;
+/// Default `settle_ms`: blocks below a pageblock are reported after one to
+/// two seconds free, about when Linux's reporting would look (2 s).
+pub(crate) const DEFAULT_SETTLE_MS: u32 = 1000;
 /// Default `host_page_kb`: no host huge pages assumed (`min_order` decides).
 pub(crate) const DEFAULT_HOST_PAGE_KB: u64 = 4;
 
@@ -54,6 +57,7 @@ const MIN_ORDER_DEFAULT: u32 = u32::MAX;
 static P_ENABLED: AtomicBool = AtomicBool::new(true);
 static P_FLUSH_MS: AtomicU32 = AtomicU32::new(DEFAULT_FLUSH_MS);
 static P_DELAY_MS: AtomicU32 = AtomicU32::new(DEFAULT_DELAY_MS);
+static P_SETTLE_MS: AtomicU32 = AtomicU32::new(DEFAULT_SETTLE_MS);
 static P_HOST_PAGE_KB: AtomicU64 = AtomicU64::new(DEFAULT_HOST_PAGE_KB);
 /// The `transport` parameter, a [`TransportChoice`] as `u32`.
 static P_TRANSPORT: AtomicU32 = AtomicU32::new(TransportChoice::Engine as u32);
@@ -100,6 +104,7 @@ knob_param!(PMinOrder, "min_order", knobs::parse_min_order, P_MIN_ORDER);
 knob_param!(PEnabled, "enabled", knobs::parse_enabled, P_ENABLED);
 knob_param!(PFlush, "flush_ms", knobs::parse_flush_ms, P_FLUSH_MS);
 knob_param!(PDelay, "delay_ms", knobs::parse_delay_ms, P_DELAY_MS);
+knob_param!(PSettle, "settle_ms", knobs::parse_settle_ms, P_SETTLE_MS);
 knob_param!(
     PHostPage,
     "host_page_kb",
@@ -130,6 +135,11 @@ impl ParamShow for PFlush {
 impl ParamShow for PDelay {
     fn show(out: &mut ShowBuf<'_>) -> Result {
         writeln!(out, "{}", P_DELAY_MS.load(Relaxed)).map_err(|_| EINVAL)
+    }
+}
+impl ParamShow for PSettle {
+    fn show(out: &mut ShowBuf<'_>) -> Result {
+        writeln!(out, "{}", P_SETTLE_MS.load(Relaxed)).map_err(|_| EINVAL)
     }
 }
 impl ParamShow for PHostPage {
@@ -173,6 +183,8 @@ pub(crate) static OPS_ENABLED: ParamOps = ParamOps::new_shown::<PEnabled>();
 pub(crate) static OPS_FLUSH: ParamOps = ParamOps::new_shown::<PFlush>();
 /// See [`OPS_THRESHOLD`].
 pub(crate) static OPS_DELAY: ParamOps = ParamOps::new_shown::<PDelay>();
+/// See [`OPS_THRESHOLD`].
+pub(crate) static OPS_SETTLE: ParamOps = ParamOps::new_shown::<PSettle>();
 /// See [`OPS_THRESHOLD`].
 pub(crate) static OPS_HOST_PAGE: ParamOps = ParamOps::new_shown::<PHostPage>();
 /// See [`OPS_THRESHOLD`].
@@ -218,6 +230,7 @@ pub(crate) fn params() -> (hinting::Params, TransportChoice) {
             enabled: P_ENABLED.load(Relaxed),
             flush_ms: P_FLUSH_MS.load(Relaxed),
             delay_ms: P_DELAY_MS.load(Relaxed),
+            settle_ms: P_SETTLE_MS.load(Relaxed),
             host_page_kb: P_HOST_PAGE_KB.load(Relaxed),
         },
         choice,
@@ -247,6 +260,7 @@ const FLUSH_MS: usize = 3;
 const TRANSPORT: usize = 4;
 const DELAY_MS: usize = 5;
 const HOST_PAGE_KB: usize = 6;
+const SETTLE_MS: usize = 7;
 
 impl Attrs for Knobs {
     type Ctx = Ui;
@@ -260,6 +274,7 @@ impl Attrs for Knobs {
             ENABLED => writeln!(out, "{}", u8::from(cfg.enabled.load(Relaxed))),
             FLUSH_MS => writeln!(out, "{}", cfg.flush_ms.load(Relaxed)),
             DELAY_MS => writeln!(out, "{}", cfg.delay_ms.load(Relaxed)),
+            SETTLE_MS => writeln!(out, "{}", cfg.settle_ms.load(Relaxed)),
             HOST_PAGE_KB => writeln!(out, "{}", cfg.host_page_kb.load(Relaxed)),
             TRANSPORT => (ui.transport_status)(out).and_then(|()| writeln!(out)),
             _ => return Err(EINVAL),
@@ -300,6 +315,14 @@ impl Attrs for Knobs {
                 cfg.delay_ms.store(ms, Relaxed);
                 P_DELAY_MS.store(ms, Relaxed);
             }
+            SETTLE_MS => {
+                let ms = knobs::parse_settle_ms(input).map_err(bad)?;
+                cfg.settle_ms.store(ms, Relaxed);
+                P_SETTLE_MS.store(ms, Relaxed);
+                // What waits now goes at the next tick, which comes within
+                // the new interval.
+                hinting::arm_settle(mech);
+            }
             HOST_PAGE_KB => {
                 let kb = knobs::parse_host_page_kb(input).map_err(bad)?;
                 if let Err(why) = hinting::check_host_page_kb(kb) {
@@ -326,7 +349,7 @@ fn bad(e: KnobError) -> Error {
     Error::from_errno(-e.errno())
 }
 
-static KNOB_ATTRS: [Attr; 7] = [
+static KNOB_ATTRS: [Attr; 8] = [
     Attr::new::<Knobs, THRESHOLD_KB>(c_str!("threshold_kb"), true),
     Attr::new::<Knobs, MIN_ORDER>(c_str!("min_order"), true),
     Attr::new::<Knobs, ENABLED>(c_str!("enabled"), true),
@@ -334,8 +357,9 @@ static KNOB_ATTRS: [Attr; 7] = [
     Attr::new::<Knobs, TRANSPORT>(c_str!("transport"), false),
     Attr::new::<Knobs, DELAY_MS>(c_str!("delay_ms"), true),
     Attr::new::<Knobs, HOST_PAGE_KB>(c_str!("host_page_kb"), true),
+    Attr::new::<Knobs, SETTLE_MS>(c_str!("settle_ms"), true),
 ];
-static KNOB_LIST: AttrList<8> = AttrList::new(&KNOB_ATTRS);
+static KNOB_LIST: AttrList<9> = AttrList::new(&KNOB_ATTRS);
 static KNOB_GROUP: Group = Group::new(None, &KNOB_LIST);
 
 /// One statistic: its file name and how to read it.
@@ -363,7 +387,7 @@ macro_rules! cpu_stat {
 
 /// `/sys/kernel/mm/page_hinting/stats/*`, in this order; each file has the
 /// name of its counter.
-const STATS: [(&kernel::str::CStr, StatFn); 34] = [
+const STATS: [(&kernel::str::CStr, StatFn); 37] = [
     cpu_stat!(captured_pages),
     cpu_stat!(captured_blocks),
     cpu_stat!(pending_pages),
@@ -379,6 +403,9 @@ const STATS: [(&kernel::str::CStr, StatFn); 34] = [
     worker_stat!(skipped_low_pages),
     worker_stat!(unlisted_pages),
     worker_stat!(retry_rounds),
+    worker_stat!(settle_ticks),
+    worker_stat!(settle_scanned_pages),
+    worker_stat!(settle_refreed_pages),
     worker_stat!(pcp_drains),
     worker_stat!(retry_dropped_pages),
     worker_stat!(overflow_spans),
@@ -436,7 +463,7 @@ macro_rules! stat_attrs {
 // here fails to build.
 static STAT_ATTRS: [Attr; STATS.len()] = stat_attrs!(
     0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
-    26, 27, 28, 29, 30, 31, 32, 33
+    26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36
 );
 static STAT_LIST: AttrList<{ STATS.len() + 1 }> = AttrList::new(&STAT_ATTRS);
 static STAT_GROUP: Group = Group::new(Some(c_str!("stats")), &STAT_LIST);

@@ -44,6 +44,7 @@ declare -A GUARD=(
 	[hostpage]=host_page_reported_whole
 	[devorder]=engine_reports_through_device
 	[sleep]=delayed_batch_waits_without_sleeping
+	[settle]=small_blocks_settle
 	[detach]="engine_reports_through_device e2e:engine-orders"
 )
 TEETH=$ROOT/tools/teeth

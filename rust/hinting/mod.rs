@@ -59,7 +59,7 @@ mod worker;
 
 pub(crate) use capture::CpuTotals;
 #[cfg(ph_tests)]
-pub(crate) use worker::{process_entries, retry_round};
+pub(crate) use worker::{process_entries, retry_round, settle_tick};
 
 use crate::kernel_ext::{
     cpu::{CpuDeadHook, PerCpu},
@@ -69,6 +69,7 @@ use crate::kernel_ext::{
 };
 use crate::ranges::PfnRange;
 use crate::retry::Retry;
+use crate::settle::Settle;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use kernel::{
     c_str,
@@ -87,6 +88,9 @@ const _: () = assert!(crate::capture::MAX_PAGE_ORDER == MAX_PAGE_ORDER);
 pub(crate) const CAPTURE_ENTRIES: usize = 1024;
 /// Ranges on the retry list (16 bytes each, plus a byte).
 pub(crate) const RETRY_RANGES: usize = 256;
+/// Ranges in each generation of small freed blocks waiting to settle (16
+/// bytes each).
+pub(crate) const SETTLE_RANGES: usize = 1024;
 /// Ranges this close (pages) share a retry entry: scattered frees become
 /// one entry, and a rescan of the pages between costs little.
 pub(crate) const RETRY_GAP: u64 = 512;
@@ -97,8 +101,10 @@ pub(crate) const WORK_BATCHES: usize = 0;
 pub(crate) const WORK_FLUSH: usize = 1;
 /// The retry round.
 pub(crate) const WORK_RETRY: usize = 2;
+/// The settle tick (core [`crate::settle`]).
+pub(crate) const WORK_SETTLE: usize = 3;
 /// Work items of the mechanism.
-pub(crate) const WORKS: usize = 3;
+pub(crate) const WORKS: usize = 4;
 
 /// The running mechanism: the [`Engine`] and its work items, in an [`Arc`]
 /// shared by the hook, the work items, sysfs and the transports'
@@ -151,6 +157,9 @@ pub(crate) struct Config {
     pub(crate) flush_ms: AtomicU32,
     /// Milliseconds a batch waits before the worker looks at it.
     pub(crate) delay_ms: AtomicU32,
+    /// Blocks smaller than a pageblock are reported once they stayed free
+    /// between one and two of these intervals (ms); 0: at once.
+    pub(crate) settle_ms: AtomicU32,
     /// Most pages held isolated at once (with host pages above the largest
     /// buddy block: at least one host page, see [`Engine::budget`]).
     pub(crate) max_isolated: AtomicU64,
@@ -176,6 +185,11 @@ pub(crate) struct Stats {
     pub(crate) skipped_busy_pages: AtomicU64,
     pub(crate) unlisted_pages: AtomicU64,
     pub(crate) retry_rounds: AtomicU64,
+    /// Settle ticks, and the pages they scanned and left for later
+    /// because they were freed again.
+    pub(crate) settle_ticks: AtomicU64,
+    pub(crate) settle_scanned_pages: AtomicU64,
+    pub(crate) settle_refreed_pages: AtomicU64,
     pub(crate) retry_dropped_pages: AtomicU64,
     pub(crate) retry_given_up_pages: AtomicU64,
     pub(crate) pcp_drains: AtomicU64,
@@ -217,6 +231,8 @@ pub(crate) struct Stats {
 pub(crate) struct Worker {
     store: KBox<BlockStore>,
     retry: KBox<Retry<RETRY_RANGES>>,
+    /// Small freed blocks waiting to settle (`settle_ms`).
+    settle: KBox<Settle<SETTLE_RANGES>>,
     /// When the armed retry round runs (ktime ns), 0 if none is armed.
     retry_due_ns: u64,
     /// When a retry round last drained the per-CPU lists (ktime ms).
@@ -267,6 +283,7 @@ pub(crate) struct Params {
     pub(crate) enabled: bool,
     pub(crate) flush_ms: u32,
     pub(crate) delay_ms: u32,
+    pub(crate) settle_ms: u32,
     pub(crate) host_page_kb: u64,
 }
 
@@ -318,6 +335,7 @@ impl Hinting {
         let worker = Worker {
             store: BlockStore::new()?,
             retry: mm::zeroed_box()?,
+            settle: mm::zeroed_box()?,
             retry_due_ns: 0,
             last_drain_ms: None,
             overflow_span: PfnRange::default(),
@@ -339,6 +357,7 @@ impl Hinting {
                 enabled: AtomicBool::new(p.enabled),
                 flush_ms: AtomicU32::new(p.flush_ms),
                 delay_ms: AtomicU32::new(p.delay_ms),
+                settle_ms: AtomicU32::new(p.settle_ms),
                 max_isolated: AtomicU64::new(max_isolated),
                 host_page_kb: AtomicU64::new(p.host_page_kb),
                 host_order: AtomicU32::new(host_order(p.host_page_kb)),
@@ -424,6 +443,7 @@ impl WorkHandler<WORKS> for Engine {
             WORK_BATCHES => worker::run_batches(this),
             WORK_FLUSH => worker::flush_idle(this),
             WORK_RETRY => worker::retry_round(this),
+            WORK_SETTLE => worker::settle_tick(this),
             _ => {}
         }
     }
@@ -507,6 +527,12 @@ pub(crate) fn arm_flush(mech: ArcBorrow<'_, Mechanism>) {
     }
 }
 
+/// Queues the settle tick within `settle_ms` from now (after the knob
+/// changed): a tick armed with a longer interval comes sooner.
+pub(crate) fn arm_settle(mech: ArcBorrow<'_, Mechanism>) {
+    Mechanism::queue_within(mech, WORK_SETTLE, mech.cfg.settle_ms.load(Relaxed));
+}
+
 /// Pauses or resumes hinting. Pausing drops what the CPUs captured and the
 /// retry list (counted in `disabled_dropped_pages`) and returns when the
 /// worker holds no page. Process context.
@@ -517,6 +543,7 @@ pub(crate) fn set_enabled(mech: ArcBorrow<'_, Mechanism>, on: bool) {
         // list.
         flush_all(mech);
         worker::retry_round(mech);
+        worker::settle_tick(mech);
     }
 }
 

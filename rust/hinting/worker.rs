@@ -5,7 +5,7 @@
 
 use super::{
     capture, Engine, Mechanism, ReportError, Stats, Transport, Worker, RETRY_GAP, RETRY_RANGES,
-    WORK_BATCHES, WORK_RETRY,
+    WORK_BATCHES, WORK_RETRY, WORK_SETTLE,
 };
 use crate::batch::{LimitError, Limits};
 use crate::capture::Entry;
@@ -146,6 +146,7 @@ pub(crate) fn process_entries(mech: ArcBorrow<'_, Mechanism>, entries: &mut [Ent
         store,
         retry,
         recent,
+        settle,
         ..
     } = &mut *state;
     sort(entries);
@@ -167,14 +168,37 @@ pub(crate) fn process_entries(mech: ArcBorrow<'_, Mechanism>, entries: &mut [Ent
             recent.note(g.start, now, look.busy);
         }
     } else {
+        // Below a pageblock, small blocks wait to show they stay free
+        // (core `settle`); whole pageblocks and more go at once.
+        let settle_ms = engine.cfg.settle_ms.load(Relaxed);
+        let pb = mm::pageblock_order();
+        let settling = settle_ms != 0 && min_order < pb;
         for r in cut(merge(entries), min_order) {
-            if engine
-                .scan_range(&section, &mut held, transport, r, min_order)
-                .unlisted
-                != 0
-            {
-                engine.retry_later(retry, r);
+            let now = if settling {
+                let whole = cut([r], pb).next();
+                let (head, tail) = match whole {
+                    Some(w) => (PfnRange::new(r.start, w.start), PfnRange::new(w.end, r.end)),
+                    None => (r, PfnRange::default()),
+                };
+                settle.add(head);
+                settle.add(tail);
+                whole
+            } else {
+                Some(r)
+            };
+            if let Some(now) = now {
+                if engine
+                    .scan_range(&section, &mut held, transport, now, min_order)
+                    .unlisted
+                    != 0
+                {
+                    engine.retry_later(retry, now);
+                }
             }
+        }
+        if settling && !settle.is_empty() {
+            // Unless a tick is pending already.
+            Mechanism::queue(mech, WORK_SETTLE, settle_ms);
         }
     }
     engine.report(&mut held, transport, min_order);
@@ -184,6 +208,72 @@ pub(crate) fn process_entries(mech: ArcBorrow<'_, Mechanism>, entries: &mut [Ent
         .fetch_max(held.longest_lock_ns(), Relaxed);
     drop(held);
     drop(section);
+    arm_retry(mech, state);
+}
+
+/// The settle tick: scans the small blocks freed one to two intervals ago
+/// that were not freed again since (core [`crate::settle`]), reporting
+/// what is still free, and comes back while blocks wait. Process context.
+pub(crate) fn settle_tick(mech: ArcBorrow<'_, Mechanism>) {
+    let engine: &Engine = &mech;
+    let mut guard = engine.worker.lock();
+    let _busy = BusyTimer::start(&engine.stats);
+    let state = &mut *guard;
+    if state.settle.is_empty() {
+        return;
+    }
+    let transport = state.transport();
+    let Some(transport) = transport
+        .as_deref()
+        .filter(|_| engine.cfg.enabled.load(Relaxed))
+    else {
+        let pages = state.settle.clear();
+        engine
+            .stats
+            .disabled_dropped_pages
+            .fetch_add(pages, Relaxed);
+        return;
+    };
+    let min_order = engine.min_order();
+    engine.stats.settle_ticks.fetch_add(1, Relaxed);
+    let Worker {
+        store,
+        retry,
+        settle,
+        ..
+    } = &mut *state;
+    let section = Section::begin();
+    let mut held = Isolated::new(&section, store);
+    let waited = settle.old_pages();
+    // Pieces of pages that were freed a while ago and not since: at the
+    // reporting order (a piece's edges need not be aligned).
+    let scanned = settle.tick(|piece| {
+        for r in cut([piece], min_order) {
+            if engine
+                .scan_range(&section, &mut held, transport, r, min_order)
+                .unlisted
+                != 0
+            {
+                engine.retry_later(retry, r);
+            }
+        }
+    });
+    let stats = &engine.stats;
+    stats.settle_scanned_pages.fetch_add(scanned, Relaxed);
+    stats
+        .settle_refreed_pages
+        .fetch_add(waited.saturating_sub(scanned), Relaxed);
+    engine.report(&mut held, transport, min_order);
+    stats
+        .zone_lock_max_ns
+        .fetch_max(held.longest_lock_ns(), Relaxed);
+    drop(held);
+    drop(section);
+    if !settle.is_empty() {
+        // `settle_ms` set to 0 meanwhile: what waits goes at the next tick,
+        // at once.
+        Mechanism::queue(mech, WORK_SETTLE, engine.cfg.settle_ms.load(Relaxed));
+    }
     arm_retry(mech, state);
 }
 

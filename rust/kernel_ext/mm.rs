@@ -175,3 +175,6 @@ unsafe impl<const N: usize> Zeroable for crate::capture::CaptureBuf<N> {}
 // SAFETY: arrays of ranges and counts, and a length: all-zero is the empty
 // list, which keeps its invariant.
 unsafe impl<const N: usize> Zeroable for crate::retry::Retry<N> {}
+// SAFETY: two arrays of ranges and two lengths: all-zero is two empty
+// generations, which keeps the type's invariant.
+unsafe impl<const N: usize> Zeroable for crate::settle::Settle<N> {}

@@ -79,6 +79,9 @@ pub const THRESHOLD_KB_MAX: u64 = 1 << 30;
 pub const FLUSH_MS_MAX: u32 = 60_000;
 /// Largest `delay_ms`: one second (a batch waits at most that long).
 pub const DELAY_MS_MAX: u32 = 1000;
+/// Largest `settle_ms`: ten seconds (a small block waits at most twice
+/// that long).
+pub const SETTLE_MS_MAX: u32 = 10_000;
 
 /// Smallest `host_page_kb`: a 4 KiB host page (no huge pages).
 pub const HOST_PAGE_KB_MIN: u64 = 4;
@@ -170,6 +173,17 @@ pub const fn parse_flush_ms(input: &[u8]) -> Result<u32, KnobError> {
 pub const fn parse_delay_ms(input: &[u8]) -> Result<u32, KnobError> {
     match parse_u64_in(input, 0, DELAY_MS_MAX as u64) {
         // At most DELAY_MS_MAX, so the cast cannot truncate.
+        Ok(v) => Ok(v as u32),
+        Err(e) => Err(e),
+    }
+}
+
+/// `settle_ms`: blocks smaller than a pageblock are reported once they
+/// stayed free (not freed again) between one and two such intervals; `0`
+/// reports them when first seen, else `1..=`[`SETTLE_MS_MAX`].
+pub const fn parse_settle_ms(input: &[u8]) -> Result<u32, KnobError> {
+    match parse_u64_in(input, 0, SETTLE_MS_MAX as u64) {
+        // At most SETTLE_MS_MAX, so the cast cannot truncate.
         Ok(v) => Ok(v as u32),
         Err(e) => Err(e),
     }
@@ -375,6 +389,16 @@ mod tests {
             Err(KnobError::OutOfRange { min: 0, max: 1000 })
         );
         assert_eq!(parse_delay_ms(b"-1"), Err(KnobError::Invalid));
+        assert_eq!(parse_settle_ms(b"0"), Ok(0));
+        assert_eq!(parse_settle_ms(b"10000\n"), Ok(10_000));
+        assert_eq!(
+            parse_settle_ms(b"10001"),
+            Err(KnobError::OutOfRange {
+                min: 0,
+                max: 10_000
+            })
+        );
+        assert_eq!(parse_settle_ms(b"1s"), Err(KnobError::Invalid));
     }
 
     #[test]

@@ -14,6 +14,8 @@
 //!   reports.
 //! - [`retry`]: [`retry::Retry`], the bounded list of ranges the worker
 //!   scans again later, with its back-off.
+//! - [`settle`]: [`settle::Settle`], the two generations of small freed
+//!   blocks that wait to show they stay free before they are reported.
 //! - [`hv`]: the range encoding of Hyper-V's memory heat hint hypercall.
 //! - [`knobs`]: parsing and validation of the sysfs knobs, and
 //!   [`knobs::threshold_pages`].
@@ -34,3 +36,4 @@ pub mod hv;
 pub mod knobs;
 pub mod ranges;
 pub mod retry;
+pub mod settle;

@@ -15,7 +15,8 @@ pending_below() { [ "$(pending)" -lt "$1" ]; }
 # --- module parameters ---
 for p in min_order=11 min_order=abc min_order=-1 threshold_kb=0 threshold_kb=3 \
 	threshold_kb=1073741825 threshold_kb=18446744073709551616 enabled=2 enabled=yes \
-	flush_ms=60001 flush_ms=1e3 delay_ms=1001 delay_ms=-5 transport=foo host_page_kb=3000 \
+	flush_ms=60001 flush_ms=1e3 delay_ms=1001 delay_ms=-5 settle_ms=10001 settle_ms=1s \
+	transport=foo host_page_kb=3000 \
 	host_page_kb=2 host_page_kb=2097152 host_page_kb=1048576; do
 	out=$(insmod "$MOD" "$p" 2>&1) && fail "insmod $p loaded"
 	echo "$out" | grep -q "Invalid argument" || fail "insmod $p: '$out', want Invalid argument"
@@ -32,9 +33,10 @@ echo "$out" | grep -q "No such device" || fail "transport=hypercall: '$out', wan
 dmesg | grep -q "transport=hypercall: the host does not offer" || fail "no hypercall log line"
 mark params-refused
 
-load_hinting threshold_kb=8192 min_order=3 flush_ms=250 delay_ms=20 enabled=0 transport=virtio \
-	host_page_kb=2048
-for kv in threshold_kb=8192 min_order=3 flush_ms=250 delay_ms=20 enabled=0 host_page_kb=2048; do
+load_hinting threshold_kb=8192 min_order=3 flush_ms=250 delay_ms=20 settle_ms=250 enabled=0 \
+	transport=virtio host_page_kb=2048
+for kv in threshold_kb=8192 min_order=3 flush_ms=250 delay_ms=20 settle_ms=250 enabled=0 \
+	host_page_kb=2048; do
 	[ "$(cat "$SYS/${kv%=*}")" = "${kv#*=}" ] || fail "parameter $kv: knob shows $(cat "$SYS/${kv%=*}")"
 done
 grep -q "^virtio-balloon active$" "$SYS/transport" || fail "transport: $(cat "$SYS/transport")"
@@ -47,8 +49,8 @@ params_show() { # NAME=VALUE...
 		[ "$(cat "$f")" = "${kv#*=}" ] || fail "parameters/${kv%=*} shows '$(cat "$f")', want ${kv#*=}"
 	done
 }
-params_show threshold_kb=8192 min_order=3 flush_ms=250 delay_ms=20 enabled=0 transport=virtio \
-	host_page_kb=2048
+params_show threshold_kb=8192 min_order=3 flush_ms=250 delay_ms=20 settle_ms=250 enabled=0 \
+	transport=virtio host_page_kb=2048
 for f in "$PARAMS"/*; do
 	[ "$(busybox stat -c %a "$f")" = 444 ] || fail "${f##*/}: mode is not 0444"
 done
@@ -56,8 +58,8 @@ expect_write "$PARAMS/threshold_kb" "4096" EACCES
 # (busybox's modinfo wants a modules.dep, even for a file name; the Debian
 # image of make check-distro runs kmod's.)
 mkdir -p "/lib/modules/$(uname -r)" && touch "/lib/modules/$(uname -r)/modules.dep"
-n=$(modinfo -p "$MOD" | grep -cE '^(threshold_kb|min_order|enabled|flush_ms|delay_ms|host_page_kb|transport):.{20,}')
-[ "$n" = 7 ] || fail "modinfo -p lists $n described parameters, want 7: $(modinfo -p "$MOD")"
+n=$(modinfo -p "$MOD" | grep -cE '^(threshold_kb|min_order|enabled|flush_ms|delay_ms|settle_ms|host_page_kb|transport):.{20,}')
+[ "$n" = 8 ] || fail "modinfo -p lists $n described parameters, want 8: $(modinfo -p "$MOD")"
 mark params-taken
 # Every file, for the host to compare with the ABI document.
 for f in "$SYS"/* "$SYS"/stats/* "$PARAMS"/*; do [ -f "$f" ] && echo "sysfs-file $f"; done
@@ -88,6 +90,7 @@ check_knob min_order "0 10 9" "11 4294967296"
 check_knob enabled "0 1" "2"
 check_knob flush_ms "0 60000 100" "60001"
 check_knob delay_ms "0 1000 0" "1001"
+check_knob settle_ms "0 10000 1000" "10001"
 # Powers of two only; a host page this 1 GiB guest cannot set aside is
 # refused with a reason in the log.
 check_knob host_page_kb "2048 4096 1024 4" "0 2 3000 12 2097152 1048576"
@@ -101,13 +104,16 @@ ph-fuzz "$SYS/min_order" 0 10 3000 2 || fail "fuzz min_order"
 ph-fuzz "$SYS/enabled" 0 1 1000 3 || fail "fuzz enabled"
 ph-fuzz "$SYS/flush_ms" 0 60000 3000 4 || fail "fuzz flush_ms"
 ph-fuzz "$SYS/delay_ms" 0 1000 2000 5 || fail "fuzz delay_ms"
+ph-fuzz "$SYS/settle_ms" 0 10000 2000 6 || fail "fuzz settle_ms"
 echo 4096 >"$SYS/threshold_kb"
 echo 9 >"$SYS/min_order"
 echo 1 >"$SYS/enabled"
 echo 100 >"$SYS/flush_ms"
 echo 0 >"$SYS/delay_ms"
+echo 1000 >"$SYS/settle_ms"
 # An accepted write shows in /sys/module too; a refused one in neither.
-params_show threshold_kb=4096 min_order=9 flush_ms=100 delay_ms=0 enabled=1 host_page_kb=4
+params_show threshold_kb=4096 min_order=9 flush_ms=100 delay_ms=0 settle_ms=1000 enabled=1 \
+	host_page_kb=4
 mark knobs-validated
 
 # --- each knob takes effect ---

@@ -5,7 +5,7 @@
 #
 # Usage: tools/core-fuzz.sh [seconds] [target...]
 #   seconds  time per target (default 300)
-#   target   pipeline, knobs (default: both)
+#   target   pipeline, knobs, settle (default: all)
 #
 # cargo-fuzz wants nightly; this machine only has the stable toolchain, so
 # the build runs with RUSTC_BOOTSTRAP=1, which lets stable rustc take the
@@ -41,7 +41,7 @@ seconds=${1:-300}
 [[ $seconds =~ ^[0-9]+$ && $seconds -gt 0 ]] || die "seconds must be a positive integer, not '$seconds'"
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(pipeline knobs)
+((${#targets[@]})) || targets=(pipeline knobs settle)
 
 mkdir -p "$FUZZ_CACHE"
 info "core-fuzz: building ${targets[*]}"

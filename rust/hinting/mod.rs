@@ -460,6 +460,15 @@ impl Engine {
             .min(MAX_PAGE_ORDER)
     }
 
+    /// `settle_ms` while small blocks settle: set, and the reporting order
+    /// below the pageblock order (with host pages above the largest buddy
+    /// block, the worker looks at whole host pages instead).
+    fn settling_ms(&self) -> Option<u32> {
+        let ms = self.cfg.settle_ms.load(Relaxed);
+        (ms != 0 && self.min_order() < mm::pageblock_order() && self.granule_order().is_none())
+            .then_some(ms)
+    }
+
     /// The order of a host page when it is larger than the largest buddy
     /// block (the worker then reports whole host pages only), else `None`.
     fn granule_order(&self) -> Option<u32> {

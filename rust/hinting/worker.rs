@@ -113,9 +113,18 @@ fn process(mech: ArcBorrow<'_, Mechanism>, buf: &mut capture::Buf) {
         if state.transport().is_none() {
             return;
         }
-        state.overflow_span = state.overflow_span.hull(span);
         mech.stats.overflow_spans.fetch_add(1, Relaxed);
-        arm_retry(mech, &mut state);
+        if let Some(ms) = mech.settling_ms() {
+            // What the buffer turned away were mostly small frees of a
+            // burst: the span waits with them, or a workload that frees
+            // faster than the worker looks would have its churn reported
+            // at the next retry round.
+            state.settle.add(span);
+            Mechanism::queue(mech, WORK_SETTLE, ms);
+        } else {
+            state.overflow_span = state.overflow_span.hull(span);
+            arm_retry(mech, &mut state);
+        }
     }
 }
 
@@ -170,11 +179,10 @@ pub(crate) fn process_entries(mech: ArcBorrow<'_, Mechanism>, entries: &mut [Ent
     } else {
         // Below a pageblock, small blocks wait to show they stay free
         // (core `settle`); whole pageblocks and more go at once.
-        let settle_ms = engine.cfg.settle_ms.load(Relaxed);
+        let settling = engine.settling_ms();
         let pb = mm::pageblock_order();
-        let settling = settle_ms != 0 && min_order < pb;
         for r in cut(merge(entries), min_order) {
-            let now = if settling {
+            let now = if settling.is_some() {
                 let whole = cut([r], pb).next();
                 let (head, tail) = match whole {
                     Some(w) => (PfnRange::new(r.start, w.start), PfnRange::new(w.end, r.end)),
@@ -196,9 +204,9 @@ pub(crate) fn process_entries(mech: ArcBorrow<'_, Mechanism>, entries: &mut [Ent
                 }
             }
         }
-        if settling && !settle.is_empty() {
+        if let Some(ms) = settling.filter(|_| !settle.is_empty()) {
             // Unless a tick is pending already.
-            Mechanism::queue(mech, WORK_SETTLE, settle_ms);
+            Mechanism::queue(mech, WORK_SETTLE, ms);
         }
     }
     engine.report(&mut held, transport, min_order);

@@ -231,17 +231,19 @@ pub(crate) fn settle_tick(mech: ArcBorrow<'_, Mechanism>) {
         return;
     }
     let transport = state.transport();
-    let Some(transport) = transport
-        .as_deref()
-        .filter(|_| engine.cfg.enabled.load(Relaxed))
-    else {
+    let Some(transport) = transport.as_deref() else {
+        let pages = state.settle.clear();
+        engine.stats.no_transport_pages.fetch_add(pages, Relaxed);
+        return;
+    };
+    if !engine.cfg.enabled.load(Relaxed) {
         let pages = state.settle.clear();
         engine
             .stats
             .disabled_dropped_pages
             .fetch_add(pages, Relaxed);
         return;
-    };
+    }
     let min_order = engine.min_order();
     engine.stats.settle_ticks.fetch_add(1, Relaxed);
     let Worker {
@@ -278,8 +280,8 @@ pub(crate) fn settle_tick(mech: ArcBorrow<'_, Mechanism>) {
     drop(held);
     drop(section);
     if !settle.is_empty() {
-        // `settle_ms` set to 0 meanwhile: what waits goes at the next tick,
-        // at once.
+        // Back in `settle_ms` while blocks wait (at once if it was set to
+        // 0 meanwhile: what waits then goes at the next tick).
         Mechanism::queue(mech, WORK_SETTLE, engine.cfg.settle_ms.load(Relaxed));
     }
     arm_retry(mech, state);

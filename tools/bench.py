@@ -228,8 +228,18 @@ def run_one(kernel, initrd, disk, outdir, conf, work, rep, args):
     cmd, js = guest_cmd(kernel, initrd, outdir, conf, work, tag, args,
                         disk=disk if work in ("pagecache", "phases") else None)
     t = time.monotonic()
-    r = launch(cmd, js, tag)
+    r = reuse(js, args) or launch(cmd, js, tag)
     return r, time.monotonic() - t
+
+
+def reuse(js, args):
+    """With --resume, the result of a run the interrupted bench finished."""
+    if args.resume and os.path.exists(js):
+        r = json.load(open(js))
+        if r.get("status") == 0:
+            print(f"[bench] {os.path.basename(js)}: reused", flush=True)
+            return r
+    return None
 
 
 def run_fleet(kernel, initrd, outdir, conf, rep, args):
@@ -353,7 +363,7 @@ def run_holds(kernel, initrd, outdir, conf, args):
     tag = f"{conf[0]}.holds.0"
     cmd, js = guest_cmd(kernel, initrd, outdir, conf, "holds", tag, args, guest_args=["--smp", "1"])
     t = time.monotonic()
-    r = launch(cmd, js, tag)
+    r = reuse(js, args) or launch(cmd, js, tag)
     v = first_mark(r, "holds")[1].split()
     us = [None if x == "-" else int(x) / 1000 for x in v[:4]]
     return {"config": conf[0], "report_lock_us": us[0], "free_lock_us": us[1],
@@ -722,6 +732,9 @@ def main():
                     "for the configurations, workloads and tables it did not run; the table says "
                     "which date each part comes from")
     ap.add_argument("--replot", help="redraw from an earlier results directory")
+    ap.add_argument("--resume", metavar="DIR",
+                    help="go on with the interrupted bench of results directory DIR, with the "
+                    "same options: the runs it finished are read back, not run again")
     ap.add_argument("--no-icount", dest="icount", action="store_false",
                     help="run the throughput workloads on the host's clock, not under QEMU's "
                     "instruction counting (see ICOUNT)")
@@ -751,7 +764,7 @@ def main():
         kernel = sh(os.path.join(TOOLS, "kernel.sh"), "normal") + "/arch/x86/boot/bzImage"
         initrd = sh(os.path.join(TOOLS, "initramfs.sh"), "normal")
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        outdir = os.path.join(os.path.dirname(initrd), "bench", stamp)
+        outdir = args.resume or os.path.join(os.path.dirname(initrd), "bench", stamp)
         os.makedirs(os.path.join(outdir, "runs"), exist_ok=True)
         disk = os.path.join(outdir, "disk.img")
         with open(disk, "wb") as f:

@@ -232,12 +232,18 @@ def run_one(kernel, initrd, disk, outdir, conf, work, rep, args):
     return r, time.monotonic() - t
 
 
+# Seconds of the runs --resume read back.
+REUSED_S = [0.0]
+
+
 def reuse(js, args):
     """With --resume, the result of a run the interrupted bench finished."""
     if args.resume and os.path.exists(js):
         r = json.load(open(js))
         if r.get("status") == 0:
             print(f"[bench] {os.path.basename(js)}: reused", flush=True)
+            # The bench's time counts the first try's run.
+            REUSED_S[0] += r.get("seconds", 0.0)
             return r
     return None
 
@@ -708,8 +714,15 @@ def merge_published(outdir, meta, results, huge, foot, holds):
     if kept:
         # The merged rows keep their own run's settings in the notes.
         meta["merged_parts"] = sorted({x["workload"] for x in kept})
-    return (results + kept, huge or old.get("hugetlb") or [], foot or old.get("footprint") or [],
-            holds or old.get("holds") or [])
+    # Per configuration (and workload) in the footprint and holds tables
+    # too: a run that measured page_hinting alone keeps Linux's rows.
+    foot_ran = {(x["config"], x["workload"]) for x in foot}
+    foot += [x for x in old.get("footprint") or [] if (x["config"], x["workload"]) not in foot_ran]
+    holds_ran = {x["config"] for x in holds}
+    holds += [x for x in old.get("holds") or [] if x["config"] not in holds_ran]
+    order = [c[0] for c in CONFIGS]
+    holds.sort(key=lambda x: order.index(x["config"]) if x["config"] in order else len(order))
+    return results + kept, huge or old.get("hugetlb") or [], foot, holds
 
 
 def main():
@@ -845,7 +858,7 @@ def main():
         meta = {"date": time.strftime("%Y-%m-%d"), "reps": args.reps, "window": args.window,
                 "seconds": args.seconds, "pairs": args.pairs, "accel": accel, "qemu": qemu, "smp": SMP, "mem": 1024,
                 "icount": args.icount, "thr_accel": thr_accel,
-                "minutes": round((time.monotonic() - t_start) / 60, 1)}
+                "minutes": round((time.monotonic() - t_start + REUSED_S[0]) / 60, 1)}
         if args.merge:
             results, huge, foot, holds = merge_published(outdir, meta, results, huge, foot, holds)
         json.dump({"meta": meta, "results": results, "hugetlb": huge, "footprint": foot,

@@ -16,7 +16,7 @@ import sys
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RUST = ROOT / "rust"
-CORE = {"batch", "capture", "hv", "knobs", "ranges", "retry"}
+CORE = {"batch", "capture", "hv", "knobs", "ranges", "retry", "settle"}
 ALLOWED = {
     "page_hinting_main": {"sysfs", "transport", "hinting", "kernel_ext", "core", "tests"},
     "sysfs": {"hinting", "kernel_ext", "core"},

@@ -195,13 +195,7 @@ pub(crate) fn process_entries(mech: ArcBorrow<'_, Mechanism>, entries: &mut [Ent
                 Some(r)
             };
             if let Some(now) = now {
-                if engine
-                    .scan_range(&section, &mut held, transport, now, min_order)
-                    .unlisted
-                    != 0
-                {
-                    engine.retry_later(retry, now);
-                }
+                engine.scan_or_retry(&section, &mut held, transport, retry, now, min_order);
             }
         }
         if let Some(ms) = settling.filter(|_| !settle.is_empty()) {
@@ -209,11 +203,7 @@ pub(crate) fn process_entries(mech: ArcBorrow<'_, Mechanism>, entries: &mut [Ent
             Mechanism::queue(mech, WORK_SETTLE, ms);
         }
     }
-    engine.report(&mut held, transport, min_order);
-    engine
-        .stats
-        .zone_lock_max_ns
-        .fetch_max(held.longest_lock_ns(), Relaxed);
+    engine.report_held(&mut held, transport, min_order);
     drop(held);
     drop(section);
     arm_retry(mech, state);
@@ -259,13 +249,7 @@ pub(crate) fn settle_tick(mech: ArcBorrow<'_, Mechanism>) {
     // reporting order (a piece's edges need not be aligned).
     let scanned = settle.tick(|piece| {
         for r in cut([piece], min_order) {
-            if engine
-                .scan_range(&section, &mut held, transport, r, min_order)
-                .unlisted
-                != 0
-            {
-                engine.retry_later(retry, r);
-            }
+            engine.scan_or_retry(&section, &mut held, transport, retry, r, min_order);
         }
     });
     let stats = &engine.stats;
@@ -273,10 +257,7 @@ pub(crate) fn settle_tick(mech: ArcBorrow<'_, Mechanism>) {
     stats
         .settle_refreed_pages
         .fetch_add(waited.saturating_sub(scanned), Relaxed);
-    engine.report(&mut held, transport, min_order);
-    stats
-        .zone_lock_max_ns
-        .fetch_max(held.longest_lock_ns(), Relaxed);
+    engine.report_held(&mut held, transport, min_order);
     drop(held);
     drop(section);
     if !settle.is_empty() {
@@ -373,11 +354,7 @@ pub(crate) fn retry_round(mech: ArcBorrow<'_, Mechanism>) {
     if !span.is_empty() && look(&mut held, span) {
         engine.retry_later(retry, span);
     }
-    engine.report(&mut held, transport, min_order);
-    engine
-        .stats
-        .zone_lock_max_ns
-        .fetch_max(held.longest_lock_ns(), Relaxed);
+    engine.report_held(&mut held, transport, min_order);
     drop(held);
     drop(section);
     arm_retry(mech, state);
@@ -663,6 +640,35 @@ impl Engine {
         if !retry.push(r, RETRY_GAP) {
             self.stats.retry_dropped_pages.fetch_add(r.pages(), Relaxed);
         }
+    }
+
+    /// Scans `r` ([`Engine::scan_range`]) and puts it on the retry list if
+    /// pages of it were still on per-CPU lists.
+    fn scan_or_retry(
+        &self,
+        section: &Section,
+        held: &mut Isolated<'_>,
+        transport: &dyn Transport,
+        retry: &mut Retry<RETRY_RANGES>,
+        r: PfnRange,
+        min_order: u32,
+    ) {
+        if self
+            .scan_range(section, held, transport, r, min_order)
+            .unlisted
+            != 0
+        {
+            self.retry_later(retry, r);
+        }
+    }
+
+    /// Reports what a batch, round or tick left held, and records its
+    /// longest zone lock hold.
+    fn report_held(&self, held: &mut Isolated<'_>, transport: &dyn Transport, min_order: u32) {
+        self.report(held, transport, min_order);
+        self.stats
+            .zone_lock_max_ns
+            .fetch_max(held.longest_lock_ns(), Relaxed);
     }
 
     /// Isolates the free blocks of `r`, reporting whenever the held blocks

@@ -45,6 +45,7 @@ declare -A GUARD=(
 	[devorder]=engine_reports_through_device
 	[sleep]=delayed_batch_waits_without_sleeping
 	[settle]=small_blocks_settle
+	[cover]=block_freed_in_two_batches
 	[detach]="engine_reports_through_device e2e:engine-orders"
 )
 TEETH=$ROOT/tools/teeth

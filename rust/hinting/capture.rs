@@ -11,6 +11,19 @@
 //! there is no spare: if the free path fills the active buffer meanwhile,
 //! further frees are turned away and counted (their span is kept, see
 //! [`crate::capture`]): the free path never waits.
+//!
+//! Most frees take neither the lock nor an entry. Each CPU publishes, next
+//! to its lock, the aligned block of the reporting order that the entry it
+//! stored last lies in (its *hint*). A free inside that block is only
+//! counted, in an atomic beside the hint: the worker rounds entries out to
+//! that order ([`CaptureBuf::push_in`]), so the stored entry stands for it.
+//! The hint is taken down, with a full barrier, when the worker swaps the
+//! buffer away, before it scans what the buffer holds; a free's page has
+//! its last reference dropped (a fully ordered atomic) before the hook
+//! reads the hint. So either the free sees the hint down and stores an
+//! entry, or the worker's scan sees the page without a reference: on a
+//! free list, or on its way there, which the scan counts as on a per-CPU
+//! list and retries.
 
 use super::{Engine, Mechanism, CAPTURE_ENTRIES, WORK_BATCHES, WORK_FLUSH};
 use crate::capture::{CaptureBuf, Entry, Push};
@@ -18,9 +31,13 @@ use crate::kernel_ext::{
     cpu::{CpuDead, IrqOff},
     free_page_hint::FreeHook,
     mm,
+    slot::InArc,
     sync::{new_irqs_off_lock, IrqsOffLock},
 };
-use core::sync::atomic::Ordering::Relaxed;
+use core::sync::atomic::{
+    AtomicU64,
+    Ordering::{Relaxed, SeqCst},
+};
 use kernel::{init::PinInit, prelude::*, sync::ArcBorrow};
 
 /// One capture buffer.
@@ -48,10 +65,102 @@ pub(super) struct CpuState {
     overflow_pages: u64,
 }
 
-/// One CPU's capture lock and state. The innermost lock: taken with
-/// interrupts off, under the worker mutex or none, never around another
-/// lock (order: knob lock, worker mutex, capture lock).
-pub(super) type CpuCapture = IrqsOffLock<CpuState>;
+/// No hint: no free is only counted.
+const NO_HINT: u64 = u64::MAX;
+
+/// The smallest order of the blocks entries stand for (16 pages, 64 KiB),
+/// below which a hint would seldom be hit: the worker rounds the entries
+/// of a batch out to blocks of this order at `min_order` 0 to 3, and
+/// reports the free blocks of `min_order` or more in them. Small enough
+/// that the ranges settle (`settle_ms`) as the frees did: a pageblock is
+/// 32 such blocks.
+const HINT_ORDER_MIN: u32 = 4;
+
+/// The hint of the aligned block of `1 << order` pages that `e` lies in
+/// wholly, if it does. The block number (a pfn below 2^56 shifted right)
+/// and the order (at most 10) fit; never [`NO_HINT`] (low bits 15).
+#[inline(always)]
+fn hint_of(e: Entry, order: u32) -> Option<u64> {
+    let order = order.min(crate::capture::MAX_PAGE_ORDER);
+    let block = e.pfn() >> order;
+    // e.end() >= 1.
+    ((e.end() - 1) >> order == block).then_some((block << 4) | u64::from(order))
+}
+
+/// Frees counted against the hint, packed in one `u64`: pages in the low
+/// 32 bits, frees in the high 32. Both are folded into the CPU's state at
+/// its next locked push, so neither comes near 2^32 (a hint covers one
+/// block of at most 1024 pages, freed at most 1024 times, between pushes
+/// that fold).
+const COUNT_ONE: u64 = 1 << 32;
+
+/// One CPU's capture lock and state, and the hint the free path reads
+/// without the lock. The lock is the innermost: taken with interrupts
+/// off, under the worker mutex or none, never around another lock (order:
+/// knob lock, worker mutex, capture lock).
+#[pin_data]
+pub(super) struct CpuCapture {
+    #[pin]
+    lock: IrqsOffLock<CpuState>,
+    /// [`hint_of`] the entry this CPU's active buffer stored last, or
+    /// [`NO_HINT`]. Set under the lock by a free that stored an entry;
+    /// taken down (with a full barrier) under the lock by the worker when
+    /// it swaps the buffer away.
+    hint: AtomicU64,
+    /// Frees counted against the hint since the last fold ([`COUNT_ONE`]).
+    counted: AtomicU64,
+    /// The pages the active buffer held at the last locked push, so that
+    /// a counted free sees when the threshold is reached.
+    pending: AtomicU64,
+}
+
+impl CpuCapture {
+    /// Takes the lock; interrupts stay off (`irq`) until the guard is gone.
+    fn lock<'a>(
+        &'a self,
+        irq: &'a IrqOff,
+    ) -> kernel::sync::lock::Guard<'a, CpuState, crate::kernel_ext::sync::RawSpinLockBackend> {
+        self.lock.lock(irq)
+    }
+
+    /// Counts a free of `e` against the hint if `e` lies in its block at
+    /// `order`; whether it did, and whether the CPU's pending pages now
+    /// reach `threshold` (the caller then takes the lock to see to it).
+    #[inline(always)]
+    fn count(&self, e: Entry, order: u32, threshold: u64) -> (bool, bool) {
+        let Some(h) = hint_of(e, order) else {
+            return (false, false);
+        };
+        if self.hint.load(Relaxed) != h {
+            return (false, false);
+        }
+        let add = COUNT_ONE | e.pages();
+        let c = self.counted.fetch_add(add, Relaxed).wrapping_add(add);
+        let pending = (c & (COUNT_ONE - 1)).saturating_add(self.pending.load(Relaxed));
+        (true, pending >= threshold)
+    }
+
+    /// Folds the counted frees into `state` (the lock is held).
+    fn fold(&self, state: &mut CpuState) {
+        // A load first: the swap is a locked instruction, and at order 0
+        // nothing is ever counted.
+        if self.counted.load(Relaxed) == 0 {
+            return;
+        }
+        let c = self.counted.swap(0, Relaxed);
+        let pages = c & (COUNT_ONE - 1);
+        state.active.add_pages(pages);
+        state.captured_pages = state.captured_pages.wrapping_add(pages);
+        state.captured_blocks = state.captured_blocks.wrapping_add(c >> 32);
+    }
+
+    /// Takes the hint down before the active buffer is swapped away (the
+    /// lock is held): the full barrier orders it before the worker's scan
+    /// of what the buffer holds (module documentation).
+    fn unhint(&self) {
+        self.hint.swap(NO_HINT, SeqCst);
+    }
+}
 
 /// An initialiser for one CPU's capture state, with its two buffers.
 pub(super) fn new_cpu() -> Result<impl PinInit<CpuCapture>> {
@@ -67,7 +176,12 @@ pub(super) fn new_cpu() -> Result<impl PinInit<CpuCapture>> {
         overflow_blocks: 0,
         overflow_pages: 0,
     };
-    Ok(new_irqs_off_lock!(state, "page_hinting_cpu"))
+    Ok(pin_init!(CpuCapture {
+        lock <- new_irqs_off_lock!(state, "page_hinting_cpu"),
+        hint: AtomicU64::new(NO_HINT),
+        counted: AtomicU64::new(0),
+        pending: AtomicU64::new(0),
+    }))
 }
 
 /// What [`with_batch`] found on a CPU.
@@ -97,7 +211,10 @@ pub(super) fn with_batch(cpu: &CpuCapture, delay_ns: u64, f: impl FnOnce(&mut Bu
             Some(w) => (w, state.waiting_ns),
             None => match state.spare.take() {
                 Some(spare) if !state.active.is_empty() => {
+                    cpu.fold(&mut state);
                     let full = core::mem::replace(&mut state.active, spare);
+                    cpu.unhint();
+                    cpu.pending.store(0, Relaxed);
                     (full, core::mem::take(&mut state.newest_ns))
                 }
                 spare => {
@@ -160,11 +277,13 @@ impl Engine {
         for (_, cpu) in self.cpus.iter() {
             let irq = IrqOff::new();
             let state = cpu.lock(&irq);
-            t.captured_pages += state.captured_pages;
-            t.captured_blocks += state.captured_blocks;
+            let c = cpu.counted.load(Relaxed);
+            let counted = c & (COUNT_ONE - 1);
+            t.captured_pages += state.captured_pages + counted;
+            t.captured_blocks += state.captured_blocks + (c >> 32);
             t.overflow_blocks += state.overflow_blocks;
             t.overflow_pages += state.overflow_pages;
-            t.pending_pages += state.active.pending_pages();
+            t.pending_pages += state.active.pending_pages() + counted;
         }
         t
     }
@@ -181,7 +300,12 @@ impl Engine {
 
 impl FreeHook for Mechanism {
     /// The free page hint callback: runs in every context that frees pages.
-    fn freed(this: ArcBorrow<'_, Self>, pfn: u64, order: u32) {
+    ///
+    /// Kept short: it runs for every block the guest frees, 4 KiB pages
+    /// mostly. A free inside the block of the CPU's hint is counted
+    /// without the lock (module documentation); the others store an entry
+    /// ([`store`]).
+    fn freed(this: InArc<'_, Self>, pfn: u64, order: u32) {
         let cfg = &this.cfg;
         if !cfg.enabled.load(Relaxed) {
             return;
@@ -190,54 +314,115 @@ impl FreeHook for Mechanism {
             return;
         };
         let threshold = cfg.threshold_pages.load(Relaxed);
-        let stamp = if cfg.delay_ms.load(Relaxed) != 0 {
-            mm::mono_fast_ns()
-        } else {
-            0
-        };
+        // The order of the blocks entries stand for: the reporting order,
+        // or HINT_ORDER_MIN pages below it (module documentation).
+        let order = this.min_order().max(HINT_ORDER_MIN);
         let irq = IrqOff::new();
-        let t0 = mm::Stamp::now();
-        let (push, was_empty, kick) = {
-            let mut state = this.cpus.this_cpu(&irq).lock(&irq);
-            let was_empty = state.active.is_empty();
-            let push = state.active.push(e, threshold);
-            match push {
-                Push::Full => {
-                    state.overflow_blocks += 1;
-                    state.overflow_pages += e.pages();
-                }
-                _ => {
-                    state.captured_pages += e.pages();
-                    state.captured_blocks += 1;
-                    state.newest_ns = stamp;
-                }
-            }
-            let kick = push != Push::Stored && !state.queued;
-            if kick {
-                state.queued = true;
-            }
-            (push, was_empty, kick)
+        let cpu = this.cpus.this_cpu(&irq);
+        // With `delay_ms` the batch keeps its newest free's time: stored.
+        let (counted, ready) = if cfg.delay_ms.load(Relaxed) == 0 {
+            cpu.count(e, order, threshold)
+        } else {
+            (false, false)
         };
-        let ticks = t0.ticks_since();
-        drop(irq);
-        // Queued with interrupts on: waking the worker is most of the
-        // section's length otherwise (2.5 us of 1 vCPU under icount). A
-        // free that interrupts us here sees `queued` and leaves the kick
-        // to us.
-        if kick {
-            Mechanism::queue(this, WORK_BATCHES, 0);
+        if counted && !ready {
+            return;
         }
+        let tail = store(&this, cpu, &irq, (!counted).then_some(e), order, threshold);
+        drop(irq);
         // Read first: the line stays shared between the CPUs, written only
         // on a new maximum (in ticks: sysfs converts it to ns).
         let max = &this.stats.free_irqoff_max_ticks;
-        if ticks > max.load(Relaxed) {
-            max.fetch_max(ticks, Relaxed);
+        if tail.ticks > max.load(Relaxed) {
+            max.fetch_max(tail.ticks, Relaxed);
         }
-        if was_empty && push != Push::Full {
-            let ms = cfg.flush_ms.load(Relaxed);
-            if ms != 0 {
-                Mechanism::queue(this, WORK_FLUSH, ms);
+        if tail.kick || tail.first {
+            kick_worker(this, tail.kick, tail.first);
+        }
+    }
+}
+
+/// What [`store`] leaves to do with interrupts on.
+struct Tail {
+    /// Length of the section with the lock, in ticks.
+    ticks: u64,
+    /// Wake the worker for a full buffer.
+    kick: bool,
+    /// The buffer got its first entry: arm the idle flush.
+    first: bool,
+}
+
+/// The free path with the CPU's lock (`cpu` is this CPU's, interrupts are
+/// off): stores `e` (none: it was counted, and the pending pages reached
+/// the threshold) to stand for its block of `order`, and says whether to
+/// wake the worker or arm the flush.
+#[inline(always)]
+fn store(
+    this: &Mechanism,
+    cpu: &CpuCapture,
+    irq: &IrqOff,
+    e: Option<Entry>,
+    order: u32,
+    threshold: u64,
+) -> Tail {
+    let stamp = if this.cfg.delay_ms.load(Relaxed) != 0 {
+        mm::mono_fast_ns()
+    } else {
+        0
+    };
+    let t0 = mm::Stamp::now();
+    let mut state = cpu.lock(irq);
+    let was_empty = state.active.is_empty();
+    cpu.fold(&mut state);
+    let push = match e {
+        Some(e) => {
+            let push = state.active.push_in(e, order, threshold);
+            if push == Push::Full {
+                state.overflow_blocks += 1;
+                state.overflow_pages += e.pages();
+            } else {
+                state.captured_pages = state.captured_pages.wrapping_add(e.pages());
+                state.captured_blocks = state.captured_blocks.wrapping_add(1);
+                state.newest_ns = stamp;
+                if stamp == 0 {
+                    cpu.hint
+                        .store(hint_of(e, order).unwrap_or(NO_HINT), Relaxed);
+                }
             }
+            push
+        }
+        None if state.active.is_ready(threshold) => Push::Ready,
+        None => Push::Stored,
+    };
+    cpu.pending.store(state.active.pending_pages(), Relaxed);
+    let kick = push != Push::Stored && !state.queued;
+    if kick {
+        state.queued = true;
+    }
+    drop(state);
+    Tail {
+        ticks: t0.ticks_since(),
+        kick,
+        first: was_empty && push != Push::Full,
+    }
+}
+
+/// The free path's rare part: wakes the worker for a full buffer, and arms
+/// the idle flush for a buffer that got its first entry. Queued with
+/// interrupts on: waking the worker is most of the section's length
+/// otherwise (2.5 us of 1 vCPU under icount). A free that interrupts the
+/// caller after its section sees `queued` and leaves the kick to it.
+#[cold]
+#[inline(never)]
+fn kick_worker(this: InArc<'_, Mechanism>, kick: bool, first: bool) {
+    let this = this.arc();
+    if kick {
+        Mechanism::queue(this, WORK_BATCHES, 0);
+    }
+    if first {
+        let ms = this.cfg.flush_ms.load(Relaxed);
+        if ms != 0 {
+            Mechanism::queue(this, WORK_FLUSH, ms);
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::kernel_ext::{
     free_page_hint::{Isolated, Mark, Report, Scan, ScanCounts, Section, MAX_PAGE_ORDER},
     mm,
 };
-use crate::ranges::{cut, granules, merge, sort, PfnRange};
+use crate::ranges::{cut, granules, merge_out, sort, PfnRange};
 use crate::retry::{drain_due, Retry};
 use core::sync::atomic::Ordering::Relaxed;
 use kernel::{prelude::*, sync::ArcBorrow};
@@ -106,7 +106,8 @@ pub(super) fn flush_idle(mech: ArcBorrow<'_, Mechanism>) {
 /// fell behind.
 fn process(mech: ArcBorrow<'_, Mechanism>, buf: &mut capture::Buf) {
     let pending = buf.pending_pages();
-    process_entries(mech, buf.as_mut_slice(), pending);
+    let cover = buf.cover_order();
+    process_entries(mech, buf.as_mut_slice(), pending, cover);
     let span = buf.spilled();
     if !span.is_empty() && mech.cfg.enabled.load(Relaxed) {
         let mut state = mech.worker.lock();
@@ -129,10 +130,16 @@ fn process(mech: ArcBorrow<'_, Mechanism>, buf: &mut capture::Buf) {
 }
 
 /// Processes a batch of captured entries holding `pending` pages: sort,
-/// merge, cut, isolate, report, give back; ranges with pages still on
-/// per-CPU lists go on the retry list. Process context; the worker mutex
-/// serialises callers.
-pub(crate) fn process_entries(mech: ArcBorrow<'_, Mechanism>, entries: &mut [Entry], pending: u64) {
+/// merge (each entry rounded out to its aligned block of `1 << cover`
+/// pages, see [`crate::capture::CaptureBuf::push_in`]), cut, isolate,
+/// report, give back; ranges with pages still on per-CPU lists go on the
+/// retry list. Process context; the worker mutex serialises callers.
+pub(crate) fn process_entries(
+    mech: ArcBorrow<'_, Mechanism>,
+    entries: &mut [Entry],
+    pending: u64,
+    cover: u32,
+) {
     let engine: &Engine = &mech;
     engine.stats.batches.fetch_add(1, Relaxed);
     if !engine.cfg.enabled.load(Relaxed) {
@@ -165,7 +172,7 @@ pub(crate) fn process_entries(mech: ArcBorrow<'_, Mechanism>, entries: &mut [Ent
         // Host pages above the largest buddy block: each one a free
         // touched gets a look of its own, unless it had one lately.
         let now = mm::ktime_ns();
-        for g in granules(merge(entries), order) {
+        for g in granules(merge_out(entries, cover), order) {
             if recent.looked_lately(g.start, now) {
                 engine.retry_later(retry, g);
                 continue;
@@ -181,7 +188,7 @@ pub(crate) fn process_entries(mech: ArcBorrow<'_, Mechanism>, entries: &mut [Ent
         // (core `settle`); whole pageblocks and more go at once.
         let settling = engine.settling_ms();
         let pb = mm::pageblock_order();
-        for r in cut(merge(entries), min_order) {
+        for r in cut(merge_out(entries, cover), min_order) {
             let now = if settling.is_some() {
                 let whole = cut([r], pb).next();
                 let (head, tail) = match whole {

@@ -15,7 +15,7 @@
 
 use crate::batch::{Batcher, Limits};
 use crate::capture::Entry;
-use crate::kernel_ext::slot::ArcSlot;
+use crate::kernel_ext::slot::{ArcSlot, InArc};
 use crate::ranges::{merge, Merge, PfnRange};
 use core::marker::PhantomData;
 use kernel::{
@@ -24,19 +24,19 @@ use kernel::{
     ffi::{c_uint, c_ulong},
     init::{self, Zeroable},
     prelude::*,
-    sync::{Arc, ArcBorrow},
+    sync::Arc,
 };
 
 /// The kernel's largest buddy order.
 pub(crate) const MAX_PAGE_ORDER: u32 = bindings::MAX_PAGE_ORDER;
 
 /// What the free page hint hook calls.
-pub(crate) trait FreeHook: Send + Sync + 'static {
+pub(crate) trait FreeHook: Send + Sync + Sized + 'static {
     /// A block of `2^order` pages at `pfn` was freed. Runs in the page free
     /// path, in any context (interrupts off, in an interrupt, under
     /// `rcu_read_lock()`): it must not sleep, allocate or take a lock that
     /// is held around an allocation.
-    fn freed(this: ArcBorrow<'_, Self>, pfn: u64, order: u32);
+    fn freed(this: InArc<'_, Self>, pfn: u64, order: u32);
 }
 
 /// The data of the [`HookRegistration`] attached, or null.
@@ -51,7 +51,7 @@ unsafe extern "C" fn free_tramp<T: FreeHook>(pfn: c_ulong, order: c_uint) {
     // registration whose ops (this function, for this `T`) are attached;
     // it is cleared only after `free_page_hint_unregister()` returned,
     // which waits for every running callback (RCU).
-    if let Some(data) = unsafe { HOOK_DATA.get::<T>() } {
+    if let Some(data) = unsafe { HOOK_DATA.get_ref::<T>() } {
         T::freed(data, pfn as u64, order);
     }
 }

@@ -65,4 +65,47 @@ impl ArcSlot {
         // invariant), which outlives the borrow (the caller's contract).
         (!p.is_null()).then(|| unsafe { ArcBorrow::from_raw(p) })
     }
+
+    /// The object, if the slot is claimed, as a plain reference: cheaper
+    /// than [`ArcSlot::get`] (`ArcBorrow::from_raw` is an out-of-line call
+    /// that computes the `Arc`'s layout), for the page free path.
+    ///
+    /// # Safety
+    ///
+    /// As for [`ArcSlot::get`].
+    #[inline(always)]
+    pub(crate) unsafe fn get_ref<T>(&self) -> Option<InArc<'_, T>> {
+        let p = self.0.load(Ordering::Acquire).cast::<T>();
+        // SAFETY: non-null is the data of the claimer's `Arc<T>` (type
+        // invariant), which outlives the borrow (the caller's contract).
+        // INVARIANT: so it is the data of an `Arc<T>` for the lifetime.
+        (!p.is_null()).then(|| InArc(unsafe { &*p }))
+    }
+}
+
+/// A reference to the data of an `Arc<T>`, which it can be turned back
+/// into ([`InArc::arc`]) when a callback needs to keep or queue it.
+///
+/// # Invariants
+///
+/// The reference is the data of an `Arc<T>` that lives at least `'a`.
+#[derive(Clone, Copy)]
+pub(crate) struct InArc<'a, T>(&'a T);
+
+impl<'a, T> InArc<'a, T> {
+    /// The `Arc` the data belongs to, borrowed.
+    pub(crate) fn arc(self) -> ArcBorrow<'a, T> {
+        // SAFETY: the data of an `Arc<T>` that outlives 'a (type
+        // invariant).
+        unsafe { ArcBorrow::from_raw(self.0) }
+    }
+}
+
+impl<T> core::ops::Deref for InArc<'_, T> {
+    type Target = T;
+
+    #[inline(always)]
+    fn deref(&self) -> &T {
+        self.0
+    }
 }

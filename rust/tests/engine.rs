@@ -157,7 +157,7 @@ fn engine_reports_through_device(t: &Test) {
     let zero = Entry::new(0, 0).unwrap_or_else(|| unreachable!());
     let mut e = [zero; BLOCKS];
     let ne = entries_of(&pfns[..n], TOP, &mut e);
-    hinting::process_entries(m.as_arc_borrow(), &mut e[..ne], n as u64 * TOP_PAGES);
+    hinting::process_entries(m.as_arc_borrow(), &mut e[..ne], n as u64 * TOP_PAGES, 0);
     let d = dev.dev();
     kexpect!(
         t,
@@ -203,7 +203,7 @@ fn engine_reports_through_device(t: &Test) {
         // The freed pages merge into one buddy block of order TOP - 1.
         crate::kernel_ext::mm::drain_all_pages();
         let mut small = [Entry::new(pfn + half, TOP - 1).unwrap_or(zero)];
-        hinting::process_entries(m.as_arc_borrow(), &mut small, half);
+        hinting::process_entries(m.as_arc_borrow(), &mut small, half, 0);
         let st = sys::page_state(pfn + half);
         kexpect!(
             t,
@@ -229,7 +229,7 @@ fn engine_reports_through_device(t: &Test) {
     let mut kept2 = KVec::new();
     let n2 = free_gapped(&mut pfns2, &mut kept2);
     let ne = entries_of(&pfns2[..n2], TOP, &mut e);
-    hinting::process_entries(m.as_arc_borrow(), &mut e[..ne], n2 as u64 * TOP_PAGES);
+    hinting::process_entries(m.as_arc_borrow(), &mut e[..ne], n2 as u64 * TOP_PAGES, 0);
     kexpect!(t, m.stats.transport_errors.load(Relaxed) > errs);
     kexpect_eq!(t, m.stats.isolated_pages.load(Relaxed), 0);
     for &pfn in &pfns2[..n2] {

@@ -52,7 +52,7 @@ impl M {
         hinting::settle_tick(self.0.as_arc_borrow());
     }
     fn process_entries(&self, entries: &mut [Entry], pending: u64) {
-        hinting::process_entries(self.0.as_arc_borrow(), entries, pending);
+        hinting::process_entries(self.0.as_arc_borrow(), entries, pending, 0);
     }
 }
 
@@ -337,12 +337,15 @@ fn capture_records_frees(t: &Test) {
     drop(b);
     let (found_a, found_b) = mech.with_this_cpu_buf(|buf| {
         let s = buf.as_slice();
-        // Covered by an entry: a free coalesces with a buddy stored just
-        // before it.
-        (
-            s.iter().any(|e| e.pfn() <= pa && pa < e.end()),
-            s.iter().any(|e| e.pfn() <= pb && pb + 8 <= e.end()),
-        )
+        // Covered by an entry rounded out to the buffer's cover order: a
+        // free coalesces with a buddy stored just before it, and one in
+        // the block of the entry stored last is only counted.
+        let mask = (1u64 << buf.cover_order()) - 1;
+        let covers = |p: u64, n: u64| {
+            s.iter()
+                .any(|e| e.pfn() & !mask <= p && p + n <= (e.end() + mask) & !mask)
+        };
+        (covers(pa, 1), covers(pb, 8))
     });
     drop(irq);
     kexpect!(
@@ -676,6 +679,51 @@ fn cpu_offline_hands_over(t: &Test) {
     );
 }
 
+/// A pageblock whose pages are freed in two batches is reported: the
+/// entries of each batch are rounded out to the pageblocks they touch, so
+/// the second batch finds the whole pageblock free. Cut to the whole
+/// pageblocks its entries cover, neither batch would look at it.
+fn block_freed_in_two_batches(t: &Test) {
+    let Some(mech) = mech(t) else { return };
+    let mech = &mech;
+    let Some(setup) = quiet_recording(t, mech) else {
+        return;
+    };
+    let order = mm::pageblock_order();
+    let pages = 1u64 << order;
+    let half = pages / 2;
+    mech.cfg.min_order.store(order, Relaxed);
+    let Some(b) = OwnedBlock::alloc(order, Alloc::Normal) else {
+        kexpect!(t, false, "no pageblock-order block");
+        return;
+    };
+    let pfn = b.leak();
+    // SAFETY: `pfn` is the block of `order` leaked above, split once; the
+    // upper half is freed here, the lower half below, each page once.
+    unsafe {
+        sys::split_block(pfn, order);
+        sys::free_split_pages(pfn + half, pfn + pages);
+    }
+    mech.flush_all();
+    // SAFETY: the lower half of the split block, still ours.
+    unsafe { sys::free_split_pages(pfn, pfn + half) };
+    mech.flush_all();
+    // The pages went through per-CPU lists: a retry round drains them and
+    // looks again at what the batches found there.
+    mech.forget_drain();
+    mech.retry_round();
+    let whole = setup
+        .rec
+        .with(|r| r.contains(pfn) && r.contains(pfn + pages - 1))
+        .unwrap_or(false);
+    kexpect!(
+        t,
+        whole,
+        "pageblock {:#x} freed in two batches was not reported",
+        pfn
+    );
+}
+
 /// Pageblock-order blocks freed in a row stay on the page allocator's
 /// per-CPU lists, off the free lists the worker isolates from: the batch
 /// finds some of them there, puts them on the retry list, and the retry
@@ -801,10 +849,14 @@ fn spilled_frees_are_reported(t: &Test) {
         // Interrupts stay off across both calls, so every free lands in
         // this CPU's buffers.
         let _w = mech.hold_worker();
+        // At order 0 each free of the fill takes an entry: at TOP, the
+        // buffer would keep one per top-order block they fall in.
+        mech.cfg.min_order.store(0, Relaxed);
         let irq = IrqOff::new();
         free_apart(&fill[..m]);
         free_leaked(TOP, &tops[..n]);
         drop(irq);
+        mech.cfg.min_order.store(TOP, Relaxed);
     }
     mech.flush_all();
     kexpect!(
@@ -902,11 +954,14 @@ fn stuck_host_blocks_nothing(t: &Test) {
     let held = mech.stats.isolated_pages.load(Relaxed);
     kexpect!(t, held <= cap, "{} pages isolated, cap {}", held, cap);
     // Frees with interrupts off stay on this CPU: its buffers fill and the
-    // top-order blocks land in the spill.
+    // top-order blocks land in the spill. At order 0 each free of the fill
+    // takes an entry (at TOP, one per top-order block would do).
+    mech.cfg.min_order.store(0, Relaxed);
     let irq = IrqOff::new();
     free_apart(&fill[..m]);
     free_leaked(TOP, &tops[..n]);
     drop(irq);
+    mech.cfg.min_order.store(TOP, Relaxed);
     // The allocator still hands out memory, the free path still takes it.
     let mut again = [0u64; 32];
     let a = alloc_leaked(TOP, &mut again);
@@ -1109,6 +1164,8 @@ fn small_blocks_settle(t: &Test) {
         })
         .unwrap_or(0)
     };
+    // Ticks this test did not make would show in the failure messages.
+    let ticks0 = mech.stats.settle_ticks.load(Relaxed);
     let mut pfns = [0u64; N];
     let n = alloc_leaked(ORDER, &mut pfns);
     kexpect_eq!(t, n, N);
@@ -1141,9 +1198,16 @@ fn small_blocks_settle(t: &Test) {
         reported(again) == 0,
         "blocks freed again reported at once"
     );
+    let st = &mech.stats;
     kexpect!(
         t,
-        mech.stats.settle_refreed_pages.load(Relaxed) >= refreed + ((again.len() as u64) << ORDER)
+        st.settle_refreed_pages.load(Relaxed) >= refreed + ((again.len() as u64) << ORDER),
+        "refreed {} -> {} (want +{}); settle ticks {} (2 by the test), scanned {} pages",
+        refreed,
+        st.settle_refreed_pages.load(Relaxed),
+        (again.len() as u64) << ORDER,
+        st.settle_ticks.load(Relaxed) - ticks0,
+        st.settle_scanned_pages.load(Relaxed)
     );
     // A block the guest allocated meanwhile is not reported (nor wrong):
     // most of them must be, though.
@@ -1180,6 +1244,7 @@ kunit_suite!(
         small_blocks_settle,
         cpu_offline_hands_over,
         per_cpu_frees_are_retried,
+        block_freed_in_two_batches,
         spilled_frees_are_reported,
         small_queue_splits_reports,
         stuck_host_blocks_nothing,

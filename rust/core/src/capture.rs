@@ -23,7 +23,7 @@
 //! of what it turned away ([`CaptureBuf::spilled`]), so that the worker can
 //! scan that span later instead of losing those hints.
 //!
-//! A `CaptureBuf<N>` is `8 * N + 32` bytes: keep large ones out of the
+//! A `CaptureBuf<N>` is `8 * N + 48` bytes: keep large ones out of the
 //! kernel stack (allocated and initialised in place).
 
 /// The largest page order a freed block can have (`MAX_PAGE_ORDER` of
@@ -178,6 +178,13 @@ pub struct CaptureBuf<const N: usize> {
     pending_pages: u64,
     // Covers every entry turned away since the last clear; empty if none.
     spill: crate::ranges::PfnRange,
+    // The aligned block of 1 << last_order pages, numbered by its first
+    // pfn >> last_order, that holds the entry [`CaptureBuf::push_in`]
+    // stored last; meaningful while len > 0.
+    last_block: u64,
+    last_order: u32,
+    // The largest order [`CaptureBuf::push_in`] stored an entry at.
+    cover_order: u32,
 }
 
 impl<const N: usize> CaptureBuf<N> {
@@ -191,7 +198,72 @@ impl<const N: usize> CaptureBuf<N> {
             len: 0,
             pending_pages: 0,
             spill: crate::ranges::PfnRange { start: 0, end: 0 },
+            last_block: 0,
+            last_order: 0,
+            cover_order: 0,
         }
+    }
+
+    /// Appends `e` as [`push`](Self::push) does, unless the buffer holds
+    /// already the aligned block of `1 << order` pages that `e` lies in:
+    /// then only its pages are counted. A worker that rounds every entry
+    /// out to its aligned block of [`cover_order`](Self::cover_order)
+    /// pages ([`crate::ranges::merge_out`]) covers every pushed page
+    /// either way.
+    ///
+    /// This is what keeps a run of 4 KiB frees cheap when only whole
+    /// blocks of `1 << order` pages are reported: one entry per block
+    /// touched, the others a comparison. Only the block of the entry
+    /// stored last is remembered (O(1)). An `order` above
+    /// [`MAX_PAGE_ORDER`] is taken as [`MAX_PAGE_ORDER`].
+    #[inline]
+    pub fn push_in(&mut self, e: Entry, order: u32, threshold_pages: u64) -> Push {
+        let order = if order > MAX_PAGE_ORDER {
+            MAX_PAGE_ORDER
+        } else {
+            order
+        };
+        // order <= 10 < 64: the shift is fine.
+        let block = e.pfn() >> order;
+        // e.end() >= 1: no wrap. The last page in the same block as the
+        // first: the whole entry is inside it.
+        if self.len != 0
+            && order == self.last_order
+            && block == self.last_block
+            && (e.end() - 1) >> order == block
+        {
+            self.pending_pages = self.pending_pages.saturating_add(e.pages());
+            return if self.len == N || self.pending_pages >= threshold_pages {
+                Push::Ready
+            } else {
+                Push::Stored
+            };
+        }
+        let push = self.push(e, threshold_pages);
+        if push != Push::Full {
+            self.last_block = block;
+            self.last_order = order;
+            if order > self.cover_order {
+                self.cover_order = order;
+            }
+        }
+        push
+    }
+
+    /// Counts `pages` more pending, freed inside blocks the entries stand
+    /// for already (a caller that dedups as [`push_in`](Self::push_in)
+    /// does, outside the buffer).
+    #[inline]
+    pub fn add_pages(&mut self, pages: u64) {
+        self.pending_pages = self.pending_pages.saturating_add(pages);
+    }
+
+    /// The order every entry must be rounded out to for the buffer to
+    /// cover every page [`push_in`](Self::push_in) took (0 if it was not
+    /// used).
+    #[inline]
+    pub const fn cover_order(&self) -> u32 {
+        self.cover_order
     }
 
     /// Appends `e`, first coalescing it with the entries before it while
@@ -295,6 +367,7 @@ impl<const N: usize> CaptureBuf<N> {
         self.len = 0;
         self.pending_pages = 0;
         self.spill = crate::ranges::PfnRange { start: 0, end: 0 };
+        self.cover_order = 0;
     }
 }
 
@@ -307,6 +380,38 @@ impl<const N: usize> Default for CaptureBuf<N> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn push_in_keeps_one_entry_per_block() {
+        let e = |p, o| Entry::new(p, o).unwrap();
+        let mut b = CaptureBuf::<4>::new();
+        // Scattered 4 KiB frees in two 2 MiB blocks: one entry each.
+        for pfn in [512 + 7, 512 + 300, 512 + 3, 1024 + 5, 1024 + 511] {
+            assert_eq!(b.push_in(e(pfn, 0), 9, u64::MAX), Push::Stored);
+        }
+        assert_eq!(b.as_slice(), &[e(519, 0), e(1029, 0)]);
+        assert_eq!(b.pending_pages(), 5);
+        assert_eq!(b.cover_order(), 9);
+        // Only the last block is remembered; a block larger than the order
+        // is stored; the threshold counts every page.
+        assert_eq!(b.push_in(e(512 + 9, 0), 9, u64::MAX), Push::Stored);
+        assert_eq!(b.push_in(e(2048, 10), 9, u64::MAX), Push::Ready);
+        assert_eq!(b.len(), 4);
+        // Full: inside the last block still counts, outside is turned away.
+        assert_eq!(b.push_in(e(2048 + 3, 0), 9, u64::MAX), Push::Ready);
+        assert_eq!(b.pending_pages(), 1031);
+        assert_eq!(b.push_in(e(8192, 0), 9, u64::MAX), Push::Full);
+        // Another order: stored again; the cover order is the largest.
+        b.clear();
+        assert_eq!(b.cover_order(), 0);
+        assert_eq!(b.push_in(e(100, 0), 0, u64::MAX), Push::Stored);
+        assert_eq!(b.push_in(e(100, 0), 0, u64::MAX), Push::Stored);
+        assert_eq!(b.push_in(e(101, 0), 4, u64::MAX), Push::Stored);
+        assert_eq!(b.push_in(e(102, 0), 4, u64::MAX), Push::Stored);
+        assert_eq!(b.as_slice(), &[e(100, 1)]);
+        assert_eq!(b.cover_order(), 4);
+        assert_eq!(b.pending_pages(), 4);
+    }
 
     #[test]
     fn runs_of_frees_coalesce() {

@@ -9,11 +9,12 @@
 //! - [`sort`] orders the entries by pfn (then order) in place.
 //! - [`merge`] folds sorted entries into maximal ranges: overlapping,
 //!   duplicate and adjacent blocks of any order become one range, so the
-//!   output is sorted, disjoint and non-adjacent.
+//!   output is sorted, disjoint and non-adjacent. [`merge_out`] first
+//!   rounds each entry out to the aligned block of a given order holding it.
 //! - [`cut`] keeps, of each range, its largest sub-range that starts and
 //!   ends on a `1 << min_order`-page boundary.
 
-use crate::capture::Entry;
+use crate::capture::{Entry, PFN_BITS};
 
 /// A half-open range of page frames `[start, end)`.
 ///
@@ -397,6 +398,8 @@ fn partition(v: &mut [Entry], shift: u32, mask: u8) -> bool {
 pub struct Merge<'a> {
     rest: core::slice::Iter<'a, Entry>,
     cur: Option<PfnRange>,
+    // `1 << order` - 1 of the blocks each entry is rounded out to.
+    mask: u64,
 }
 
 /// Merges `sorted` (ordered by pfn, as [`sort`] leaves it) into ranges.
@@ -410,9 +413,25 @@ pub struct Merge<'a> {
 /// pages, but the ranges may be out of order, overlap or touch.
 #[inline]
 pub fn merge(sorted: &[Entry]) -> Merge<'_> {
+    merge_out(sorted, 0)
+}
+
+/// Merges `sorted` as [`merge`] does, after rounding each entry out to the
+/// aligned block of `1 << order` pages (at most [`PFN_BITS`]) that holds
+/// it, or the aligned blocks it spans.
+///
+/// Yields sorted, disjoint, non-adjacent ranges, aligned to `1 << order`
+/// pages at both ends, whose union is exactly the union of those blocks.
+/// At `order == 0` it is [`merge`]. Rounding out keeps sorted input sorted
+/// (it moves starts down monotonically), and no end passes
+/// [`PFN_LIMIT`](crate::capture::PFN_LIMIT),
+/// which is aligned to every such order.
+#[inline]
+pub fn merge_out(sorted: &[Entry], order: u32) -> Merge<'_> {
     Merge {
         rest: sorted.iter(),
         cur: None,
+        mask: (1u64 << order.min(PFN_BITS)) - 1,
     }
 }
 
@@ -421,12 +440,19 @@ impl Iterator for Merge<'_> {
 
     #[inline]
     fn next(&mut self) -> Option<PfnRange> {
+        let mask = self.mask;
+        // An entry's end is at most PFN_LIMIT, a multiple of mask + 1, so
+        // rounding it up does not pass PFN_LIMIT (nor overflow).
+        let out = |e: &Entry| (e.pfn() & !mask, (e.end() + mask) & !mask);
         let mut cur = match self.cur.take() {
             Some(r) => r,
-            None => PfnRange::from_entry(*self.rest.next()?),
+            None => {
+                let (s, t) = out(self.rest.next()?);
+                PfnRange { start: s, end: t }
+            }
         };
         for e in self.rest.by_ref() {
-            let (s, t) = (e.pfn(), e.end());
+            let (s, t) = out(e);
             // Overlapping or adjacent on either side: grow the range. The
             // second test only matters for unsorted input.
             if s <= cur.end && t >= cur.start {

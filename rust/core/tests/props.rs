@@ -12,7 +12,7 @@ use page_hinting_core::batch::{Batcher, Limits};
 use page_hinting_core::capture::{CaptureBuf, Entry, Push, MAX_PAGE_ORDER, PFN_LIMIT};
 use page_hinting_core::hv;
 use page_hinting_core::knobs::{self, KnobError};
-use page_hinting_core::ranges::{cut, granules, merge, radix_sort, sort, PfnRange};
+use page_hinting_core::ranges::{cut, granules, merge, merge_out, radix_sort, sort, PfnRange};
 use page_hinting_core::retry::{Retry, DELAYS_MS};
 use page_hinting_core::settle::Settle;
 use proptest::prelude::*;
@@ -166,6 +166,75 @@ proptest! {
         prop_assert!(sorted_disjoint_nonadjacent(&ranges), "{:?}", ranges);
         prop_assert_eq!(pages_of(&ranges), want);
         prop_assert!(ranges.len() <= v.len());
+    }
+
+    #[test]
+    fn merge_out_is_the_touched_aligned_blocks(mut v in dense_entries(200), k in 0..=12u32) {
+        // Every aligned block of 1 << k pages that an entry touches.
+        let size = 1u64 << k;
+        let mut want = BTreeSet::new();
+        for p in model(&v) {
+            let b = p & !(size - 1);
+            want.extend(b..b + size);
+        }
+        sort(&mut v);
+        let ranges: Vec<PfnRange> = merge_out(&v, k).collect();
+        prop_assert!(sorted_disjoint_nonadjacent(&ranges), "{:?}", ranges);
+        prop_assert!(ranges.iter().all(|r| r.start % size == 0 && r.end % size == 0));
+        prop_assert_eq!(pages_of(&ranges), want);
+        let plain: Vec<PfnRange> = merge(&v).collect();
+        prop_assert_eq!(merge_out(&v, 0).collect::<Vec<_>>(), plain);
+    }
+
+    #[test]
+    fn push_in_covers_every_page(
+        ops in prop::collection::vec(prop_oneof![
+            // Runs of neighbouring 4 KiB frees, so blocks repeat.
+            8 => (0..4096u64, 1..64u64, Just(0u32)),
+            2 => (0..4096u64, Just(1u64), order()),
+        ], 0..60),
+        orders in prop::collection::vec(prop_oneof![3 => Just(9u32), 1 => 0..=12u32], 1..3),
+        threshold in prop_oneof![Just(u64::MAX), 0..4096u64],
+    ) {
+        const N: usize = 16;
+        let mut buf = CaptureBuf::<N>::new();
+        let mut pushed: Vec<Entry> = Vec::new();
+        let mut pending = 0u64;
+        let mut i = 0usize;
+        for (start, len, o) in ops {
+            for pfn in start..start + len {
+                let e = Entry::new(pfn, o).unwrap();
+                // The order changes now and then (a knob written).
+                let order = orders[i % orders.len()];
+                i += 1;
+                let was_full = buf.is_full();
+                match buf.push_in(e, order, threshold) {
+                    Push::Full => {
+                        prop_assert!(was_full);
+                        continue;
+                    }
+                    got => {
+                        pushed.push(e);
+                        pending += e.pages();
+                        let ready = buf.is_full() || pending >= threshold;
+                        prop_assert_eq!(got, if ready { Push::Ready } else { Push::Stored });
+                    }
+                }
+                prop_assert_eq!(buf.pending_pages(), pending);
+                prop_assert!(buf.len() <= pushed.len());
+            }
+        }
+        // Rounded out to the cover order, the stored entries hold every
+        // page pushed (and not turned away), and nothing outside the
+        // blocks of that order those pages touch.
+        let k = buf.cover_order();
+        let mut stored = buf.as_slice().to_vec();
+        sort(&mut stored);
+        let covered = pages_of(&merge_out(&stored, k).collect::<Vec<_>>());
+        let want = model(&pushed);
+        prop_assert!(want.is_subset(&covered));
+        let size = 1u64 << k;
+        prop_assert!(covered.iter().all(|p| want.range(p & !(size - 1)..(p & !(size - 1)) + size).next().is_some()));
     }
 
     #[test]

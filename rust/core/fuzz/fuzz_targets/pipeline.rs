@@ -16,7 +16,7 @@ use libfuzzer_sys::fuzz_target;
 use page_hinting_core::batch::{Batcher, Limits};
 use page_hinting_core::capture::{CaptureBuf, Entry, Push, MAX_PAGE_ORDER, PFN_LIMIT};
 use page_hinting_core::hv;
-use page_hinting_core::ranges::{cut, merge, radix_sort, sort, PfnRange};
+use page_hinting_core::ranges::{cut, merge, merge_out, radix_sort, sort, PfnRange};
 
 /// Union of the entries' pages as sorted, disjoint, non-adjacent
 /// intervals: the one canonical form `merge` must produce.
@@ -122,6 +122,35 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(buf.spilled(), hull);
     // What the buffer holds covers exactly the pages it took.
     assert_eq!(model_union(buf.as_slice()), model_union(&kept));
+
+    // Dedup: pushed with push_in at min_order, rounded out to the cover
+    // order, the buffer covers every page it took, and only blocks of
+    // that order those pages touch.
+    let mut dbuf = CaptureBuf::<64>::new();
+    let mut dkept: Vec<Entry> = Vec::new();
+    let mut dpending = 0u64;
+    for e in &entries {
+        if dbuf.push_in(*e, min_order, u64::MAX) != Push::Full {
+            dkept.push(*e);
+            dpending += e.pages();
+        }
+        assert_eq!(dbuf.pending_pages(), dpending);
+    }
+    let k = dbuf.cover_order();
+    assert!(k <= min_order.min(MAX_PAGE_ORDER));
+    let mut stored = dbuf.as_slice().to_vec();
+    sort(&mut stored);
+    let mask = (1u64 << k) - 1;
+    let covered: Vec<PfnRange> = merge_out(&stored, k).collect();
+    for e in &dkept {
+        // Each kept entry, rounded out, lies inside one covered range.
+        let (s, t) = (e.pfn() & !mask, (e.end() + mask) & !mask);
+        assert!(covered.iter().any(|r| r.start <= s && t <= r.end), "{e:?} not covered");
+    }
+    for r in &covered {
+        assert_eq!(r.start & mask, 0);
+        assert_eq!(r.end & mask, 0);
+    }
 
     // Merge of unsorted input still covers exactly the pages.
     let want = model_union(&entries);

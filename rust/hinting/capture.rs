@@ -124,8 +124,10 @@ impl CpuCapture {
     }
 
     /// Counts a free of `e` against the hint if `e` lies in its block at
-    /// `order`; whether it did, and whether the CPU's pending pages now
-    /// reach `threshold` (the caller then takes the lock to see to it).
+    /// `order`; whether it did, and whether this free took the CPU's
+    /// pending pages to `threshold` (the caller then takes the lock to
+    /// hand the buffer over). Frees counted past the threshold, while the
+    /// worker has yet to come, stay on this path.
     #[inline(always)]
     fn count(&self, e: Entry, order: u32, threshold: u64) -> (bool, bool) {
         let Some(h) = hint_of(e, order) else {
@@ -134,10 +136,13 @@ impl CpuCapture {
         if self.hint.load(Relaxed) != h {
             return (false, false);
         }
-        let add = COUNT_ONE | e.pages();
-        let c = self.counted.fetch_add(add, Relaxed).wrapping_add(add);
-        let pending = (c & (COUNT_ONE - 1)).saturating_add(self.pending.load(Relaxed));
-        (true, pending >= threshold)
+        let pages = e.pages();
+        let before = self.counted.fetch_add(COUNT_ONE | pages, Relaxed);
+        let was = (before & (COUNT_ONE - 1)).saturating_add(self.pending.load(Relaxed));
+        (
+            true,
+            was < threshold && was.saturating_add(pages) >= threshold,
+        )
     }
 
     /// Folds the counted frees into `state` (the lock is held).

@@ -145,7 +145,10 @@ fuzz_target!(|data: &[u8]| {
     for e in &dkept {
         // Each kept entry, rounded out, lies inside one covered range.
         let (s, t) = (e.pfn() & !mask, (e.end() + mask) & !mask);
-        assert!(covered.iter().any(|r| r.start <= s && t <= r.end), "{e:?} not covered");
+        assert!(
+            covered.iter().any(|r| r.start <= s && t <= r.end),
+            "{e:?} not covered"
+        );
     }
     for r in &covered {
         assert_eq!(r.start & mask, 0);

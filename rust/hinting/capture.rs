@@ -320,7 +320,7 @@ impl FreeHook for Mechanism {
         };
         let threshold = cfg.threshold_pages.load(Relaxed);
         // The order of the blocks entries stand for: the reporting order,
-        // or HINT_ORDER_MIN pages below it (module documentation).
+        // or order HINT_ORDER_MIN if that is larger (module documentation).
         let order = this.min_order().max(HINT_ORDER_MIN);
         let irq = IrqOff::new();
         let cpu = this.cpus.this_cpu(&irq);

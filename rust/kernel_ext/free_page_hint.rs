@@ -257,6 +257,10 @@ pub(crate) const REPORT_MAX: usize = 32;
 /// would for Linux's own reporting.
 pub(crate) const LOCK_BLOCKS: usize = 32;
 
+/// Steps (pages at order 0, blocks of the scan's order above) that one
+/// isolation call looks at, at most: a bound on its zone lock hold.
+const LOCK_STEPS: c_ulong = 128;
+
 /// Room for the blocks of an [`Isolated`] (too big for the kernel stack),
 /// reused from section to section. It holds no block outside one.
 pub(crate) struct BlockStore {
@@ -324,10 +328,18 @@ impl<'a> Isolated<'a> {
         let start = self.len;
         let room = &mut self.store.blocks[start..];
         let cap = room.len().min(LOCK_BLOCKS) as c_uint;
+        // One call looks at LOCK_STEPS steps of the range at most: the
+        // zone lock is held that long, not the kernel's 1024 steps (at
+        // order 0, 1024 pages: 230 us under TCG).
+        let end_pfn = scan.raw.end_pfn;
+        let step: c_ulong = 1 << scan.raw.min_order.min(MAX_PAGE_ORDER);
+        scan.raw.end_pfn = end_pfn.min(scan.raw.pfn.saturating_add(step * LOCK_STEPS));
         let t0 = super::mm::ktime_ns();
-        // SAFETY: `scan.raw` is a valid scan; `room` is valid for `cap`
-        // writes; process context, inside a section (`self._section`).
+        // SAFETY: `scan.raw` is a valid scan (its end pulled in, put back
+        // below); `room` is valid for `cap` writes; process context,
+        // inside a section (`self._section`).
         let n = unsafe { bindings::free_page_hint_isolate(&mut scan.raw, room.as_mut_ptr(), cap) };
+        scan.raw.end_pfn = end_pfn;
         let end = start + (n as usize).min(room.len());
         self.note_lock(t0);
         let mut kept = start;

@@ -247,16 +247,17 @@ fn alloc_leaked(order: u32, pfns: &mut [u64]) -> usize {
 }
 
 /// Frees the order-0 pages at `pfns` (leaked by [`alloc_leaked`]) so that
-/// each takes an entry of its own in the capture buffer: those at even
-/// indices first, then the others, so that pages allocated one after the
-/// other (neighbours, often buddies) are never freed one after the other
-/// and do not coalesce.
+/// each takes an entry of its own in the capture buffer (at `min_order` 0:
+/// entries stand for blocks of 16 pages then, see `HINT_ORDER_MIN`): by
+/// their place in their 16-page block, first every page at the block's
+/// start, then every second page, and so on. Two frees in a row are then
+/// never in one block, nor buddies, and do not coalesce.
 fn free_apart(pfns: &[u64]) {
     let irq = IrqOff::new();
-    for start in [0, 1] {
-        for &pfn in pfns.iter().skip(start).step_by(2) {
+    for off in 0..16 {
+        for &pfn in pfns.iter().filter(|&&p| p & 15 == off) {
             // SAFETY: each pfn was leaked by `alloc_leaked` from an order-0
-            // `OwnedBlock`, and is freed once, here.
+            // `OwnedBlock`, and is freed once, here (each has one offset).
             drop(unsafe { OwnedBlock::from_pfn(pfn, 0) });
         }
     }
@@ -850,7 +851,8 @@ fn spilled_frees_are_reported(t: &Test) {
         // this CPU's buffers.
         let _w = mech.hold_worker();
         // At order 0 each free of the fill takes an entry: at TOP, the
-        // buffer would keep one per top-order block they fall in.
+        // buffer would keep one per top-order block they fall in
+        // (free_apart).
         mech.cfg.min_order.store(0, Relaxed);
         let irq = IrqOff::new();
         free_apart(&fill[..m]);

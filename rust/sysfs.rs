@@ -314,6 +314,8 @@ impl Attrs for Knobs {
                 let ms = knobs::parse_delay_ms(input).map_err(bad)?;
                 cfg.delay_ms.store(ms, Relaxed);
                 P_DELAY_MS.store(ms, Relaxed);
+                // Counted frees would not move their batch's newest time.
+                hinting::unhint_all(mech);
             }
             SETTLE_MS => {
                 let ms = knobs::parse_settle_ms(input).map_err(bad)?;

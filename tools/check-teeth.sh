@@ -46,6 +46,7 @@ declare -A GUARD=(
 	[sleep]=delayed_batch_waits_without_sleeping
 	[settle]=small_blocks_settle
 	[cover]=block_freed_in_two_batches
+	[hint]=hint_covers_only_its_block
 	[detach]="engine_reports_through_device e2e:engine-orders"
 )
 TEETH=$ROOT/tools/teeth

@@ -12,15 +12,18 @@
 //! further frees are turned away and counted (their span is kept, see
 //! [`crate::capture`]): the free path never waits.
 //!
-//! Most frees take neither the lock nor an entry. Each CPU publishes, next
-//! to its lock, the aligned block of the reporting order that the entry it
-//! stored last lies in (its *hint*). A free inside that block is only
-//! counted, in an atomic beside the hint: the worker rounds entries out to
-//! that order ([`CaptureBuf::push_in`]), so the stored entry stands for it.
-//! The hint is taken down, with a full barrier, when the worker swaps the
-//! buffer away, before it scans what the buffer holds; a free's page has
-//! its last reference dropped (a fully ordered atomic) before the hook
-//! reads the hint. So either the free sees the hint down and stores an
+//! Most frees never reach the module. Each CPU publishes, next to its lock,
+//! the aligned block of the reporting order that the entry it stored last
+//! lies in (its *hint*, a [`HintCpu`]). The page allocator compares a free
+//! with the hint inline and, if it lies inside, only counts it, in an
+//! atomic beside the hint, without calling the hook: the worker rounds
+//! entries out to that order ([`CaptureBuf::push_in`]), so the stored entry
+//! stands for it. The free that takes the counted pages to the threshold
+//! calls [`FreeHook::count_full`], which hands the buffer over. The hint is
+//! taken down, with a full barrier, when the worker swaps the buffer away,
+//! before it scans what the buffer holds; a free's page has its last
+//! reference dropped (a fully ordered atomic) before the free path reads
+//! the hint. So either the free sees the hint down and the hook stores an
 //! entry, or the worker's scan sees the page without a reference: on a
 //! free list, or on its way there, which the scan counts as on a per-CPU
 //! list and retries.
@@ -28,16 +31,13 @@
 use super::{Engine, Mechanism, CAPTURE_ENTRIES, WORK_BATCHES, WORK_FLUSH};
 use crate::capture::{CaptureBuf, Entry, Push};
 use crate::kernel_ext::{
-    cpu::{CpuDead, IrqOff},
-    free_page_hint::FreeHook,
+    cpu::{CpuDead, IrqOff, PerCpu},
+    free_page_hint::{FreeHook, Hinted, COUNT_ONE},
     mm,
     slot::InArc,
     sync::{new_irqs_off_lock, IrqsOffLock},
 };
-use core::sync::atomic::{
-    AtomicU64,
-    Ordering::{Relaxed, SeqCst},
-};
+use core::sync::atomic::Ordering::Relaxed;
 use kernel::{init::PinInit, prelude::*, sync::ArcBorrow};
 
 /// One capture buffer.
@@ -65,9 +65,6 @@ pub(super) struct CpuState {
     overflow_pages: u64,
 }
 
-/// No hint: no free is only counted.
-const NO_HINT: u64 = u64::MAX;
-
 /// The smallest order of the blocks entries stand for (16 pages, 64 KiB),
 /// below which a hint would seldom be hit: the worker rounds the entries
 /// of a batch out to blocks of this order at `min_order` 0 to 3, and
@@ -76,42 +73,36 @@ const NO_HINT: u64 = u64::MAX;
 /// 32 such blocks.
 const HINT_ORDER_MIN: u32 = 4;
 
-/// The hint of the aligned block of `1 << order` pages that `e` lies in
-/// wholly, if it does. The block number (a pfn below 2^56 shifted right)
-/// and the order (at most 10) fit; never [`NO_HINT`] (low bits 15).
+/// The aligned block of `1 << order` pages that `e` lies in wholly, if it
+/// does, as the pfn of one of its pages and the order.
 #[inline(always)]
-fn hint_of(e: Entry, order: u32) -> Option<u64> {
+fn hint_of(e: Entry, order: u32) -> Option<(u64, u32)> {
     let order = order.min(crate::capture::MAX_PAGE_ORDER);
-    let block = e.pfn() >> order;
-    // e.end() >= 1.
-    ((e.end() - 1) >> order == block).then_some((block << 4) | u64::from(order))
+    e.block_at(order).map(|_| (e.pfn(), order))
 }
 
-/// Frees counted against the hint, packed in one `u64`: pages in the low
-/// 32 bits, frees in the high 32. Both are folded into the CPU's state at
-/// its next locked push, so neither comes near 2^32 (a hint covers one
-/// block of at most 1024 pages, freed at most 1024 times, between pushes
-/// that fold).
-const COUNT_ONE: u64 = 1 << 32;
+/// One CPU's hint, which the free path reads without the lock, and its
+/// capture lock and state. The lock is the innermost: taken with
+/// interrupts off, under the worker mutex or none, never around another
+/// lock (order: knob lock, worker mutex, capture lock).
+///
+/// The frees counted against the hint are folded into the CPU's state at
+/// its next locked push, so neither their pages nor their number come near
+/// 2^32 ([`COUNT_ONE`]): a hint covers one block of at most 1024 pages,
+/// freed at most 1024 times, between pushes that fold.
+///
+/// The hint ([`Hinted::hint`]) is [`hint_of`] the entry this CPU's active
+/// buffer stored last, or none, with the pages the page allocator may
+/// count before the threshold is reached. It is set under the lock by a
+/// free that stored an entry, and taken down (with a full barrier) under
+/// the lock by the worker when it swaps the buffer away.
+pub(super) type CpuCapture = Hinted<CpuLock>;
 
-/// One CPU's capture lock and state, and the hint the free path reads
-/// without the lock. The lock is the innermost: taken with interrupts
-/// off, under the worker mutex or none, never around another lock (order:
-/// knob lock, worker mutex, capture lock).
+/// One CPU's capture lock and state.
 #[pin_data]
-pub(super) struct CpuCapture {
+pub(crate) struct CpuLock {
     #[pin]
     lock: IrqsOffLock<CpuState>,
-    /// [`hint_of`] the entry this CPU's active buffer stored last, or
-    /// [`NO_HINT`]. Set under the lock by a free that stored an entry;
-    /// taken down (with a full barrier) under the lock by the worker when
-    /// it swaps the buffer away.
-    hint: AtomicU64,
-    /// Frees counted against the hint since the last fold ([`COUNT_ONE`]).
-    counted: AtomicU64,
-    /// The pages the active buffer held at the last locked push, so that
-    /// a counted free sees when the threshold is reached.
-    pending: AtomicU64,
 }
 
 impl CpuCapture {
@@ -120,39 +111,15 @@ impl CpuCapture {
         &'a self,
         irq: &'a IrqOff,
     ) -> kernel::sync::lock::Guard<'a, CpuState, crate::kernel_ext::sync::RawSpinLockBackend> {
-        self.lock.lock(irq)
-    }
-
-    /// Counts a free of `e` against the hint if `e` lies in its block at
-    /// `order`; whether it did, and whether this free took the CPU's
-    /// pending pages to `threshold` (the caller then takes the lock to
-    /// hand the buffer over). Frees counted past the threshold, while the
-    /// worker has yet to come, stay on this path.
-    #[inline(always)]
-    fn count(&self, e: Entry, order: u32, threshold: u64) -> (bool, bool) {
-        let Some(h) = hint_of(e, order) else {
-            return (false, false);
-        };
-        if self.hint.load(Relaxed) != h {
-            return (false, false);
-        }
-        let pages = e.pages();
-        let before = self.counted.fetch_add(COUNT_ONE | pages, Relaxed);
-        let was = (before & (COUNT_ONE - 1)).saturating_add(self.pending.load(Relaxed));
-        (
-            true,
-            was < threshold && was.saturating_add(pages) >= threshold,
-        )
+        self.get().lock.lock(irq)
     }
 
     /// Folds the counted frees into `state` (the lock is held).
     fn fold(&self, state: &mut CpuState) {
-        // A load first: the swap is a locked instruction, and at order 0
-        // nothing is ever counted.
-        if self.counted.load(Relaxed) == 0 {
+        let c = self.hint().take_counted();
+        if c == 0 {
             return;
         }
-        let c = self.counted.swap(0, Relaxed);
         let pages = c & (COUNT_ONE - 1);
         state.active.add_pages(pages);
         state.captured_pages = state.captured_pages.wrapping_add(pages);
@@ -163,7 +130,7 @@ impl CpuCapture {
     /// lock is held): the full barrier orders it before the worker's scan
     /// of what the buffer holds (module documentation).
     fn unhint(&self) {
-        self.hint.swap(NO_HINT, SeqCst);
+        self.hint().unhint();
     }
 }
 
@@ -181,12 +148,9 @@ pub(super) fn new_cpu() -> Result<impl PinInit<CpuCapture>> {
         overflow_blocks: 0,
         overflow_pages: 0,
     };
-    Ok(pin_init!(CpuCapture {
+    Ok(Hinted::new(pin_init!(CpuLock {
         lock <- new_irqs_off_lock!(state, "page_hinting_cpu"),
-        hint: AtomicU64::new(NO_HINT),
-        counted: AtomicU64::new(0),
-        pending: AtomicU64::new(0),
-    }))
+    })))
 }
 
 /// What [`with_batch`] found on a CPU.
@@ -219,7 +183,6 @@ pub(super) fn with_batch(cpu: &CpuCapture, delay_ns: u64, f: impl FnOnce(&mut Bu
                     cpu.fold(&mut state);
                     let full = core::mem::replace(&mut state.active, spare);
                     cpu.unhint();
-                    cpu.pending.store(0, Relaxed);
                     (full, core::mem::take(&mut state.newest_ns))
                 }
                 spare => {
@@ -252,6 +215,17 @@ pub(super) fn mark_if_pending(cpu: &CpuCapture) -> bool {
     pending
 }
 
+/// Takes every CPU's hint down: from now on their frees store entries
+/// until each stores one (a knob that the counted frees would not see
+/// changed).
+pub(super) fn unhint_all(cpus: &PerCpu<CpuCapture>) {
+    for (_, cpu) in cpus.iter() {
+        let irq = IrqOff::new();
+        let _state = cpu.lock(&irq);
+        cpu.unhint();
+    }
+}
+
 /// Marks `cpu` for the worker.
 pub(super) fn mark(cpu: &CpuCapture) {
     cpu.lock(&IrqOff::new()).queued = true;
@@ -282,7 +256,7 @@ impl Engine {
         for (_, cpu) in self.cpus.iter() {
             let irq = IrqOff::new();
             let state = cpu.lock(&irq);
-            let c = cpu.counted.load(Relaxed);
+            let c = cpu.hint().counted();
             let counted = c & (COUNT_ONE - 1);
             t.captured_pages += state.captured_pages + counted;
             t.captured_blocks += state.captured_blocks + (c >> 32);
@@ -304,12 +278,11 @@ impl Engine {
 }
 
 impl FreeHook for Mechanism {
-    /// The free page hint callback: runs in every context that frees pages.
-    ///
-    /// Kept short: it runs for every block the guest frees, 4 KiB pages
-    /// mostly. A free inside the block of the CPU's hint is counted
-    /// without the lock (module documentation); the others store an entry
-    /// ([`store`]).
+    type Cpu = CpuLock;
+
+    /// The free page hint callback: runs in every context that frees pages,
+    /// for every block the page allocator did not count against the CPU's
+    /// hint (module documentation). Stores an entry ([`store`]).
     fn freed(this: InArc<'_, Self>, pfn: u64, order: u32) {
         let cfg = &this.cfg;
         if !cfg.enabled.load(Relaxed) {
@@ -324,26 +297,44 @@ impl FreeHook for Mechanism {
         let order = this.min_order().max(HINT_ORDER_MIN);
         let irq = IrqOff::new();
         let cpu = this.cpus.this_cpu(&irq);
-        // With `delay_ms` the batch keeps its newest free's time: stored.
-        let (counted, ready) = if cfg.delay_ms.load(Relaxed) == 0 {
-            cpu.count(e, order, threshold)
-        } else {
-            (false, false)
-        };
-        if counted && !ready {
+        let tail = store(&this, cpu, &irq, Some(e), order, threshold);
+        drop(irq);
+        finish(this, tail);
+    }
+
+    /// The frees counted against this CPU's hint took its pending pages to
+    /// the threshold: hands the buffer over ([`store`] with no entry).
+    fn count_full(this: InArc<'_, Self>) {
+        let cfg = &this.cfg;
+        if !cfg.enabled.load(Relaxed) {
             return;
         }
-        let tail = store(&this, cpu, &irq, (!counted).then_some(e), order, threshold);
+        let threshold = cfg.threshold_pages.load(Relaxed);
+        let order = this.min_order().max(HINT_ORDER_MIN);
+        let irq = IrqOff::new();
+        let cpu = this.cpus.this_cpu(&irq);
+        let tail = store(&this, cpu, &irq, None, order, threshold);
         drop(irq);
-        // Read first: the line stays shared between the CPUs, written only
-        // on a new maximum (in ticks: sysfs converts it to ns).
-        let max = &this.stats.free_irqoff_max_ticks;
-        if tail.ticks > max.load(Relaxed) {
-            max.fetch_max(tail.ticks, Relaxed);
-        }
-        if tail.kick || tail.first {
-            kick_worker(this, tail.kick, tail.first);
-        }
+        finish(this, tail);
+    }
+
+    fn cpus(&self) -> &PerCpu<CpuCapture> {
+        &self.cpus
+    }
+}
+
+/// The end of the hook, with interrupts on: notes the length of the
+/// section with the lock, and wakes the worker or arms the flush.
+#[inline(always)]
+fn finish(this: InArc<'_, Mechanism>, tail: Tail) {
+    // Read first: the line stays shared between the CPUs, written only
+    // on a new maximum (in ticks: sysfs converts it to ns).
+    let max = &this.stats.free_irqoff_max_ticks;
+    if tail.ticks > max.load(Relaxed) {
+        max.fetch_max(tail.ticks, Relaxed);
+    }
+    if tail.kick || tail.first {
+        kick_worker(this, tail.kick, tail.first);
     }
 }
 
@@ -379,6 +370,8 @@ fn store(
     let mut state = cpu.lock(irq);
     let was_empty = state.active.is_empty();
     cpu.fold(&mut state);
+    // The new hint, if an entry was stored.
+    let mut hint = None;
     let push = match e {
         Some(e) => {
             let push = state.active.push_in(e, order, threshold);
@@ -389,17 +382,20 @@ fn store(
                 state.captured_pages = state.captured_pages.wrapping_add(e.pages());
                 state.captured_blocks = state.captured_blocks.wrapping_add(1);
                 state.newest_ns = stamp;
-                if stamp == 0 {
-                    cpu.hint
-                        .store(hint_of(e, order).unwrap_or(NO_HINT), Relaxed);
-                }
+                // With `delay_ms` the batch keeps its newest free's time:
+                // no free is only counted.
+                hint = Some(if stamp == 0 { hint_of(e, order) } else { None });
             }
             push
         }
         None if state.active.is_ready(threshold) => Push::Ready,
         None => Push::Stored,
     };
-    cpu.pending.store(state.active.pending_pages(), Relaxed);
+    let limit = threshold.saturating_sub(state.active.pending_pages());
+    match hint {
+        Some(h) => cpu.hint().set(h, limit),
+        None => cpu.hint().set_limit(limit),
+    }
     let kick = push != Push::Stored && !state.queued;
     if kick {
         state.queued = true;

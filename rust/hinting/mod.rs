@@ -585,6 +585,12 @@ impl Engine {
     }
 }
 
+/// Takes every CPU's hint down (`delay_ms` was set: frees must store
+/// their time).
+pub(crate) fn unhint_all(mech: ArcBorrow<'_, Mechanism>) {
+    capture::unhint_all(&mech.cpus);
+}
+
 /// Hands every CPU's entries to the worker and waits until it processed
 /// them.
 pub(crate) fn flush_all(mech: ArcBorrow<'_, Mechanism>) {

@@ -163,6 +163,12 @@ impl<T: Sync> PerCpu<T> {
         possible_cpus().filter_map(move |cpu| self.get(cpu).map(|v| (cpu, v)))
     }
 
+    /// The per-CPU pointer of the values, for a C API that takes one (what
+    /// `alloc_percpu()` returns); valid as long as `self`.
+    pub(crate) fn as_ptr(&self) -> *mut c_void {
+        self.ptr.as_ptr()
+    }
+
     /// The value of the CPU this runs on. Interrupts are off (the token)
     /// so the task cannot migrate while it uses the reference.
     pub(crate) fn this_cpu<'a>(&'a self, _irq: &'a IrqOff) -> &'a T {

@@ -15,9 +15,16 @@
 
 use crate::batch::{Batcher, Limits};
 use crate::capture::Entry;
-use crate::kernel_ext::slot::{ArcSlot, InArc};
+use crate::kernel_ext::{
+    cpu::PerCpu,
+    slot::{ArcSlot, InArc},
+};
 use crate::ranges::{merge, Merge, PfnRange};
 use core::marker::PhantomData;
+use core::sync::atomic::{
+    AtomicU64,
+    Ordering::{Relaxed, SeqCst},
+};
 use kernel::{
     bindings,
     error::to_result,
@@ -32,12 +39,172 @@ pub(crate) const MAX_PAGE_ORDER: u32 = bindings::MAX_PAGE_ORDER;
 
 /// What the free page hint hook calls.
 pub(crate) trait FreeHook: Send + Sync + Sized + 'static {
-    /// A block of `2^order` pages at `pfn` was freed. Runs in the page free
-    /// path, in any context (interrupts off, in an interrupt, under
+    /// What each CPU's value of [`FreeHook::cpus`] holds.
+    type Cpu: Sync;
+
+    /// A block of `2^order` pages at `pfn` was freed, and not counted
+    /// against the CPU's hint. Runs in the page free path, in any context
+    /// (interrupts off, in an interrupt, preemption off, under
     /// `rcu_read_lock()`): it must not sleep, allocate or take a lock that
     /// is held around an allocation.
     fn freed(this: InArc<'_, Self>, pfn: u64, order: u32);
+
+    /// The pages counted against this CPU's hint reached its limit
+    /// ([`HintCpu::set`]); called by the free that was counted last, in
+    /// the same way as [`FreeHook::freed`].
+    fn count_full(this: InArc<'_, Self>);
+
+    /// The per-CPU values whose [`HintCpu`]s the free path counts against
+    /// while the hook is attached.
+    fn cpus(&self) -> &PerCpu<Hinted<Self::Cpu>>;
 }
+
+/// One CPU's hint, as `struct free_page_hint_cpu`: the aligned block whose
+/// frees the page allocator only counts, inline, without calling the hook.
+///
+/// The hook owns the block's pages already (an entry it stored stands for
+/// every page of the block), so counting a free there is all it needs.
+/// Only the CPU counts against its own hint, with preemption off; the
+/// fields are atomics, set and cleared by the hook from any CPU.
+#[repr(C)]
+pub(crate) struct HintCpu {
+    hint: AtomicU64,
+    counted: AtomicU64,
+    limit: AtomicU64,
+}
+
+// The layout is the C struct's: three `unsigned long`s (the series needs a
+// 64-bit kernel) in this order.
+const _: () = {
+    assert!(
+        core::mem::size_of::<HintCpu>() == core::mem::size_of::<bindings::free_page_hint_cpu>()
+    );
+    assert!(
+        core::mem::offset_of!(HintCpu, hint)
+            == core::mem::offset_of!(bindings::free_page_hint_cpu, hint)
+    );
+    assert!(
+        core::mem::offset_of!(HintCpu, counted)
+            == core::mem::offset_of!(bindings::free_page_hint_cpu, counted)
+    );
+    assert!(
+        core::mem::offset_of!(HintCpu, limit)
+            == core::mem::offset_of!(bindings::free_page_hint_cpu, limit)
+    );
+};
+
+/// Frees counted against a hint ([`HintCpu::take_counted`]), packed: pages
+/// in the low 32 bits, frees in the high 32.
+pub(crate) const COUNT_ONE: u64 = bindings::FREE_PAGE_HINT_PAGES_MASK as u64 + 1;
+
+/// The low bits of a hint that hold the block's order.
+const ORDER_MASK: u64 = bindings::FREE_PAGE_HINT_ORDER_MASK as u64;
+
+impl HintCpu {
+    /// No hint, nothing counted.
+    pub(crate) const fn new() -> Self {
+        HintCpu {
+            hint: AtomicU64::new(0),
+            counted: AtomicU64::new(0),
+            limit: AtomicU64::new(0),
+        }
+    }
+
+    /// Hints the aligned block of `2^order` pages that holds `pfn`, a page
+    /// being freed: from now on, frees inside it are counted, and the one
+    /// that takes the counted pages to `limit` calls
+    /// [`FreeHook::count_full`]. With `None`, or a block whose order does
+    /// not fit in a hint, there is no hint (no free is counted).
+    pub(crate) fn set(&self, block: Option<(u64, u32)>, limit: u64) {
+        let hint = block.map_or(0, |(pfn, order)| {
+            if u64::from(order) > ORDER_MASK {
+                return 0;
+            }
+            let first = pfn & !((1u64 << order) - 1);
+            // SAFETY: `first` is in the same aligned block of at most
+            // `MAX_PAGE_ORDER` as `pfn`, whose page is being freed, so it
+            // is in the same memory section: it has a memmap address
+            // (pfn_to_page() only computes it).
+            let page = unsafe { bindings::pfn_to_page(first as c_ulong) } as u64;
+            // The struct page of a block of 16 or more pages is aligned far
+            // beyond the order's bits; if not (an odd memmap), no hint.
+            if page & ORDER_MASK != 0 {
+                0
+            } else {
+                page | u64::from(order)
+            }
+        });
+        self.limit.store(limit, Relaxed);
+        self.hint.store(hint, Relaxed);
+    }
+
+    /// Sets the pages that may be counted against the hint before
+    /// [`FreeHook::count_full`] is called, keeping the hint.
+    pub(crate) fn set_limit(&self, limit: u64) {
+        self.limit.store(limit, Relaxed);
+    }
+
+    /// Takes the hint down. The full barrier orders it before what the
+    /// caller does next (a scan of what the hint stood for).
+    pub(crate) fn unhint(&self) {
+        self.hint.swap(0, SeqCst);
+    }
+
+    /// The frees counted since the last [`HintCpu::take_counted`].
+    pub(crate) fn counted(&self) -> u64 {
+        self.counted.load(Relaxed)
+    }
+
+    /// Takes the frees counted so far ([`COUNT_ONE`]).
+    pub(crate) fn take_counted(&self) -> u64 {
+        // A load first: the swap is a locked instruction, and mostly
+        // nothing was counted.
+        if self.counted.load(Relaxed) == 0 {
+            return 0;
+        }
+        self.counted.swap(0, Relaxed)
+    }
+}
+
+/// A value with a [`HintCpu`] in front, as a hook's per-CPU values are
+/// laid out: the page allocator finds the hint at the per-CPU pointer.
+#[pin_data]
+#[repr(C)]
+pub(crate) struct Hinted<T> {
+    hint: HintCpu,
+    #[pin]
+    value: T,
+}
+
+impl<T> Hinted<T> {
+    /// `value`, with no hint in front.
+    pub(crate) fn new(value: impl PinInit<T>) -> impl PinInit<Self> {
+        pin_init!(Hinted {
+            hint: HintCpu::new(),
+            value <- value,
+        })
+    }
+
+    /// The hint.
+    pub(crate) fn hint(&self) -> &HintCpu {
+        &self.hint
+    }
+
+    /// The value.
+    pub(crate) fn get(&self) -> &T {
+        &self.value
+    }
+}
+
+/// The ops the kernel calls, as registered.
+#[repr(transparent)]
+struct Ops(bindings::free_page_hint_ops);
+
+// SAFETY: the ops are two function pointers and a per-CPU pointer to
+// atomics (`HintCpu`), which any thread may use.
+unsafe impl Send for Ops {}
+// SAFETY: as for `Send`; shared use only reads the pointers.
+unsafe impl Sync for Ops {}
 
 /// The data of the [`HookRegistration`] attached, or null.
 static HOOK_DATA: ArcSlot = ArcSlot::new();
@@ -56,16 +223,27 @@ unsafe extern "C" fn free_tramp<T: FreeHook>(pfn: c_ulong, order: c_uint) {
     }
 }
 
+/// # Safety
+///
+/// As [`free_tramp`].
+unsafe extern "C" fn full_tramp<T: FreeHook>() {
+    // SAFETY: as in `free_tramp`.
+    if let Some(data) = unsafe { HOOK_DATA.get_ref::<T>() } {
+        T::count_full(data);
+    }
+}
+
 /// The free page hint hook, attached to `T` while this value lives. One
 /// can be attached at a time (`EBUSY`: another module, or another
 /// registration of this one, has the hook).
 ///
 /// # Invariants
 ///
-/// `ops` is registered with the kernel and calls `free_tramp::<T>`;
-/// `HOOK_DATA` is claimed with `data`.
+/// `ops` is registered with the kernel and calls `free_tramp::<T>` and
+/// `full_tramp::<T>`, with the hints of `data.cpus()`; `HOOK_DATA` is
+/// claimed with `data`.
 pub(crate) struct HookRegistration<T: FreeHook> {
-    ops: KBox<bindings::free_page_hint_ops>,
+    ops: KBox<Ops>,
     data: Arc<T>,
 }
 
@@ -74,15 +252,21 @@ impl<T: FreeHook> HookRegistration<T> {
     /// (CONFIG_FREE_PAGE_HINT); `EBUSY`: it is taken.
     pub(crate) fn new(data: Arc<T>) -> Result<Self> {
         let ops = KBox::new(
-            bindings::free_page_hint_ops {
+            Ops(bindings::free_page_hint_ops {
                 free: Some(free_tramp::<T>),
-            },
+                count_full: Some(full_tramp::<T>),
+                // Each value starts with its `HintCpu` (`Hinted` is
+                // `repr(C)`), laid out as `struct free_page_hint_cpu`;
+                // `data` keeps them.
+                cpus: data.cpus().as_ptr().cast(),
+            }),
             GFP_KERNEL,
         )?;
         HOOK_DATA.claim(&data)?;
         // SAFETY: `ops` is heap memory that stays in place until it is
-        // unregistered on drop.
-        if let Err(e) = to_result(unsafe { bindings::free_page_hint_register(&*ops) }) {
+        // unregistered on drop; the per-CPU hints it points to belong to
+        // `data`, which lives as long as the registration.
+        if let Err(e) = to_result(unsafe { bindings::free_page_hint_register(&ops.0) }) {
             HOOK_DATA.clear();
             return Err(e);
         }
@@ -94,8 +278,8 @@ impl<T: FreeHook> HookRegistration<T> {
 impl<T: FreeHook> Drop for HookRegistration<T> {
     fn drop(&mut self) {
         // SAFETY: we registered `ops` (type invariant); when this returns no
-        // CPU runs the callback any more.
-        unsafe { bindings::free_page_hint_unregister(&*self.ops) };
+        // CPU runs a callback or counts against the hints any more.
+        unsafe { bindings::free_page_hint_unregister(&self.ops.0) };
         HOOK_DATA.clear();
         // `ops` and the reference to `data` go after this.
         let _ = &self.data;

@@ -11,7 +11,7 @@
 use super::kunit::{kexpect, kexpect_eq, kunit_suite, Test};
 use super::recorder::{Record, RecordingTransport, STALL, STALLED};
 use super::sys::{self, Alloc, OwnedBlock};
-use crate::capture::{Entry, MAX_PAGE_ORDER};
+use crate::capture::{CaptureBuf, Entry, MAX_PAGE_ORDER};
 use crate::hinting::{self, Engine, Mechanism, Transport, WORK_FLUSH, WORK_SETTLE};
 use crate::kernel_ext::{
     cpu::{nr_cpu_ids, IrqOff},
@@ -364,6 +364,64 @@ fn capture_records_frees(t: &Test) {
     let after = mech.cpu_totals();
     kexpect!(t, after.captured_pages >= before.captured_pages + 9);
     kexpect!(t, after.captured_blocks >= before.captured_blocks + 2);
+}
+
+/// A free outside the block of this CPU's hint is stored, one inside it
+/// only counted (by the page allocator, inline): single pages freed in two
+/// neighbouring blocks of the hint's order are both covered by this CPU's
+/// buffer, its entries rounded out to its cover order. A hint larger than
+/// the block its entry stands for would count the second and lose it.
+fn hint_covers_only_its_block(t: &Test) {
+    let Some(mech) = mech(t) else { return };
+    let mech = &mech;
+    let knobs = Knobs::save(mech);
+    knobs.quiesce();
+    mech.cfg.min_order.store(0, Relaxed);
+    mech.cfg.host_order.store(0, Relaxed);
+    // The order of the blocks entries stand for (HINT_ORDER_MIN, or the
+    // transport's order if larger).
+    let order = mech.cfg.transport_order.load(Relaxed).max(4);
+    let Some(b) = OwnedBlock::alloc(order + 1, Alloc::Normal) else {
+        kexpect!(t, false, "allocation failed");
+        return;
+    };
+    let pfn = b.leak();
+    let step = 1u64 << order;
+    // SAFETY: `pfn` is the block of `order + 1` leaked above, split once.
+    unsafe { sys::split_block(pfn, order + 1) };
+    // No hint is up: the first free below stores an entry.
+    mech.flush_all();
+    let irq = IrqOff::new();
+    // SAFETY: pages of the split block, still ours, each freed once.
+    unsafe {
+        sys::free_split_pages(pfn, pfn + 1);
+        sys::free_split_pages(pfn + step, pfn + step + 1);
+    }
+    let (first, second) =
+        mech.with_this_cpu_buf(|buf| (buf_covers(buf, pfn, 1), buf_covers(buf, pfn + step, 1)));
+    drop(irq);
+    // SAFETY: the rest of the split block, still ours, each page once.
+    unsafe {
+        sys::free_split_pages(pfn + 1, pfn + step);
+        sys::free_split_pages(pfn + step + 1, pfn + 2 * step);
+    }
+    kexpect!(t, first, "free of pfn {:#x} not in this CPU's buffer", pfn);
+    kexpect!(
+        t,
+        second,
+        "free of pfn {:#x}, the next block of order {}, not in this CPU's buffer",
+        pfn + step,
+        order
+    );
+}
+
+/// Whether the entries of `buf`, rounded out to its cover order, hold the
+/// `n` pages at `p`.
+fn buf_covers<const N: usize>(buf: &CaptureBuf<N>, p: u64, n: u64) -> bool {
+    let mask = (1u64 << buf.cover_order()) - 1;
+    buf.as_slice()
+        .iter()
+        .any(|e| e.pfn() & !mask <= p && p + n <= (e.end() + mask) & !mask)
 }
 
 /// Isolated blocks stay out of the allocator until they are given back.
@@ -1237,6 +1295,7 @@ kunit_suite!(
     "page_hinting_mechanism",
     [
         capture_records_frees,
+        hint_covers_only_its_block,
         isolation_keeps_pages_out,
         isolation_keeps_pageblock_type,
         reported_flag_lifecycle,

@@ -147,6 +147,26 @@ impl Entry {
         // and generates no overflow check.
         self.pfn().wrapping_add(self.pages())
     }
+
+    /// The aligned block of `1 << order` pages that holds the whole entry,
+    /// as its number (its first pfn shifted right by `order`), if one
+    /// does. An `order` above [`MAX_PAGE_ORDER`] is taken as
+    /// [`MAX_PAGE_ORDER`].
+    #[inline]
+    pub const fn block_at(self, order: u32) -> Option<u64> {
+        let order = if order > MAX_PAGE_ORDER {
+            MAX_PAGE_ORDER
+        } else {
+            order
+        };
+        // order <= 10 < 64; end() >= 1: no wrap.
+        let block = self.pfn() >> order;
+        if (self.end() - 1) >> order == block {
+            Some(block)
+        } else {
+            None
+        }
+    }
 }
 
 /// What [`CaptureBuf::push`] did.
@@ -225,13 +245,7 @@ impl<const N: usize> CaptureBuf<N> {
         };
         // order <= 10 < 64: the shift is fine.
         let block = e.pfn() >> order;
-        // e.end() >= 1: no wrap. The last page in the same block as the
-        // first: the whole entry is inside it.
-        if self.len != 0
-            && order == self.last_order
-            && block == self.last_block
-            && (e.end() - 1) >> order == block
-        {
+        if self.len != 0 && order == self.last_order && e.block_at(order) == Some(self.last_block) {
             self.pending_pages = self.pending_pages.saturating_add(e.pages());
             return if self.len == N || self.pending_pages >= threshold_pages {
                 Push::Ready
@@ -380,6 +394,17 @@ impl<const N: usize> Default for CaptureBuf<N> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn block_at_is_the_aligned_block_holding_the_entry() {
+        let e = |p, o| Entry::new(p, o).unwrap();
+        assert_eq!(e(512 + 7, 0).block_at(9), Some(1));
+        assert_eq!(e(512, 9).block_at(9), Some(1));
+        assert_eq!(e(512, 9).block_at(4), None);
+        assert_eq!(e(1008, 4).block_at(9), Some(1));
+        assert_eq!(e(1024, 10).block_at(11), Some(1));
+        assert_eq!(e(0, 0).block_at(0), Some(0));
+    }
 
     #[test]
     fn push_in_keeps_one_entry_per_block() {

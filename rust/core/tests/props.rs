@@ -386,6 +386,15 @@ proptest! {
     }
 
     #[test]
+    fn block_at_matches_model(pfn in 0..1u64 << 20, order in 0..=MAX_PAGE_ORDER, at in 0..16u32) {
+        let Some(e) = Entry::new(pfn, order) else { return Ok(()) };
+        let o = at.min(MAX_PAGE_ORDER);
+        // The model: every page of the entry in the block of its first.
+        let inside = (e.pfn()..e.end()).all(|p| p >> o == e.pfn() >> o);
+        prop_assert_eq!(e.block_at(at), inside.then_some(e.pfn() >> o));
+    }
+
+    #[test]
     fn entry_new_matches_model(pfn in prop_oneof![any::<u64>(), PFN_LIMIT - 2048..PFN_LIMIT + 16, 0..16u64], order in 0..70u32) {
         let fits = order <= MAX_PAGE_ORDER
             && pfn.checked_add(1 << order.min(63)).is_some_and(|end| end <= PFN_LIMIT);

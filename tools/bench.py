@@ -518,6 +518,18 @@ def footprint_table(foot):
     return "\n".join(out) + "\n"
 
 
+def published_curves():
+    """{(panel, series name): points} of the published plot.json (panel: the
+    workload its title begins with), for a merge whose per-run files are
+    gone; empty if there is none."""
+    try:
+        spec = json.load(open(os.path.join(ROOT, "Documentation", "bench", "plot.json")))
+    except FileNotFoundError:
+        return {}
+    return {(p["title"].split(":", 1)[0], x["name"]): x["points"]
+            for p in spec["panels"] for x in p.get("series", [])}
+
+
 def footprint_panels(outdir, foot):
     """Host RSS over time of the first repetition of each footprint run."""
     panels = []
@@ -525,6 +537,12 @@ def footprint_panels(outdir, foot):
         series = []
         for name in FOOTPRINT_CONFIGS:
             if not any(x["workload"] == work and x["config"] == name and x["rep"] == 0 for x in foot):
+                continue
+            first = (f"{name}.phases.0.json" if work == "phases" else f"fleet.{name}.0.0.json")
+            if not os.path.exists(os.path.join(outdir, "runs", first)):
+                tr = published_curves().get((work, name))
+                if tr:
+                    series.append({"name": name, "points": tr, "thin": False})
                 continue
             if work == "phases":
                 r = json.load(open(os.path.join(outdir, "runs", f"{name}.phases.0.json")))
@@ -677,7 +695,9 @@ def build_plotter():
 def publish(outdir, md):
     dest = os.path.join(ROOT, "Documentation", "bench")
     os.makedirs(dest, exist_ok=True)
-    for f in ("bench.png", "results.csv", "results.json", "table.md"):
+    # plot.json too: the curves of a later --merge on a machine that no
+    # longer has this run's per-run files come from it.
+    for f in ("bench.png", "results.csv", "results.json", "table.md", "plot.json"):
         shutil.copy(os.path.join(outdir, f), os.path.join(dest, f))
     readme = os.path.join(ROOT, "README.md")
     text = open(readme).read()
@@ -692,16 +712,17 @@ def publish(outdir, md):
 
 def merge_published(outdir, meta, results, huge, foot, holds):
     """This run's results, completed with the published run's for what this
-    one did not measure (--merge). The plot needs that run's per-run files:
-    its results directory must still be in the cache."""
+    one did not measure (--merge). The plot takes that run's curves from its
+    per-run files if its results directory is still in the cache, else from
+    the published plot.json (published_curves())."""
     old = json.load(open(os.path.join(ROOT, "Documentation", "bench", "results.json")))
     src = [d for d in glob.glob(os.path.join(os.path.dirname(outdir), "*"))
            if d != outdir and os.path.exists(os.path.join(d, "results.json"))
            and json.load(open(os.path.join(d, "results.json")))["meta"] == old["meta"]]
-    if not src:
-        raise RuntimeError("--merge: the published run's results directory is not in "
-                           f"{os.path.dirname(outdir)}")
-    for f in glob.glob(os.path.join(src[0], "runs", "*.json")):
+    if not src and not published_curves():
+        print("[bench] --merge: neither the published run's results directory nor a published "
+              "plot.json: the plot has only this run's curves", flush=True)
+    for f in glob.glob(os.path.join(src[0], "runs", "*.json")) if src else []:
         dest = os.path.join(outdir, "runs", os.path.basename(f))
         if not os.path.exists(dest):
             shutil.copy(f, dest)
@@ -880,7 +901,14 @@ def main():
     for x in results:
         freed = dict(WORKLOADS)[x["workload"]]
         if x["rep"] == 0 and freed is not None:
-            r = json.load(open(os.path.join(outdir, "runs", f"{x['config']}.{x['workload']}.0.json")))
+            js = os.path.join(outdir, "runs", f"{x['config']}.{x['workload']}.0.json")
+            if not os.path.exists(js):
+                # A merged row whose run is gone: its published curve.
+                tr = published_curves().get((x["workload"], x["config"]))
+                if tr:
+                    traces[(x["config"], x["workload"])] = tr
+                continue
+            r = json.load(open(js))
             traces[(x["config"], x["workload"])] = figures(r, x["workload"], freed, meta["window"],
                                                            meta["seconds"])[1]
     rows = summarize(results)

@@ -47,6 +47,7 @@ declare -A GUARD=(
 	[settle]=small_blocks_settle
 	[cover]=block_freed_in_two_batches
 	[hint]=hint_covers_only_its_block
+	[runtime]=runtime_counts_only_its_window
 	[detach]="engine_reports_through_device e2e:engine-orders"
 )
 TEETH=$ROOT/tools/teeth

@@ -144,16 +144,76 @@ pub(crate) fn ticks_to_ns(ticks: u64) -> u64 {
     ticks
 }
 
-/// CPU time the running task has had, in ns, as the scheduler last
-/// accounted it (at a tick or a context switch, so a reading lags by at
-/// most a tick). The difference of two readings in one task is time it
-/// ran on a CPU: not time it waited (for the host, a lock, or preempted).
+/// Whether [`task_runtime_ns`] reads the time up to now (else the
+/// scheduler's figure as of its last update). The tests skip what they
+/// cannot check without it.
+#[cfg(ph_tests)]
+pub(crate) const TASK_RUNTIME_EXACT: bool = cfg!(not(any(
+    CONFIG_IRQ_TIME_ACCOUNTING,
+    CONFIG_PARAVIRT_TIME_ACCOUNTING
+)));
+
+// `<linux/sched/clock.h>` is not among the headers 6.12's bindings are
+// generated from; its `local_clock()` is exported (GPL) and is what the
+// scheduler's clock reads on this CPU.
+extern "C" {
+    /// `u64 local_clock(void)`: `sched_clock_cpu()` of the calling CPU.
+    fn local_clock() -> u64;
+}
+
+/// CPU time the running task has had, in ns, up to now. The difference of
+/// two readings in one task is the time it ran on a CPU between them: not
+/// time it waited (for the host, a lock, or preempted), and not time it ran
+/// before the first reading.
+///
+/// The scheduler adds a running task's time to `se.sum_exec_runtime` only
+/// at a tick or a context switch: that counter alone lags by what the task
+/// ran since, which a later update then adds in, so a window read with it
+/// is charged for time the task ran before the window. Where the
+/// scheduler's task clock is `sched_clock` itself (no interrupt or steal
+/// time taken out of it), the time since the last update is
+/// `local_clock() - se.exec_start`, and this adds it.
 pub(crate) fn task_runtime_ns() -> u64 {
-    // SAFETY: `get_current()` is the running task, which outlives this
-    // call; `se.sum_exec_runtime` is a 64-bit counter, read whole on a
-    // 64-bit CPU, that only the scheduler writes (a stale value is the lag
-    // documented above).
-    unsafe { core::ptr::addr_of!((*bindings::get_current()).se.sum_exec_runtime).read_volatile() }
+    #[cfg(not(any(CONFIG_IRQ_TIME_ACCOUNTING, CONFIG_PARAVIRT_TIME_ACCOUNTING)))]
+    {
+        // The pair is read with interrupts off: no tick on this CPU can
+        // update it in between. A remote CPU holding this CPU's runqueue
+        // lock can (a wakeup's `update_curr()`); it writes `exec_start`
+        // before `sum_exec_runtime`, so a reading whose `exec_start` did
+        // not change saw no update or all of it.
+        let _irq = super::cpu::IrqOff::new();
+        // SAFETY: `get_current()` is the running task, which outlives this
+        // call.
+        let se = unsafe { core::ptr::addr_of!((*bindings::get_current()).se) };
+        loop {
+            // SAFETY: `se` points into the running task (above); both
+            // fields are 64-bit, read whole on a 64-bit CPU, and written
+            // only by the scheduler.
+            let (start, sum, again) = unsafe {
+                let start = core::ptr::addr_of!((*se).exec_start).read_volatile();
+                let sum = core::ptr::addr_of!((*se).sum_exec_runtime).read_volatile();
+                let again = core::ptr::addr_of!((*se).exec_start).read_volatile();
+                (start, sum, again)
+            };
+            if start == again {
+                // SAFETY: no requirements.
+                let now = unsafe { local_clock() };
+                return sum + now.saturating_sub(start);
+            }
+        }
+    }
+    #[cfg(any(CONFIG_IRQ_TIME_ACCOUNTING, CONFIG_PARAVIRT_TIME_ACCOUNTING))]
+    {
+        // The task clock runs behind `sched_clock` by the interrupt and
+        // steal time taken out of it, which the module cannot read: the
+        // last update's figure, lagging by up to a tick (see above).
+        // SAFETY: `get_current()` is the running task, which outlives this
+        // call; `se.sum_exec_runtime` is a 64-bit counter, read whole on a
+        // 64-bit CPU, that only the scheduler writes.
+        unsafe {
+            core::ptr::addr_of!((*bindings::get_current()).se.sum_exec_runtime).read_volatile()
+        }
+    }
 }
 
 /// Monotonic time in nanoseconds.

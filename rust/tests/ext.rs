@@ -149,6 +149,59 @@ fn irq_spinlock_guards_data(t: &Test) {
     kexpect_eq!(t, *l.lock(&irq), 1000);
 }
 
+/// A window read with `task_runtime_ns` holds the time the task ran inside
+/// it, not time it ran before: the worker's `worker_cpu_us` stays within
+/// its busy time.
+fn runtime_counts_only_its_window(t: &Test) {
+    const SPIN_NS: u64 = 20_000_000;
+    if !mm::TASK_RUNTIME_EXACT {
+        // The kernel takes interrupt or steal time out of the task clock:
+        // the reading is the scheduler's lagging figure (documented).
+        return;
+    }
+    let before;
+    {
+        // Interrupts off: no tick updates the scheduler's figure while the
+        // task spins, so a reading that is only that figure lags by the
+        // whole spin.
+        let _irq = IrqOff::new();
+        let start = mm::ktime_ns();
+        while mm::ktime_ns() - start < SPIN_NS {
+            core::hint::spin_loop();
+        }
+        before = mm::task_runtime_ns();
+    }
+    // Sleeping: a context switch, where the scheduler brings its figure up
+    // to date.
+    mm::msleep(10);
+    let window = mm::task_runtime_ns() - before;
+    kexpect!(
+        t,
+        window < SPIN_NS / 2,
+        "{} ns charged to a window that slept, after a {} ns spin before it",
+        window,
+        SPIN_NS
+    );
+    // And it counts the time run inside the window, up to the reading
+    // (again with no tick to bring the scheduler's figure up to date).
+    let start = mm::ktime_ns();
+    let before = mm::task_runtime_ns();
+    let (window, wall) = {
+        let _irq = IrqOff::new();
+        while mm::ktime_ns() - start < SPIN_NS {
+            core::hint::spin_loop();
+        }
+        (mm::task_runtime_ns() - before, mm::ktime_ns() - start)
+    };
+    kexpect!(
+        t,
+        window > SPIN_NS / 2 && window <= wall + 1_000_000,
+        "{} ns charged to a {} ns spin",
+        window,
+        wall
+    );
+}
+
 kunit_suite!(
     page_hinting_kernel_ext,
     "page_hinting_kernel_ext",
@@ -156,6 +209,7 @@ kunit_suite!(
         percpu_builds_and_drops_every_cpu,
         percpu_failure_drops_what_was_built,
         work_items_own_their_object,
-        irq_spinlock_guards_data
+        irq_spinlock_guards_data,
+        runtime_counts_only_its_window
     ]
 );

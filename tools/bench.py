@@ -567,6 +567,20 @@ def secs(s):
         (" " + s.split(" ", 1)[1] if " " in s else "")
 
 
+def merged_note(meta):
+    """Which rows of a --merge come from earlier runs, and from when."""
+    parts = meta.get("merged_parts")
+    if not parts:
+        return ""
+    if isinstance(parts[0], str):
+        # A merge from before rows carried their date.
+        return (f" Merged: {', '.join(parts)} and whatever table this run did not measure "
+                f"come from the run of {meta['merged']}.")
+    return (" Merged from earlier runs (rows this run did not measure): "
+            + "; ".join(f"{p['what']} ({p['date']})" for p in parts)
+            + "; the tables this run did not measure, likewise.")
+
+
 def table_md(rows, meta):
     out = [f"`make bench`, {meta['date']}, {meta.get('minutes', '?')} min: "
            f"{meta['reps']} repetition(s) of each free, median (min-max); "
@@ -575,8 +589,7 @@ def table_md(rows, meta):
               "instructions" if meta.get("icount") else "") + "), "
            f"{meta['smp']} vCPUs, {meta['mem']} MiB guest, host sampled every 100 ms, "
            f"{meta['window']} s window after each free."
-           + (f" Merged: {', '.join(meta['merged_parts'])} and whatever table this run did not "
-              f"measure come from the run of {meta['merged']}." if meta.get("merged_parts") else ""),
+           + merged_note(meta),
            ""]
     if any("freed_mib" in r for r in rows):
         out += release_rows(rows, meta)
@@ -732,9 +745,29 @@ def merge_published(outdir, meta, results, huge, foot, holds):
     if meta["accel"] == "?":
         # No release run here: the merged ones say how they ran.
         meta["accel"] = old["meta"]["accel"]
+    for x in results:
+        x.setdefault("date", meta["date"])
+    old_parts = old["meta"].get("merged_parts") or []
+    for x in kept:
+        # A row from before rows carried their date: the published run's,
+        # or the run that one merged it from.
+        if "date" not in x:
+            x["date"] = (old["meta"]["merged"] if x["workload"] in old_parts
+                         and isinstance(old_parts[0], str) else old["meta"]["date"])
     if kept:
         # The merged rows keep their own run's settings in the notes.
-        meta["merged_parts"] = sorted({x["workload"] for x in kept})
+        by = {}
+        for x in kept:
+            by.setdefault((x["date"], x["workload"]), set()).add(x["config"])
+        parts = []
+        for date in sorted({d for d, _ in by}):
+            works = sorted(w for d, w in by if d == date)
+            for w in works:
+                confs = by[(date, w)]
+                every = {x["config"] for x in old["results"] if x["workload"] == w}
+                what = w if confs == every else f"{w} of {', '.join(sorted(confs))}"
+                parts.append({"what": what, "date": date})
+        meta["merged_parts"] = parts
     # Per configuration (and workload) in the footprint and holds tables
     # too: a run that measured page_hinting alone keeps Linux's rows.
     foot_ran = {(x["config"], x["workload"]) for x in foot}

@@ -90,13 +90,6 @@ holds() {
 	fi
 }
 
-# The page allocator's counters a throughput segment can move (THP faults
-# served and fallen back to 4 KiB pages, direct compaction, pages the
-# kernel's reclaim and compaction took), for the record: "name value" pairs.
-vmcounts() {
-	awk '$1 ~ /^(thp_fault_alloc|thp_fault_fallback|compact_stall|compact_success|pgsteal_direct|allocstall_normal|allocstall_dma32)$/ { printf "%s %s ", $1, $2 }' /proc/vmstat
-}
-
 # seg PROGRAM RESULT-MARK: one throughput segment; prints its figure, or
 # fails (in the command substitution the caller runs it in).
 seg() {
@@ -122,10 +115,8 @@ throughput() {
 			fi
 			state=$s
 			[ $s = on ] && mark thr-stats0 "$(counts)"
-			mark thr-vm0-$s "$(vmcounts)"
 			v=$(seg "$1" "$2") || fail "$1"
 			mark thr-$s "$v"
-			mark thr-vm-$s "$(vmcounts)"
 			[ $s = on ] && mark thr-stats "$(counts)"
 		done
 		i=$((i + 1))

@@ -83,10 +83,15 @@ settled() {
 # may be asked again: each mark gets its own answer.
 answers() { grep -c "^$1 " /tmp/host 2>/dev/null; }
 answered() { [ "$(answers "$1")" -gt "$2" ]; }
+# answer_whole NAME: the last answer to NAME has arrived whole (init's cat
+# copies the serial port as it comes, so a line can be read half written:
+# "inflate2 do").
+answer_whole() { grep "^$1 " /tmp/host | tail -n1 | grep -Eq "^$1 (done|timeout|error.*)\$"; }
 ask_host() {
 	_a=$(answers "$1")
 	mark "$1"
 	wait_for "$2" "the host's answer to $1" answered "$1" "$_a"
+	wait_for 10 "the whole of the host's answer to $1" answer_whole "$1"
 	grep "^$1 " /tmp/host | tail -n1 | grep -q "^$1 done" ||
 		fail "the host answered $(grep "^$1 " /tmp/host | tail -n1)"
 }

@@ -29,6 +29,7 @@ README.md between its bench markers.
 
 import argparse
 import csv
+import functools
 import glob
 import json
 import os
@@ -518,10 +519,11 @@ def footprint_table(foot):
     return "\n".join(out) + "\n"
 
 
+@functools.lru_cache(maxsize=None)
 def published_curves():
     """{(panel, series name): points} of the published plot.json (panel: the
     workload its title begins with), for a merge whose per-run files are
-    gone; empty if there is none."""
+    gone; empty if there is none. Read once: every missing curve asks."""
     try:
         spec = json.load(open(os.path.join(ROOT, "Documentation", "bench", "plot.json")))
     except FileNotFoundError:

@@ -284,23 +284,73 @@ def rss_mean(points):
     return area / (points[-1][0] - points[0][0])
 
 
+def ideal_held(r, t0, offset):
+    """The MiB the phases pattern itself holds, as a function of the
+    console's clock: a cycle's memory grows linearly from its start to its
+    peak mark (at the speed this run touched it), then follows the
+    pattern's phases-held marks (4 KiB pages: the half of the small mapping
+    it let go counts as gone). None where the run printed no such marks
+    (before 2026-12-04)."""
+    held = sorted((t, int(v.split()[0]), int(v.split()[1])) for t, v in marks(r, "phases-held"))
+    if not held:
+        return None
+    peaks = {int(v.split()[0]): t for t, v in marks(r, "phases-peak")}
+    top = {c: mib for t, c, mib in held if peaks.get(c) is not None and abs(t - peaks[c]) < 1.0}
+    # From the peak mark on (its held mark follows it on the console).
+    held = sorted(held + [(peaks[c], c, mib) for c, mib in top.items()])
+
+    def at(t):
+        now = 0
+        for th, _, mib in held:
+            if th > t:
+                break
+            now = mib
+        for c, tp in peaks.items():
+            start = t0 + offset + CYCLE * c
+            if start <= t < tp and c in top:
+                return top[c] * (t - start) / (tp - start)
+        return now
+    return at
+
+
+def ideal_trace(r):
+    """The ideal reporter's RSS (MiB) over a phases run, on the same clock as
+    footprint()'s trace; None without the pattern's phases-held marks."""
+    t0, t1 = first_mark(r, "phases-start")[0], first_mark(r, "phases-end")[0]
+    held = ideal_held(r, t0, int(first_mark(r, "phases-start")[1].split()[0]))
+    if held is None:
+        return None
+    base = [rss for ts, rss, *_ in r["samples"] if ts < t0][-1]
+    return [(round(ts - t0, 2), base / MIB + held(ts)) for ts, *_ in r["samples"] if t0 <= ts <= t1]
+
+
 def footprint(r):
     """One phases run: its average and peak host RSS over the pattern, the
     seconds each cycle took to allocate and touch its memory (the guest's
-    throughput), and the RSS trace."""
+    throughput), the footprint of an ideal reporter at this run's
+    throughput, and the RSS trace.
+
+    The ideal holds the guest's RSS before the pattern began (the kernel,
+    the programs, QEMU itself) plus what the pattern holds (ideal_held):
+    every page back the moment it is freed, at 4 KiB granularity, and
+    nothing the guest did not touch."""
     t0, t1 = first_mark(r, "phases-start")[0], first_mark(r, "phases-end")[0]
     offset = int(first_mark(r, "phases-start")[1].split()[0])
     pts = [(ts, rss) for ts, rss, *_ in r["samples"] if t0 <= ts <= t1]
     peaks = [(int(v.split()[0]), t) for t, v in marks(r, "phases-peak")]
     alloc = [t - (t0 + offset + CYCLE * i) for i, t in peaks]
+    tr = ideal_trace(r)
+    ideal = rss_mean([(ts + t0, v * MIB) for ts, v in tr]) / MIB / 1024 if tr else None
     return {"avg_gib": rss_mean(pts) / MIB / 1024, "peak_gib": max(v for _, v in pts) / MIB / 1024,
-            "cycles": len(peaks), "alloc_s": statistics.mean(alloc) if alloc else None}, \
+            "cycles": len(peaks), "alloc_s": statistics.mean(alloc) if alloc else None,
+            "alloc_cycles": alloc, "ideal_gib": ideal}, \
         [(round(ts - t0, 2), rss / MIB) for ts, rss in pts]
 
 
 def fleet_footprint(runs, step=0.25):
     """The sum of the fleet's RSS on the host's clock, over the time all of
-    them ran their pattern: average, peak, trace."""
+    them ran their pattern: average, peak, the ideal's average (footprint),
+    trace."""
     spans = []
     for r in runs:
         base = r["start_monotonic"]
@@ -308,14 +358,24 @@ def fleet_footprint(runs, step=0.25):
     a, b = max(s for s, _ in spans), min(e for _, e in spans)
     if b <= a:
         raise RuntimeError("the fleet's guests never ran their patterns at the same time")
-    pts, t = [], a
+    ideals = []
+    for r in runs:
+        t0 = first_mark(r, "phases-start")[0]
+        held = ideal_held(r, t0, int(first_mark(r, "phases-start")[1].split()[0]))
+        base = [rss for ts, rss, *_ in r["samples"] if ts < t0][-1]
+        ideals.append(None if held is None else (lambda t, h=held, b0=base: b0 + 1024 * h(t)))
+    pts, ideal, t = [], [], a
     while t <= b:
         pts.append((t - a, sum(sample_at(r, t - r["start_monotonic"])[0] for r in runs)))
+        if None not in ideals:
+            ideal.append((t - a, sum(f(t - r["start_monotonic"]) for f, r in zip(ideals, runs))))
         t += step
     per = [footprint(r)[0] for r in runs]
     alloc = [x["alloc_s"] for x in per if x["alloc_s"] is not None]
     return {"avg_gib": rss_mean(pts) / MIB / 1024, "peak_gib": max(v for _, v in pts) / MIB / 1024,
-            "overlap_s": round(b - a, 1), "alloc_s": statistics.mean(alloc) if alloc else None}, \
+            "overlap_s": round(b - a, 1), "alloc_s": statistics.mean(alloc) if alloc else None,
+            "alloc_cycles": [c for x in per for c in x["alloc_cycles"]],
+            "ideal_gib": rss_mean(ideal) / MIB / 1024 if ideal else None}, \
         [(round(x, 2), v / MIB) for x, v in pts]
 
 
@@ -494,16 +554,22 @@ def summarize(results):
 
 def footprint_table(foot):
     """The footprint rows: average and peak host RSS, against Linux's
-    default reporting."""
+    default reporting, and against an ideal reporter at the run's own
+    throughput."""
     out = ["", f"Footprint over time: tools/guest/phases.c, {SPAN} s of {CYCLE} s cycles (THP, 4 KiB "
            "pages and page cache, up to 768 MiB held, then freed). phases: one guest, 2 vCPUs; "
            f"fleet: {FLEET} guests at once ({FLEET_SMP} vCPU each), their cycles {FLEET_STEP} s "
            "apart, the sum of their RSS over the time all ran the pattern. Average: host RSS "
            "integrated over time, GiB*s/s; vs linux: the average against Linux's default "
-           "reporting (negative: less host memory); alloc: seconds a cycle took to map and "
-           "touch its memory (the guest's throughput):", "",
-           "| workload | config | average host RSS | peak | vs linux | alloc per cycle |",
-           "|---|---|---|---|---|---|"]
+           "reporting (negative: less host memory); ideal: what a reporter would hold that gave "
+           "back every 4 KiB page the moment it was freed, at this run's throughput (the RSS "
+           "before the pattern plus what the pattern holds; its figure against Linux's measured "
+           "one: the linux row's is the most any reporter can save at Linux's throughput); over "
+           "ideal: the measured average above it; alloc: seconds a cycle took to map and touch "
+           "its memory (the guest's throughput; median and range over cycles, host clock):", "",
+           "| workload | config | average host RSS | peak | vs linux | ideal (vs linux) | over ideal "
+           "| alloc per cycle |",
+           "|---|---|---|---|---|---|---|---|"]
     for work in ("phases", "fleet"):
         base = [x["avg_gib"] for x in foot if x["workload"] == work and x["config"] == "linux"]
         ref = statistics.median(base) if base else None
@@ -513,9 +579,16 @@ def footprint_table(foot):
                 continue
             avg = statistics.median([x["avg_gib"] for x in rs])
             vs = f"{100 * (avg / ref - 1):+.0f}%" if ref else "-"
+            ideals = [x.get("ideal_gib") for x in rs if x.get("ideal_gib") is not None]
+            ideal, over = "-", "-"
+            if ideals:
+                med = statistics.median(ideals)
+                ideal = f"{med:.3f} GiB" + (f" ({100 * (med / ref - 1):+.0f}%)" if ref else "")
+                over = f"{100 * (avg / med - 1):+.0f}%"
+            cycles = [c for x in rs for c in x.get("alloc_cycles", [])] or [x["alloc_s"] for x in rs]
             out.append(f"| {work} | {name} | {fmt_range([x['avg_gib'] for x in rs], ' GiB', 3)} | "
-                       f"{fmt_range([x['peak_gib'] for x in rs], ' GiB', 3)} | {vs} | "
-                       f"{secs(fmt_range([x['alloc_s'] for x in rs], '', 2))} |")
+                       f"{fmt_range([x['peak_gib'] for x in rs], ' GiB', 3)} | {vs} | {ideal} | "
+                       f"{over} | {secs(fmt_range(cycles, '', 2))} |")
     return "\n".join(out) + "\n"
 
 
@@ -549,6 +622,9 @@ def footprint_panels(outdir, foot):
             if work == "phases":
                 r = json.load(open(os.path.join(outdir, "runs", f"{name}.phases.0.json")))
                 tr = footprint(r)[1]
+                ideal = ideal_trace(r) if name == "linux" else None
+                if ideal:
+                    series.append({"name": "ideal at linux's pace", "points": ideal, "thin": True})
             else:
                 runs = [json.load(open(os.path.join(outdir, "runs", f"fleet.{name}.0.{i}.json")))
                         for i in range(FLEET)]
@@ -812,10 +888,15 @@ def main():
     ap.add_argument("--hugetlb-only", action="store_true",
                     help="only the host huge page runs (their table, not published)")
     args = ap.parse_args()
+    global FOOTPRINT_CONFIGS, FLEET_CONFIGS, HOLDS_CONFIGS
     for c in args.config:
         name, rest = c.split("=", 1)
         driver, cmdline = rest.split(":", 1)
         CONFIGS.append((name, driver, cmdline.replace(",", " "), None))
+        # An extra configuration runs every workload it is asked for.
+        FOOTPRINT_CONFIGS += (name,)
+        FLEET_CONFIGS += (name,)
+        HOLDS_CONFIGS += (name,)
 
     if args.hugetlb_only:
         kernel = sh(os.path.join(TOOLS, "kernel.sh"), "normal") + "/arch/x86/boot/bzImage"

@@ -16,7 +16,10 @@
  *   phases SECONDS [OFFSET [PATH [CACHE_MIB]]]
  *
  * Prints "PH-MARK phases-start", "PH-MARK phases-peak N" when a cycle holds
- * all of its memory, and "PH-MARK phases-end CYCLES MIB" (MiB touched).
+ * all of its memory, then "PH-MARK phases-parts N THP SMALL CACHE": the
+ * milliseconds its THP mapping, its 4 KiB one and its page cache read took,
+ * "PH-MARK phases-held N MIB" at the peak and after each free (the MiB the
+ * cycle still holds, in 4 KiB pages), and at the end "PH-MARK phases-end CYCLES MIB" (MiB touched).
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -54,6 +57,13 @@ static void mark(const char *what, unsigned long v)
 	fflush(stdout);
 }
 
+/* What the pattern holds from now on, for the bench's ideal footprint. */
+static void held(unsigned long cycle, unsigned long bytes)
+{
+	printf("PH-MARK phases-held %lu %lu\n", cycle, bytes / MIB);
+	fflush(stdout);
+}
+
 static char *map_touch(unsigned long len, int huge)
 {
 	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
@@ -82,7 +92,8 @@ int main(int argc, char **argv)
 {
 	static const unsigned long thp_mib[] = { 384, 256, 448, 320 };
 	static const unsigned long small_mib[] = { 64, 128, 96 };
-	double secs, offset, t0, end;
+	double secs, offset, t0, end, t[4];
+	unsigned long cache;
 	unsigned long cache_mib, touched = 0, cycle = 0;
 	int fd = -1;
 
@@ -109,21 +120,34 @@ int main(int argc, char **argv)
 		char *a, *b;
 
 		until(c);
+		t[0] = now();
 		a = map_touch(thp, 1);
+		t[1] = now();
 		b = map_touch(small, 0);
+		t[2] = now();
 		if (fd >= 0)
 			read_cache(fd, cache_mib * MIB);
+		t[3] = now();
 		touched += (thp + small) / MIB;
+		cache = fd >= 0 ? cache_mib * MIB : 0;
 		mark("phases-peak", cycle);
+		held(cycle, thp + small + cache);
+		printf("PH-MARK phases-parts %lu %.0f %.0f %.0f\n", cycle,
+		       1e3 * (t[1] - t[0]), 1e3 * (t[2] - t[1]),
+		       1e3 * (t[3] - t[2]));
+		fflush(stdout);
 		until(c + 5);
 		munmap(a, thp);
 		for (unsigned long off = 0; off < small; off += 2 * PAGE)
 			madvise(b + off, PAGE, MADV_DONTNEED);
+		held(cycle, small / 2 + cache);
 		until(c + 6);
 		if (fd >= 0)
 			posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+		held(cycle, small / 2);
 		until(c + 8);
 		munmap(b, small);
+		held(cycle, 0);
 	}
 	until(end);
 	printf("PH-MARK phases-end %lu %lu\n", cycle, touched);

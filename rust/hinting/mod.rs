@@ -68,7 +68,7 @@ use crate::kernel_ext::{
     workqueue::{WorkHandler, Worked, Workqueue},
 };
 use crate::ranges::PfnRange;
-use crate::retry::Retry;
+use crate::retry::{Freeing, Retry};
 use crate::settle::Settle;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use kernel::{
@@ -237,6 +237,9 @@ pub(crate) struct Worker {
     retry_due_ns: u64,
     /// When a retry round last drained the per-CPU lists (ktime ms).
     last_drain_ms: Option<u64>,
+    /// The current stretch of batches (ktime ms): while it is sustained,
+    /// drains are spaced further (see [`crate::retry::drain_due`]).
+    freeing: Freeing,
     /// The hull of the spans of frees the capture buffers turned away since
     /// the last retry round, which scans it once.
     overflow_span: PfnRange,
@@ -338,6 +341,7 @@ impl Hinting {
             settle: mm::zeroed_box()?,
             retry_due_ns: 0,
             last_drain_ms: None,
+            freeing: Freeing::new(),
             overflow_span: PfnRange::default(),
             registered: None,
             recent: worker::Recent::default(),
@@ -575,6 +579,26 @@ impl Engine {
     /// round drains them.
     pub(crate) fn forget_drain(&self) {
         self.worker.lock().last_drain_ms = None;
+    }
+
+    /// Makes it look as if the per-CPU lists were last drained `ago_ms`
+    /// ago, and as if batches had come for `freeing_ms` until `quiet_ms`
+    /// ago (`None`: no batch yet).
+    pub(crate) fn fake_drain_clock(&self, ago_ms: u64, freeing: Option<(u64, u64)>) {
+        let now = mm::ktime_ns() / 1_000_000;
+        let mut w = self.worker.lock();
+        w.last_drain_ms = Some(now.saturating_sub(ago_ms));
+        w.freeing = Freeing::new();
+        if let Some((freeing_ms, quiet_ms)) = freeing {
+            let last = now.saturating_sub(quiet_ms);
+            w.freeing.batch(last.saturating_sub(freeing_ms));
+            // Batches half a quiet time apart: one stretch.
+            let mut t = last.saturating_sub(freeing_ms);
+            while t < last {
+                t = (t + u64::from(crate::retry::QUIET_MS) / 2).min(last);
+                w.freeing.batch(t);
+            }
+        }
     }
 
     /// Puts `r` on the retry list, as a batch that found pages of it on

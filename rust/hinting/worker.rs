@@ -158,6 +158,7 @@ pub(crate) fn process_entries(
         return;
     };
     let transport = &*transport;
+    state.freeing.batch(mm::ktime_ns() / 1_000_000);
     let Worker {
         store,
         retry,
@@ -292,8 +293,9 @@ fn arm_retry(mech: ArcBorrow<'_, Mechanism>, state: &mut Worker) {
 }
 
 /// A retry round: drains the per-CPU lists unless that was done less than
-/// a gap ago, then scans every range on the retry list again, reporting
-/// what is free now. Process context.
+/// a gap ago (a longer one under sustained freeing), then scans every
+/// range on the retry list again, reporting what is free now. Process
+/// context.
 pub(crate) fn retry_round(mech: ArcBorrow<'_, Mechanism>) {
     let engine: &Engine = &mech;
     let mut guard = engine.worker.lock();
@@ -315,10 +317,11 @@ pub(crate) fn retry_round(mech: ArcBorrow<'_, Mechanism>) {
     }
     let min_order = engine.min_order();
     engine.stats.retry_rounds.fetch_add(1, Relaxed);
-    // At most one drain a gap (see crate::retry): the pages a busy
-    // workload is about to reuse stay in its per-CPU caches.
+    // At most one drain a gap, a longer one while frees keep coming (see
+    // crate::retry): the pages a busy workload is about to reuse stay in
+    // its per-CPU caches.
     let now_ms = mm::ktime_ns() / 1_000_000;
-    if drain_due(now_ms, state.last_drain_ms) {
+    if drain_due(now_ms, state.last_drain_ms, state.freeing.sustained(now_ms)) {
         mm::drain_all_pages();
         state.last_drain_ms = Some(now_ms);
         engine.stats.pcp_drains.fetch_add(1, Relaxed);

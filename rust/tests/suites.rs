@@ -19,7 +19,7 @@ use crate::kernel_ext::{
     mm,
 };
 use crate::ranges::PfnRange;
-use crate::retry::DRAIN_GAP_MS;
+use crate::retry::{DRAIN_GAP_BUSY_MS, DRAIN_GAP_MS, QUIET_MS};
 use core::sync::atomic::Ordering::{Relaxed, Release};
 use kernel::{prelude::*, sync::Arc};
 
@@ -878,6 +878,62 @@ fn per_cpu_frees_are_retried(t: &Test) {
     );
 }
 
+/// While batches keep coming (a stretch of freeing of a second or more),
+/// retry rounds drain the per-CPU lists at most every
+/// `DRAIN_GAP_BUSY_MS`; once the frees stopped, every `DRAIN_GAP_MS`.
+/// The worker's clocks are set as if it were so; each round has a range
+/// of a page the test holds to look at (a round with an empty list does
+/// nothing).
+fn sustained_freeing_spaces_drains(t: &Test) {
+    let Some(mech) = mech(t) else { return };
+    let mech = &mech;
+    let Some(_setup) = quiet_recording(t, mech) else {
+        return;
+    };
+    let Some(b) = OwnedBlock::alloc(0, Alloc::Normal) else {
+        kexpect!(t, false, "no page");
+        return;
+    };
+    let held = PfnRange::new(b.pfn(), b.pfn() + 1);
+    let (gap, busy, quiet) = (
+        u64::from(DRAIN_GAP_MS),
+        u64::from(DRAIN_GAP_BUSY_MS),
+        u64::from(QUIET_MS),
+    );
+    let round = |drain_ago: u64, freeing: Option<(u64, u64)>| {
+        let t0 = mm::ktime_ns();
+        mech.fake_drain_clock(drain_ago, freeing);
+        mech.push_retry(held);
+        let (rounds, drains) = (
+            mech.stats.retry_rounds.load(Relaxed),
+            mech.stats.pcp_drains.load(Relaxed),
+        );
+        mech.retry_round();
+        kexpect!(t, mech.stats.retry_rounds.load(Relaxed) > rounds);
+        let took_ms = mm::ktime_ns().saturating_sub(t0) / 1_000_000;
+        (mech.stats.pcp_drains.load(Relaxed) - drains, took_ms)
+    };
+    // Frees for two gaps until now, the last drain two gaps ago: none. A
+    // guest so slow that the stretch looked over by the round (QUIET_MS)
+    // proves nothing here.
+    let (drained, took) = round(2 * gap, Some((2 * gap, 0)));
+    kexpect!(
+        t,
+        took >= quiet || drained == 0,
+        "drained under sustained freeing {} ms after the last drain",
+        2 * gap
+    );
+    // The same frees, stopped QUIET_MS ago: a drain.
+    kexpect_eq!(t, round(2 * gap, Some((2 * gap, quiet))).0, 1);
+    // A burst shorter than a second, going on: a drain.
+    kexpect_eq!(t, round(2 * gap, Some((gap / 2, 0))).0, 1);
+    // Sustained, but the long gap has passed: a drain.
+    kexpect_eq!(t, round(busy, Some((2 * gap, 0))).0, 1);
+    // Nothing freed since the load, the short gap passed: a drain.
+    kexpect_eq!(t, round(gap, None).0, 1);
+    drop(b);
+}
+
 /// Frees that find both of their CPU's buffers full are not lost: the
 /// buffer keeps their span, and a retry round scans it. The worker is held
 /// (its lock) so that both buffers fill; then top-order blocks are freed,
@@ -1305,6 +1361,7 @@ kunit_suite!(
         small_blocks_settle,
         cpu_offline_hands_over,
         per_cpu_frees_are_retried,
+        sustained_freeing_spaces_drains,
         block_freed_in_two_batches,
         spilled_frees_are_reported,
         small_queue_splits_reports,

@@ -12,10 +12,18 @@
 //! *rounds*, after a delay that grows with each round ([`DELAYS_MS`]);
 //! before a round the module drains the per-CPU lists, so the pages that
 //! stayed free that long reach the free lists, but at most once every
-//! [`DRAIN_GAP_MS`] ([`drain_due`]): under sustained freeing, rounds come
-//! every 200 ms, and draining each time emptied the per-CPU caches of a
-//! workload that frees and at once reallocates, made the pages it was
-//! about to reuse reported and the host fault them in again. A range stays
+//! [`DRAIN_GAP_MS`], and while frees keep coming at most once every
+//! [`DRAIN_GAP_BUSY_MS`] ([`drain_due`]). Under sustained freeing, rounds
+//! come every 200 ms, and draining each time emptied the per-CPU caches of
+//! a workload that frees and at once reallocates, made the pages it was
+//! about to reuse reported and the host fault them in again; and each
+//! drain sends every page on those caches through the buddy free lists and
+//! back, which a page-fault loop pays for in every page it touches until
+//! the caches fill again (0.6% of its instructions at a drain a second).
+//! Per-CPU lists that keep taking frees overflow to the free lists on
+//! their own; the lists a drain is for are those of CPUs that stopped
+//! freeing, and once the frees stop everywhere the gap is short again. A
+//! range stays
 //! on the list while a round still finds free pages in it that are not on
 //! the free lists, for at most [`DELAYS_MS`]`.len()` rounds; a range whose
 //! pages were allocated again is dropped (if they are freed again, the free
@@ -41,18 +49,76 @@ pub const DELAYS_MS: [u32; 3] = [200, 1000, 5000];
 
 /// The shortest time between two drains of the per-CPU lists, in
 /// milliseconds: memory freed once is drained at its first round (200 ms),
-/// memory freed all the time at most once a second.
+/// memory freed now and then at most once a second.
 pub const DRAIN_GAP_MS: u32 = 1000;
 
-/// Whether a retry round drains the per-CPU lists first: unless a drain
-/// happened in the last [`DRAIN_GAP_MS`]. `now_ms` and `last_drain_ms` are
-/// on one monotonic clock; `last_drain_ms` is `None` before the first
-/// drain.
-pub const fn drain_due(now_ms: u64, last_drain_ms: Option<u64>) -> bool {
-    match last_drain_ms {
-        None => true,
-        Some(t) => now_ms.saturating_sub(t) >= DRAIN_GAP_MS as u64,
+/// The shortest time between two drains while frees keep coming
+/// ([`Freeing::sustained`]), in milliseconds. Not longer than the last of
+/// [`DELAYS_MS`]: rounds come at least every [`DELAYS_MS`]`[0]` while
+/// ranges wait, so every range gets a drained round before its last one.
+pub const DRAIN_GAP_BUSY_MS: u32 = 5000;
+
+/// The longest pause between two batches, in milliseconds, that still
+/// counts as one stretch of freeing: twice the idle flush's default
+/// interval, so that the flush of a burst's last frees belongs to it.
+pub const QUIET_MS: u32 = 200;
+
+/// How long a stretch of freeing must have lasted, in milliseconds, to be
+/// sustained: a burst (a process exiting, a cache dropped) is over within
+/// it, and its last pages are drained at the short gap.
+pub const SUSTAINED_MS: u32 = 1000;
+
+/// The current stretch of freeing: batches that came less than
+/// [`QUIET_MS`] apart. Times in milliseconds on one monotonic clock.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Freeing {
+    /// (first batch of the stretch, latest batch), `None` before the first.
+    stretch: Option<(u64, u64)>,
+}
+
+impl Freeing {
+    /// No batch yet.
+    pub const fn new() -> Self {
+        Freeing { stretch: None }
     }
+
+    /// Notes a batch processed at `now_ms`.
+    pub fn batch(&mut self, now_ms: u64) {
+        let first = match self.stretch {
+            Some((first, last)) if now_ms.saturating_sub(last) < QUIET_MS as u64 => first,
+            _ => now_ms,
+        };
+        self.stretch = Some((first, now_ms.max(first)));
+    }
+
+    /// Whether frees are still coming at `now_ms` (the latest batch less
+    /// than [`QUIET_MS`] ago) and have been for [`SUSTAINED_MS`] or more.
+    pub const fn sustained(&self, now_ms: u64) -> bool {
+        match self.stretch {
+            None => false,
+            Some((first, last)) => {
+                now_ms.saturating_sub(last) < QUIET_MS as u64
+                    && now_ms.saturating_sub(first) >= SUSTAINED_MS as u64
+            }
+        }
+    }
+}
+
+/// Whether a retry round drains the per-CPU lists first: unless a drain
+/// happened in the last [`DRAIN_GAP_MS`], or, while freeing is
+/// `sustained` ([`Freeing::sustained`]), in the last
+/// [`DRAIN_GAP_BUSY_MS`]. `now_ms` and `last_drain_ms` are on one
+/// monotonic clock; `last_drain_ms` is `None` before the first drain.
+pub const fn drain_due(now_ms: u64, last_drain_ms: Option<u64>, sustained: bool) -> bool {
+    let Some(drained) = last_drain_ms else {
+        return true;
+    };
+    let gap = if sustained {
+        DRAIN_GAP_BUSY_MS
+    } else {
+        DRAIN_GAP_MS
+    };
+    now_ms.saturating_sub(drained) >= gap as u64
 }
 
 /// What a round did with the list.
@@ -274,12 +340,64 @@ mod tests {
     #[test]
     fn drains_are_spaced() {
         let gap = u64::from(DRAIN_GAP_MS);
-        assert!(drain_due(0, None), "the first drain is due at once");
-        assert!(drain_due(1000 + gap, Some(1000)));
-        assert!(!drain_due(999 + gap, Some(1000)));
-        assert!(!drain_due(1000, Some(1000)));
+        assert!(drain_due(0, None, false), "the first drain is due at once");
+        assert!(drain_due(0, None, true), "sustained or not");
+        assert!(drain_due(1000 + gap, Some(1000), false));
+        assert!(!drain_due(999 + gap, Some(1000), false));
+        assert!(!drain_due(1000, Some(1000), false));
         // A clock that went backwards waits for the gap.
-        assert!(!drain_due(5, Some(1000)));
+        assert!(!drain_due(5, Some(1000), false));
+    }
+
+    #[test]
+    fn drains_are_spaced_further_while_freeing_is_sustained() {
+        let (gap, busy) = (u64::from(DRAIN_GAP_MS), u64::from(DRAIN_GAP_BUSY_MS));
+        assert!(busy > gap);
+        assert!(DRAIN_GAP_BUSY_MS <= DELAYS_MS[DELAYS_MS.len() - 1]);
+        assert!(!drain_due(1000 + gap, Some(1000), true));
+        assert!(!drain_due(999 + busy, Some(1000), true));
+        assert!(drain_due(1000 + busy, Some(1000), true));
+    }
+
+    #[test]
+    fn freeing_is_sustained_after_a_second_of_batches() {
+        let (quiet, long) = (u64::from(QUIET_MS), u64::from(SUSTAINED_MS));
+        let mut f = Freeing::new();
+        assert!(!f.sustained(0), "no batch yet");
+        // Batches every half QUIET_MS for SUSTAINED_MS.
+        let mut t = 10_000;
+        f.batch(t);
+        while t < 10_000 + long {
+            assert!(!f.sustained(t), "a burst shorter than SUSTAINED_MS at {t}");
+            t += quiet / 2;
+            f.batch(t);
+        }
+        assert!(f.sustained(t));
+        assert!(f.sustained(t + quiet - 1));
+        // The frees stopped: no longer, and a new batch starts a new stretch.
+        assert!(!f.sustained(t + quiet));
+        f.batch(t + quiet);
+        assert!(!f.sustained(t + quiet));
+        assert!(!f.sustained(t + quiet + long - 1));
+        // A pause of QUIET_MS - 1 keeps the stretch.
+        let mut g = Freeing::new();
+        g.batch(0);
+        g.batch(quiet - 1);
+        g.batch(2 * quiet - 2);
+        assert_eq!(
+            g,
+            Freeing {
+                stretch: Some((0, 2 * quiet - 2))
+            }
+        );
+        // A clock that went backwards neither ends nor reverses a stretch.
+        g.batch(5);
+        assert_eq!(
+            g,
+            Freeing {
+                stretch: Some((0, 5))
+            }
+        );
     }
 
     #[test]

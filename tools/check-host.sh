@@ -46,6 +46,7 @@ python3 -m py_compile "$ROOT"/tools/*.py
 for f in "$ROOT"/tools/*.sh "$ROOT"/tools/guest/scenarios/*.sh "$ROOT"/.ci/run; do
 	bash -n "$f"
 done
+gcc -Wall -Wextra -Werror -fsyntax-only "$ROOT/tools/prof/tbprof.c" # tools/profile.py's plugin
 
 if compgen -G "$ROOT/Documentation/**/*.rst" >/dev/null || [[ -d $ROOT/Documentation ]]; then
 	step "documentation"

@@ -164,8 +164,7 @@ def main():
         print(f"  {name:10} {units:12.0f} {unit}s in {total / 1e9:6.2f} G instructions: "
               f"{total / units:9.1f} per {unit}, {unit}s per instruction {rel * 100:6.2f}% of {base_name}'s")
     for name, units, total, per in rows[1:]:
-        names = set(per) | set(base)
-        diff = sorted(((per.get(n, 0) - base.get(n, 0)), n) for n in names)
+        diff = [(per.get(n, 0) - base.get(n, 0), n) for n in set(per) | set(base)]
         extra = total / units - base_total / base_units
         mod = sum(v for n, v in per.items() if n.startswith("ph:"))
         print(f"\n{name} vs {base_name}: {extra:+.1f} instructions per {unit} "

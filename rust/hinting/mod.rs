@@ -591,9 +591,9 @@ impl Engine {
         w.freeing = Freeing::new();
         if let Some((freeing_ms, quiet_ms)) = freeing {
             let last = now.saturating_sub(quiet_ms);
-            w.freeing.batch(last.saturating_sub(freeing_ms));
-            // Batches half a quiet time apart: one stretch.
             let mut t = last.saturating_sub(freeing_ms);
+            w.freeing.batch(t);
+            // Batches half a quiet time apart: one stretch.
             while t < last {
                 t = (t + u64::from(crate::retry::QUIET_MS) / 2).min(last);
                 w.freeing.batch(t);

@@ -18,12 +18,12 @@
 //! a workload that frees and at once reallocates, made the pages it was
 //! about to reuse reported and the host fault them in again; and each
 //! drain sends every page on those caches through the buddy free lists and
-//! back, which a page-fault loop pays for in every page it touches until
-//! the caches fill again (0.6% of its instructions at a drain a second).
-//! Per-CPU lists that keep taking frees overflow to the free lists on
-//! their own; the lists a drain is for are those of CPUs that stopped
-//! freeing, and once the frees stop everywhere the gap is short again. A
-//! range stays
+//! back (an instruction profile of the page-fault loop put that at about
+//! 0.6% of its instructions at a drain a second; the throughput bench did
+//! not resolve the gain of spacing them, see Documentation/mm). Per-CPU
+//! lists that keep taking frees overflow to the free lists on their own;
+//! the lists a drain is for are those of CPUs that stopped freeing, and
+//! once the frees stop everywhere the gap is short again. A range stays
 //! on the list while a round still finds free pages in it that are not on
 //! the free lists, for at most [`DELAYS_MS`]`.len()` rounds; a range whose
 //! pages were allocated again is dropped (if they are freed again, the free
@@ -390,7 +390,8 @@ mod tests {
                 stretch: Some((0, 2 * quiet - 2))
             }
         );
-        // A clock that went backwards neither ends nor reverses a stretch.
+        // A clock that went backwards does not end the stretch, nor move
+        // its start; the latest batch is the one noted last.
         g.batch(5);
         assert_eq!(
             g,

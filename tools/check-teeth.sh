@@ -48,6 +48,7 @@ declare -A GUARD=(
 	[settle]=small_blocks_settle
 	[cover]=block_freed_in_two_batches
 	[hint]=hint_covers_only_its_block
+	[unhint]=hints_go_with_their_buffer
 	[runtime]=runtime_counts_only_its_window
 	[detach]="engine_reports_through_device e2e:engine-orders"
 )

@@ -13,26 +13,28 @@
 //! [`crate::capture`]): the free path never waits.
 //!
 //! Most frees never reach the module. Each CPU publishes, next to its lock,
-//! the aligned block of the reporting order that the entry it stored last
-//! lies in (its *hint*, a [`HintCpu`]). The page allocator compares a free
-//! with the hint inline and, if it lies inside, only counts it, in an
-//! atomic beside the hint, without calling the hook: the worker rounds
-//! entries out to that order ([`CaptureBuf::push_in`]), so the stored entry
-//! stands for it. The free that takes the counted pages to the threshold
-//! calls [`FreeHook::count_full`], which hands the buffer over. The hint is
+//! a direct-mapped table of the aligned blocks of the reporting order that
+//! the entries of its active buffer lie in (its *hints*, a [`HintCpu`]):
+//! each entry the free path stores puts its block in the block's slot. The
+//! page allocator looks a free up in the table inline and, if its block is
+//! there, only counts it, in an atomic beside the table, without calling
+//! the hook: the worker rounds entries out to that order
+//! ([`CaptureBuf::push_in`]), so a stored entry stands for it. The free
+//! that takes the counted pages to the threshold calls
+//! [`FreeHook::count_full`], which hands the buffer over. The hints are
 //! taken down, with a full barrier, when the worker swaps the buffer away,
 //! before it scans what the buffer holds; a free's page has its last
 //! reference dropped (a fully ordered atomic) before the free path reads
-//! the hint. So either the free sees the hint down and the hook stores an
-//! entry, or the worker's scan sees the page without a reference: on a
+//! the table. So either the free sees its slot empty and the hook stores
+//! an entry, or the worker's scan sees the page without a reference: on a
 //! free list, or on its way there, which the scan counts as on a per-CPU
 //! list and retries.
 
 use super::{Engine, Mechanism, CAPTURE_ENTRIES, WORK_BATCHES, WORK_FLUSH};
-use crate::capture::{CaptureBuf, Entry, Push};
+use crate::capture::{CaptureBuf, Counted, Entry, Push};
 use crate::kernel_ext::{
     cpu::{CpuDead, IrqOff, PerCpu},
-    free_page_hint::{FreeHook, Hinted, COUNT_ONE},
+    free_page_hint::{FreeHook, Hinted},
     mm,
     slot::InArc,
     sync::{new_irqs_off_lock, IrqsOffLock},
@@ -65,6 +67,18 @@ pub(super) struct CpuState {
     overflow_pages: u64,
 }
 
+impl CpuState {
+    /// Adds frees counted against the CPU's hints.
+    fn add_counted(&mut self, c: Counted) {
+        if c.frees == 0 {
+            return;
+        }
+        self.active.add_pages(c.pages);
+        self.captured_pages = self.captured_pages.wrapping_add(c.pages);
+        self.captured_blocks = self.captured_blocks.wrapping_add(c.frees);
+    }
+}
+
 /// The smallest order of the blocks entries stand for (16 pages, 64 KiB),
 /// below which a hint would seldom be hit: the worker rounds the entries
 /// of a batch out to blocks of this order at `min_order` 0 to 3, and
@@ -81,21 +95,23 @@ fn hint_of(e: Entry, order: u32) -> Option<(u64, u32)> {
     e.block_at(order).map(|_| (e.pfn(), order))
 }
 
-/// One CPU's hint, which the free path reads without the lock, and its
+/// One CPU's hints, which the free path reads without the lock, and its
 /// capture lock and state. The lock is the innermost: taken with
 /// interrupts off, under the worker mutex or none, never around another
 /// lock (order: knob lock, worker mutex, capture lock).
 ///
-/// The frees counted against the hint are folded into the CPU's state at
-/// its next locked push, so neither their pages nor their number come near
-/// 2^32 ([`COUNT_ONE`]): a hint covers one block of at most 1024 pages,
-/// freed at most 1024 times, between pushes that fold.
+/// The frees counted against the hints are folded into the CPU's state
+/// under the lock, at its next push and when the worker swaps the buffer
+/// away; the free that takes the pages left to count to 0 calls
+/// [`FreeHook::count_full`], which folds too.
 ///
-/// The hint ([`Hinted::hint`]) is [`hint_of`] the entry this CPU's active
-/// buffer stored last, or none, with the pages the page allocator may
-/// count before the threshold is reached. It is set under the lock by a
-/// free that stored an entry, and taken down (with a full barrier) under
-/// the lock by the worker when it swaps the buffer away.
+/// The hints ([`Hinted::hint`]) hold [`hint_of`] entries this CPU's active
+/// buffer stored (each in its slot, until another block takes it), with
+/// the pages the page allocator may count before the threshold is reached.
+/// They are filled under the lock by the free that stored the entry, and
+/// taken down (with a full barrier) under the lock by the worker when it
+/// swaps the buffer away: a hinted block always has its entry in the
+/// active buffer.
 pub(super) type CpuCapture = Hinted<CpuLock>;
 
 /// One CPU's capture lock and state.
@@ -116,17 +132,10 @@ impl CpuCapture {
 
     /// Folds the counted frees into `state` (the lock is held).
     fn fold(&self, state: &mut CpuState) {
-        let c = self.hint().take_counted();
-        if c == 0 {
-            return;
-        }
-        let pages = c & (COUNT_ONE - 1);
-        state.active.add_pages(pages);
-        state.captured_pages = state.captured_pages.wrapping_add(pages);
-        state.captured_blocks = state.captured_blocks.wrapping_add(c >> 32);
+        state.add_counted(self.hint().take_counted());
     }
 
-    /// Takes the hint down before the active buffer is swapped away (the
+    /// Takes the hints down before the active buffer is swapped away (the
     /// lock is held): the full barrier orders it before the worker's scan
     /// of what the buffer holds (module documentation).
     fn unhint(&self) {
@@ -215,9 +224,9 @@ pub(super) fn mark_if_pending(cpu: &CpuCapture) -> bool {
     pending
 }
 
-/// Takes every CPU's hint down: from now on their frees store entries
-/// until each stores one (a knob that the counted frees would not see
-/// changed).
+/// Takes every CPU's hints down: from now on their frees store entries,
+/// until each stores one per block (a knob that the counted frees would
+/// not see changed).
 pub(super) fn unhint_all(cpus: &PerCpu<CpuCapture>) {
     for (_, cpu) in cpus.iter() {
         let irq = IrqOff::new();
@@ -257,12 +266,11 @@ impl Engine {
             let irq = IrqOff::new();
             let state = cpu.lock(&irq);
             let c = cpu.hint().counted();
-            let counted = c & (COUNT_ONE - 1);
-            t.captured_pages += state.captured_pages + counted;
-            t.captured_blocks += state.captured_blocks + (c >> 32);
+            t.captured_pages += state.captured_pages + c.pages;
+            t.captured_blocks += state.captured_blocks + c.frees;
             t.overflow_blocks += state.overflow_blocks;
             t.overflow_pages += state.overflow_pages;
-            t.pending_pages += state.active.pending_pages() + counted;
+            t.pending_pages += state.active.pending_pages() + c.pages;
         }
         t
     }
@@ -275,6 +283,14 @@ impl Engine {
         let state = self.cpus.this_cpu(&irq).lock(&irq);
         f(&state.active)
     }
+
+    /// Which CPU this runs on, as the address of its capture (tests: the
+    /// caller keeps interrupts off for as long as the answer must hold).
+    #[cfg(ph_tests)]
+    pub(crate) fn this_cpu_key(&self) -> usize {
+        let irq = IrqOff::new();
+        core::ptr::from_ref(self.cpus.this_cpu(&irq)) as usize
+    }
 }
 
 impl FreeHook for Mechanism {
@@ -282,7 +298,7 @@ impl FreeHook for Mechanism {
 
     /// The free page hint callback: runs in every context that frees pages,
     /// for every block the page allocator did not count against the CPU's
-    /// hint (module documentation). Stores an entry ([`store`]).
+    /// hints (module documentation). Stores an entry ([`store`]).
     fn freed(this: InArc<'_, Self>, pfn: u64, order: u32) {
         let cfg = &this.cfg;
         if !cfg.enabled.load(Relaxed) {
@@ -302,7 +318,7 @@ impl FreeHook for Mechanism {
         finish(this, tail);
     }
 
-    /// The frees counted against this CPU's hint took its pending pages to
+    /// The frees counted against this CPU's hints took its pending pages to
     /// the threshold: hands the buffer over ([`store`] with no entry).
     fn count_full(this: InArc<'_, Self>) {
         let cfg = &this.cfg;
@@ -370,7 +386,7 @@ fn store(
     let mut state = cpu.lock(irq);
     let was_empty = state.active.is_empty();
     cpu.fold(&mut state);
-    // The new hint, if an entry was stored.
+    // The block to hint, if an entry was stored and may be.
     let mut hint = None;
     let push = match e {
         Some(e) => {
@@ -384,7 +400,9 @@ fn store(
                 state.newest_ns = stamp;
                 // With `delay_ms` the batch keeps its newest free's time:
                 // no free is only counted.
-                hint = Some(if stamp == 0 { hint_of(e, order) } else { None });
+                if stamp == 0 {
+                    hint = hint_of(e, order);
+                }
             }
             push
         }
@@ -392,9 +410,12 @@ fn store(
         None => Push::Stored,
     };
     let limit = threshold.saturating_sub(state.active.pending_pages());
-    match hint {
-        Some(h) => cpu.hint().set(h, limit),
-        None => cpu.hint().set_limit(limit),
+    // On this CPU with interrupts off, as `fill` and `set_limit` need;
+    // nothing was counted since the fold.
+    let counted = cpu.hint().set_limit(limit);
+    state.add_counted(counted);
+    if let Some((pfn, order)) = hint {
+        cpu.hint().fill(pfn, order);
     }
     let kick = push != Push::Stored && !state.queued;
     if kick {

@@ -609,7 +609,7 @@ impl Engine {
     }
 }
 
-/// Takes every CPU's hint down (`delay_ms` was set: frees must store
+/// Takes every CPU's hints down (`delay_ms` was set: frees must store
 /// their time).
 pub(crate) fn unhint_all(mech: ArcBorrow<'_, Mechanism>) {
     capture::unhint_all(&mech.cpus);

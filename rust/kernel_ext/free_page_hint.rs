@@ -14,7 +14,7 @@
 //!   is a [`Report`] that it made of its own blocks.
 
 use crate::batch::{Batcher, Limits};
-use crate::capture::Entry;
+use crate::capture::{Counted, Entry, COUNT_LEFT_MASK, COUNT_LEFT_MAX};
 use crate::kernel_ext::{
     cpu::PerCpu,
     slot::{ArcSlot, InArc},
@@ -22,7 +22,7 @@ use crate::kernel_ext::{
 use crate::ranges::{merge, Merge, PfnRange};
 use core::marker::PhantomData;
 use core::sync::atomic::{
-    AtomicU64,
+    fence, AtomicU64,
     Ordering::{Relaxed, SeqCst},
 };
 use kernel::{
@@ -43,15 +43,15 @@ pub(crate) trait FreeHook: Send + Sync + Sized + 'static {
     type Cpu: Sync;
 
     /// A block of `2^order` pages at `pfn` was freed, and not counted
-    /// against the CPU's hint. Runs in the page free path, in any context
+    /// against the CPU's hints. Runs in the page free path, in any context
     /// (interrupts off, in an interrupt, preemption off, under
     /// `rcu_read_lock()`): it must not sleep, allocate or take a lock that
     /// is held around an allocation.
     fn freed(this: InArc<'_, Self>, pfn: u64, order: u32);
 
-    /// The pages counted against this CPU's hint reached its limit
-    /// ([`HintCpu::set`]); called by the free that was counted last, in
-    /// the same way as [`FreeHook::freed`].
+    /// The pages counted against this CPU's hints reached the limit
+    /// ([`HintCpu::set_limit`]); called by the free that was counted last,
+    /// in the same way as [`FreeHook::freed`].
     fn count_full(this: InArc<'_, Self>);
 
     /// The per-CPU values whose [`HintCpu`]s the free path counts against
@@ -59,110 +59,134 @@ pub(crate) trait FreeHook: Send + Sync + Sized + 'static {
     fn cpus(&self) -> &PerCpu<Hinted<Self::Cpu>>;
 }
 
-/// One CPU's hint, as `struct free_page_hint_cpu`: the aligned block whose
-/// frees the page allocator only counts, inline, without calling the hook.
+/// One CPU's hints, as `struct free_page_hint_cpu` (plus a field of the
+/// hook's own): a direct-mapped table of aligned blocks, all of one order,
+/// whose frees the page allocator only counts, inline, without calling the
+/// hook.
 ///
-/// The hook owns the block's pages already (an entry it stored stands for
-/// every page of the block), so counting a free there is all it needs.
-/// Only the CPU counts against its own hint, with preemption off; the
-/// fields are atomics, set and cleared by the hook from any CPU.
+/// The hook owns a hinted block's pages already (an entry it stored stands
+/// for every page of the block), so counting a free there is all it needs.
+/// Only the CPU counts against its own hints, with preemption off, and
+/// only it fills a slot or changes the order (the hook does it on that CPU
+/// with interrupts off); the hook empties the slots and takes the count
+/// from any CPU. The fields are atomics.
+///
+/// The count is packed: in the low 32 bits, the pages left to count before
+/// the free that takes them from above 0 to 0 or below calls
+/// [`FreeHook::count_full`] (the page allocator counts them down, and they
+/// wrap below 0); in the high 32 bits, the frees counted. The core models
+/// the page allocator's side and decodes it ([`Counted::from_count`]).
 #[repr(C)]
 pub(crate) struct HintCpu {
-    hint: AtomicU64,
-    counted: AtomicU64,
+    count: AtomicU64,
+    order: AtomicU64,
+    slots: [AtomicU64; SLOTS],
+    // The hook's own, after the C struct: the pages left it set last, where
+    // the count's low half started counting down.
+    // INVARIANT: at most `COUNT_LEFT_MAX`.
     limit: AtomicU64,
 }
 
-// The layout is the C struct's: three `unsigned long`s (the series needs a
-// 64-bit kernel) in this order.
+/// The number of hint slots of a CPU.
+const SLOTS: usize = bindings::FREE_PAGE_HINT_SLOTS as usize;
+
+/// A slot that holds no block.
+const EMPTY: u64 = u64::MAX;
+
+// The count's packing is the core's, which models and tests it: the
+// kernel's constants must be the same.
 const _: () = {
-    assert!(
-        core::mem::size_of::<HintCpu>() == core::mem::size_of::<bindings::free_page_hint_cpu>()
-    );
-    assert!(
-        core::mem::offset_of!(HintCpu, hint)
-            == core::mem::offset_of!(bindings::free_page_hint_cpu, hint)
-    );
-    assert!(
-        core::mem::offset_of!(HintCpu, counted)
-            == core::mem::offset_of!(bindings::free_page_hint_cpu, counted)
-    );
-    assert!(
-        core::mem::offset_of!(HintCpu, limit)
-            == core::mem::offset_of!(bindings::free_page_hint_cpu, limit)
-    );
+    assert!(bindings::FREE_PAGE_HINT_LEFT_MASK as u64 == COUNT_LEFT_MASK);
 };
 
-/// Frees counted against a hint ([`HintCpu::take_counted`]), packed: pages
-/// in the low 32 bits, frees in the high 32.
-pub(crate) const COUNT_ONE: u64 = bindings::FREE_PAGE_HINT_PAGES_MASK as u64 + 1;
-
-/// The low bits of a hint that hold the block's order.
-const ORDER_MASK: u64 = bindings::FREE_PAGE_HINT_ORDER_MASK as u64;
+// The layout starts as the C struct's: `unsigned long`s (the series needs a
+// 64-bit kernel) in this order; the hook's own field follows it.
+const _: () = {
+    use core::mem::offset_of;
+    type C = bindings::free_page_hint_cpu;
+    assert!(offset_of!(HintCpu, count) == offset_of!(C, count));
+    assert!(offset_of!(HintCpu, order) == offset_of!(C, order));
+    assert!(offset_of!(HintCpu, slots) == offset_of!(C, slots));
+    assert!(core::mem::size_of::<[AtomicU64; SLOTS]>() == core::mem::size_of::<[c_ulong; SLOTS]>());
+    assert!(offset_of!(HintCpu, limit) >= core::mem::size_of::<C>());
+};
 
 impl HintCpu {
     /// No hint, nothing counted.
     pub(crate) const fn new() -> Self {
         HintCpu {
-            hint: AtomicU64::new(0),
-            counted: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+            order: AtomicU64::new(0),
+            slots: [const { AtomicU64::new(EMPTY) }; SLOTS],
             limit: AtomicU64::new(0),
         }
     }
 
+    /// The slot of the block numbered `block`.
+    fn slot(&self, block: u64) -> &AtomicU64 {
+        &self.slots[(block % SLOTS as u64) as usize]
+    }
+
     /// Hints the aligned block of `2^order` pages that holds `pfn`, a page
-    /// being freed: from now on, frees inside it are counted, and the one
-    /// that takes the counted pages to `limit` calls
-    /// [`FreeHook::count_full`]. With `None`, or a block whose order does
-    /// not fit in a hint, there is no hint (no free is counted).
-    pub(crate) fn set(&self, block: Option<(u64, u32)>, limit: u64) {
-        let hint = block.map_or(0, |(pfn, order)| {
-            if u64::from(order) > ORDER_MASK {
-                return 0;
-            }
-            let first = pfn & !((1u64 << order) - 1);
-            // SAFETY: `first` is in the same aligned block of at most
-            // `MAX_PAGE_ORDER` as `pfn`, whose page is being freed, so it
-            // is in the same memory section: it has a memmap address
-            // (pfn_to_page() only computes it).
-            let page = unsafe { bindings::pfn_to_page(first as c_ulong) } as u64;
-            // The struct page of a block of 16 or more pages is aligned far
-            // beyond the order's bits; if not (an odd memmap), no hint.
-            if page & ORDER_MASK != 0 {
-                0
-            } else {
-                page | u64::from(order)
-            }
-        });
-        self.limit.store(limit, Relaxed);
-        self.hint.store(hint, Relaxed);
+    /// being freed: from now on, frees inside it are counted. It takes the
+    /// slot of whatever block was there; a block of another order empties
+    /// every slot first. On this CPU with interrupts off (type
+    /// documentation): no free counts meanwhile.
+    pub(crate) fn fill(&self, pfn: u64, order: u32) {
+        if order > MAX_PAGE_ORDER {
+            return;
+        }
+        let order = u64::from(order);
+        if self.order.load(Relaxed) != order {
+            self.empty_slots();
+            self.order.store(order, Relaxed);
+        }
+        let block = pfn >> order;
+        self.slot(block).store(block, Relaxed);
     }
 
-    /// Sets the pages that may be counted against the hint before
-    /// [`FreeHook::count_full`] is called, keeping the hint.
-    pub(crate) fn set_limit(&self, limit: u64) {
+    /// Sets the pages that may be counted before [`FreeHook::count_full`]
+    /// is called (at most 2^31: the free that reaches that many calls it,
+    /// and the hook sets it again) and returns what was counted since the
+    /// last take. On this CPU with interrupts off (type documentation).
+    pub(crate) fn set_limit(&self, limit: u64) -> Counted {
+        let limit = limit.min(COUNT_LEFT_MAX);
+        let was = self.limit.load(Relaxed);
+        // Only this CPU counts, and it does not meanwhile: the swap is the
+        // take, the store that follows is the new start.
+        let count = self.count.swap(limit, Relaxed);
         self.limit.store(limit, Relaxed);
+        Counted::from_count(count, was)
     }
 
-    /// Takes the hint down. The full barrier orders it before what the
-    /// caller does next (a scan of what the hint stood for).
+    fn empty_slots(&self) {
+        for s in &self.slots {
+            s.store(EMPTY, Relaxed);
+        }
+    }
+
+    /// Takes every hint down. The full barrier orders it before what the
+    /// caller does next (a scan of what the hints stood for).
     pub(crate) fn unhint(&self) {
-        self.hint.swap(0, SeqCst);
+        self.empty_slots();
+        fence(SeqCst);
     }
 
-    /// The frees counted since the last [`HintCpu::take_counted`].
-    pub(crate) fn counted(&self) -> u64 {
-        self.counted.load(Relaxed)
+    /// The frees counted since the last take.
+    pub(crate) fn counted(&self) -> Counted {
+        Counted::from_count(self.count.load(Relaxed), self.limit.load(Relaxed))
     }
 
-    /// Takes the frees counted so far ([`COUNT_ONE`]).
-    pub(crate) fn take_counted(&self) -> u64 {
+    /// Takes the frees counted so far, from any CPU: the count starts again
+    /// from the same pages left.
+    pub(crate) fn take_counted(&self) -> Counted {
+        let limit = self.limit.load(Relaxed);
         // A load first: the swap is a locked instruction, and mostly
         // nothing was counted.
-        if self.counted.load(Relaxed) == 0 {
-            return 0;
+        if self.count.load(Relaxed) == limit {
+            return Counted::default();
         }
-        self.counted.swap(0, Relaxed)
+        Counted::from_count(self.count.swap(limit, Relaxed), limit)
     }
 }
 

@@ -250,12 +250,15 @@ fn alloc_leaked(order: u32, pfns: &mut [u64]) -> usize {
 /// each takes an entry of its own in the capture buffer (at `min_order` 0:
 /// entries stand for blocks of 16 pages then, see `HINT_ORDER_MIN`): by
 /// their place in their 16-page block, first every page at the block's
-/// start, then every second page, and so on. Two frees in a row are then
-/// never in one block, nor buddies, and do not coalesce.
-fn free_apart(pfns: &[u64]) {
+/// start, then every second page, and so on, so that two frees in a row
+/// are never in one block, nor buddies, and do not coalesce; and with this
+/// CPU's hints taken down before each, so that none is only counted
+/// against the block of an earlier one.
+fn free_apart(mech: &M, pfns: &[u64]) {
     let irq = IrqOff::new();
     for off in 0..16 {
         for &pfn in pfns.iter().filter(|&&p| p & 15 == off) {
+            hinting::unhint_all(mech.0.as_arc_borrow());
             // SAFETY: each pfn was leaked by `alloc_leaked` from an order-0
             // `OwnedBlock`, and is freed once, here (each has one offset).
             drop(unsafe { OwnedBlock::from_pfn(pfn, 0) });
@@ -412,6 +415,66 @@ fn hint_covers_only_its_block(t: &Test) {
         "free of pfn {:#x}, the next block of order {}, not in this CPU's buffer",
         pfn + step,
         order
+    );
+}
+
+/// A CPU's hints go with the buffer whose entries they stand for: once the
+/// worker has swapped the buffer away, a free in a block that was hinted
+/// stores an entry in the new buffer, instead of being counted against a
+/// block whose entry went with the old one.
+///
+/// Both frees must run on one CPU, and the worker's swap in between
+/// sleeps: the test repeats until the task ran them on the same CPU.
+fn hints_go_with_their_buffer(t: &Test) {
+    const ATTEMPTS: usize = 20;
+    let Some(mech) = mech(t) else { return };
+    let mech = &mech;
+    let knobs = Knobs::save(mech);
+    knobs.quiesce();
+    mech.cfg.min_order.store(0, Relaxed);
+    mech.cfg.host_order.store(0, Relaxed);
+    let order = mech.cfg.transport_order.load(Relaxed).max(4);
+    for _ in 0..ATTEMPTS {
+        let Some(b) = OwnedBlock::alloc(order, Alloc::Normal) else {
+            kexpect!(t, false, "allocation failed");
+            return;
+        };
+        let pfn = b.leak();
+        // SAFETY: `pfn` is the block of `order` leaked above, split once.
+        unsafe { sys::split_block(pfn, order) };
+        mech.flush_all();
+        let irq = IrqOff::new();
+        // SAFETY: a page of the split block, still ours, freed once.
+        unsafe { sys::free_split_pages(pfn, pfn + 1) };
+        let first_cpu = mech.this_cpu_key();
+        let first = mech.with_this_cpu_buf(|buf| buf_covers(buf, pfn, 1));
+        drop(irq);
+        mech.flush_all();
+        let irq = IrqOff::new();
+        // SAFETY: the next page of the split block, still ours, once.
+        unsafe { sys::free_split_pages(pfn + 1, pfn + 2) };
+        let same_cpu = mech.this_cpu_key() == first_cpu;
+        let second = mech.with_this_cpu_buf(|buf| buf_covers(buf, pfn + 1, 1));
+        drop(irq);
+        // SAFETY: the rest of the split block, still ours, each page once.
+        unsafe { sys::free_split_pages(pfn + 2, pfn + (1 << order)) };
+        if !same_cpu {
+            continue;
+        }
+        kexpect!(t, first, "free of pfn {:#x} not in this CPU's buffer", pfn);
+        kexpect!(
+            t,
+            second,
+            "free of pfn {:#x} after its block's buffer was swapped away not in the new buffer",
+            pfn + 1
+        );
+        return;
+    }
+    kexpect!(
+        t,
+        false,
+        "the two frees ran on different CPUs in each of {} attempts",
+        ATTEMPTS
     );
 }
 
@@ -969,7 +1032,7 @@ fn spilled_frees_are_reported(t: &Test) {
         // (free_apart).
         mech.cfg.min_order.store(0, Relaxed);
         let irq = IrqOff::new();
-        free_apart(&fill[..m]);
+        free_apart(mech, &fill[..m]);
         free_leaked(TOP, &tops[..n]);
         drop(irq);
         mech.cfg.min_order.store(TOP, Relaxed);
@@ -1074,7 +1137,7 @@ fn stuck_host_blocks_nothing(t: &Test) {
     // takes an entry (at TOP, one per top-order block would do).
     mech.cfg.min_order.store(0, Relaxed);
     let irq = IrqOff::new();
-    free_apart(&fill[..m]);
+    free_apart(mech, &fill[..m]);
     free_leaked(TOP, &tops[..n]);
     drop(irq);
     mech.cfg.min_order.store(TOP, Relaxed);
@@ -1272,6 +1335,9 @@ fn small_blocks_settle(t: &Test) {
     // A minute (above the knob's bound, set here directly): the test
     // drives the ticks, the timer's tick never comes in time.
     mech.cfg.settle_ms.store(60_000, Relaxed);
+    // A tick an earlier test queued at the old interval would come in
+    // between the test's own.
+    Mechanism::cancel(mech.0.as_arc_borrow(), WORK_SETTLE);
     let reported = |pfns: &[u64]| -> usize {
         rec.with(|r| {
             pfns.iter()
@@ -1312,7 +1378,10 @@ fn small_blocks_settle(t: &Test) {
     kexpect!(
         t,
         reported(again) == 0,
-        "blocks freed again reported at once"
+        "{} of {} blocks freed again reported at once; settle ticks {} (2 by the test)",
+        reported(again),
+        again.len(),
+        mech.stats.settle_ticks.load(Relaxed) - ticks0
     );
     let st = &mech.stats;
     kexpect!(
@@ -1352,6 +1421,7 @@ kunit_suite!(
     [
         capture_records_frees,
         hint_covers_only_its_block,
+        hints_go_with_their_buffer,
         isolation_keeps_pages_out,
         isolation_keeps_pageblock_type,
         reported_flag_lifecycle,

@@ -391,9 +391,112 @@ impl<const N: usize> Default for CaptureBuf<N> {
     }
 }
 
+/// The low half of a CPU's hint count (`FREE_PAGE_HINT_LEFT_MASK` of the
+/// kernel's `struct free_page_hint_cpu`, `patches/0012`): the pages that may
+/// still be counted before the module is told. The page allocator counts
+/// them down, and they wrap below 0; the high half counts the frees.
+pub const COUNT_LEFT_MASK: u64 = 0xffff_ffff;
+
+/// One free in the high half of a hint count (`FREE_PAGE_HINT_ONE_FREE`).
+pub const COUNT_ONE_FREE: u64 = COUNT_LEFT_MASK + 1;
+
+/// The most pages left a hint count starts from: far below 2^32, so that
+/// what was counted since can be told from a low half that wrapped, as
+/// long as fewer than `2^32 - COUNT_LEFT_MAX` pages more are counted than
+/// it started from ([`Counted::from_count`]).
+pub const COUNT_LEFT_MAX: u64 = 1 << 31;
+
+/// Frees counted against a CPU's hints instead of being stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counted {
+    /// Pages freed.
+    pub pages: u64,
+    /// Frees.
+    pub frees: u64,
+}
+
+impl Counted {
+    /// What a hint count of `count` holds that started at `limit` pages
+    /// left (at most [`COUNT_LEFT_MAX`]) with no free counted, if fewer
+    /// than `2^32 - limit` pages were counted more than `limit`.
+    pub const fn from_count(count: u64, limit: u64) -> Counted {
+        let left = count & COUNT_LEFT_MASK;
+        // The low half is above `limit` only if it wrapped below 0, and the
+        // free that wrapped it borrowed one from the high half.
+        let wrapped = left > limit;
+        Counted {
+            pages: limit.wrapping_sub(left) & COUNT_LEFT_MASK,
+            frees: (count >> 32) + wrapped as u64,
+        }
+    }
+}
+
+/// The page allocator's count of one free of `nr` pages (at most `2^10`)
+/// against a CPU's hints, as `free_page_hint_free()` of `patches/0012` does
+/// it: the new count, and whether this free takes the pages left from
+/// above 0 to 0 or below (then it calls the module's `count_full`). Only
+/// the tests run it: it is the model of the kernel's side.
+pub const fn count_free(count: u64, nr: u64) -> (u64, bool) {
+    let left = (count & COUNT_LEFT_MASK) as u32;
+    (
+        count.wrapping_add(COUNT_ONE_FREE - nr),
+        (left.wrapping_sub(1) as u64) < nr,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hint_count_decodes_through_the_wrap() {
+        // 8 pages left; three frees of 2, 4 and 4 pages: the last one takes
+        // the pages left from 2 to -2 (borrowing from the frees).
+        let mut c = 8;
+        let mut full = [false; 3];
+        for (i, nr) in [2, 4, 4].into_iter().enumerate() {
+            (c, full[i]) = count_free(c, nr);
+        }
+        assert_eq!(full, [false, false, true]);
+        assert_eq!(c & COUNT_LEFT_MASK, COUNT_LEFT_MASK - 1);
+        assert_eq!(c >> 32, 2, "the wrap borrowed one free");
+        assert_eq!(
+            Counted::from_count(c, 8),
+            Counted {
+                pages: 10,
+                frees: 3
+            }
+        );
+        // Past 0, no free calls the module again.
+        let (c, full) = count_free(c, 1);
+        assert!(!full);
+        assert_eq!(
+            Counted::from_count(c, 8),
+            Counted {
+                pages: 11,
+                frees: 4
+            }
+        );
+        // A free that ends exactly at 0 is the full one.
+        assert_eq!(count_free(4, 4), (COUNT_ONE_FREE, true));
+        // Nothing left to count: never full.
+        assert!(!count_free(0, 1).1);
+        assert_eq!(
+            Counted::from_count(count_free(0, 1).0, 0),
+            Counted { pages: 1, frees: 1 }
+        );
+        // The largest start.
+        let (c, full) = count_free(COUNT_LEFT_MAX, 1 << MAX_PAGE_ORDER);
+        assert!(!full);
+        assert_eq!(
+            Counted::from_count(c, COUNT_LEFT_MAX),
+            Counted {
+                pages: 1024,
+                frees: 1
+            }
+        );
+        assert_eq!(Counted::from_count(77, 77), Counted::default());
+    }
 
     #[test]
     fn block_at_is_the_aligned_block_holding_the_entry() {

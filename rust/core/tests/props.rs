@@ -9,7 +9,9 @@
 use std::collections::BTreeSet;
 
 use page_hinting_core::batch::{Batcher, Limits};
-use page_hinting_core::capture::{CaptureBuf, Entry, Push, MAX_PAGE_ORDER, PFN_LIMIT};
+use page_hinting_core::capture::{
+    count_free, CaptureBuf, Counted, Entry, Push, COUNT_LEFT_MAX, MAX_PAGE_ORDER, PFN_LIMIT,
+};
 use page_hinting_core::hv;
 use page_hinting_core::knobs::{self, KnobError};
 use page_hinting_core::ranges::{cut, granules, merge, merge_out, radix_sort, sort, PfnRange};
@@ -382,6 +384,35 @@ proptest! {
                 _ => PfnRange::default(),
             };
             prop_assert_eq!(buf.spilled(), want);
+        }
+    }
+
+    /// The hint count against a model of plain sums: the pages and frees
+    /// decoded at every step, from any start the module sets, through the
+    /// wrap below 0 and past it; exactly one free, the one whose pages
+    /// reach the start, is the full one; a take (the count set back to its
+    /// start) starts the sums again.
+    #[test]
+    fn hint_count_matches_model(
+        limit in prop_oneof![0..3000u64, Just(COUNT_LEFT_MAX), 0..=COUNT_LEFT_MAX],
+        frees in prop::collection::vec((order(), any::<bool>()), 0..400),
+    ) {
+        let mut count = limit;
+        let (mut pages, mut n) = (0u64, 0u64);
+        for (o, take) in frees {
+            let nr = 1u64 << o;
+            let (c, full) = count_free(count, nr);
+            count = c;
+            let reached = pages < limit && pages + nr >= limit;
+            pages += nr;
+            n += 1;
+            prop_assert_eq!(full, reached, "pages {} of limit {}", pages, limit);
+            prop_assert_eq!(Counted::from_count(count, limit), Counted { pages, frees: n });
+            if take {
+                count = limit;
+                (pages, n) = (0, 0);
+                prop_assert_eq!(Counted::from_count(count, limit), Counted::default());
+            }
         }
     }
 

@@ -529,6 +529,10 @@ def summarize(results):
                 # noise, which shrinks with the number of pairs.
                 if len(pairs) > 1:
                     row["ratio"] += f" ±{200 * statistics.stdev(pairs) / len(pairs) ** 0.5:.1f}"
+                # A row merged from an earlier run is read against that
+                # run's A/A (merge_published()).
+                if "aa" in rs[0]:
+                    row["aa"] = rs[0]["aa"]
                 if "worker_cpu_pct" in rs[0]:
                     row["worker"] = fmt_range([x["worker_cpu_pct"] for x in rs], "%", 2)
                 if "worker_busy_pct" in rs[0]:
@@ -695,8 +699,9 @@ def release_rows(rows, meta):
 
 
 def throughput_rows(rows, meta):
-    out = [f"Guest throughput: after a warm-up segment, {meta['pairs']} pairs of "
-            f"{meta['seconds']} s segments in one boot, nothing loaded (off) and the configuration "
+    out = [f"Guest throughput: after a warm-up segment, pairs of "
+            f"{meta['seconds']} s segments in one boot ({meta['pairs']} in this run; a merged "
+            "row's own number in its per-pair column), nothing loaded (off) and the configuration "
             "loaded (on), in the order off-on, on-off; `none` loads nothing in either and shows "
             "the noise. Worker CPU: the time page_hinting's worker ran on a CPU "
             "(`stats/worker_cpu_us`) as a share of both vCPUs' time in the on segments, what "
@@ -714,8 +719,8 @@ def throughput_rows(rows, meta):
     for r in rows:
         if "ratio" in r:
             out.append(f"| {r['workload']} | {r['config']} | {r['off']} {r['unit']} | "
-                       f"{r['on']} {r['unit']} | {r['ratio']} | {r['pair_ratios']} | "
-                       f"{aa.get(r['workload'], '-')} | "
+                       f"{r['on']} {r['unit']} | {r['ratio']} | {r['pair_ratios']}, "
+                       f"{r['pairs']} pairs | {r.get('aa') or aa.get(r['workload'], '-')} | "
                        f"{r.get('reports', '-')} | {r.get('ranges', '-')} | {r.get('worker', '-')} | "
                        f"{r.get('busy', '-')} |")
     return out
@@ -819,6 +824,14 @@ def merge_published(outdir, meta, results, huge, foot, holds):
             shutil.copy(f, dest)
     ran = {(x["config"], x["workload"]) for x in results}
     kept = [x for x in old["results"] if (x["config"], x["workload"]) not in ran]
+    # A kept throughput row goes on being read against the A/A of the run it
+    # came from, not against this run's.
+    for x in kept:
+        if "ratio" in x and "aa" not in x and x["config"] != "none":
+            base = [y for y in old["results"] if y["config"] == "none"
+                    and y["workload"] == x["workload"] and "ratio" in y]
+            if base:
+                x["aa"] = next(r["ratio"] for r in summarize(base) if "ratio" in r)
     meta["merged"] = old["meta"].get("merged") or old["meta"]["date"]
     if meta["accel"] == "?":
         # No release run here: the merged ones say how they ran.

@@ -369,6 +369,18 @@ fn capture_records_frees(t: &Test) {
     kexpect!(t, after.captured_blocks >= before.captured_blocks + 2);
 }
 
+/// The knobs of the hint tests: quiesced, at `min_order` 0 and no host
+/// page order, so that entries stand for the smallest blocks; returns the
+/// saved knobs (put back on drop) and the order of those blocks
+/// (HINT_ORDER_MIN, or the transport's order if larger).
+fn hint_knobs(mech: &M) -> (Knobs<'_>, u32) {
+    let knobs = Knobs::save(mech);
+    knobs.quiesce();
+    mech.cfg.min_order.store(0, Relaxed);
+    mech.cfg.host_order.store(0, Relaxed);
+    (knobs, mech.cfg.transport_order.load(Relaxed).max(4))
+}
+
 /// A free outside the block of this CPU's hint is stored, one inside it
 /// only counted (by the page allocator, inline): single pages freed in two
 /// neighbouring blocks of the hint's order are both covered by this CPU's
@@ -377,13 +389,7 @@ fn capture_records_frees(t: &Test) {
 fn hint_covers_only_its_block(t: &Test) {
     let Some(mech) = mech(t) else { return };
     let mech = &mech;
-    let knobs = Knobs::save(mech);
-    knobs.quiesce();
-    mech.cfg.min_order.store(0, Relaxed);
-    mech.cfg.host_order.store(0, Relaxed);
-    // The order of the blocks entries stand for (HINT_ORDER_MIN, or the
-    // transport's order if larger).
-    let order = mech.cfg.transport_order.load(Relaxed).max(4);
+    let (_knobs, order) = hint_knobs(mech);
     let Some(b) = OwnedBlock::alloc(order + 1, Alloc::Normal) else {
         kexpect!(t, false, "allocation failed");
         return;
@@ -429,11 +435,7 @@ fn hints_go_with_their_buffer(t: &Test) {
     const ATTEMPTS: usize = 20;
     let Some(mech) = mech(t) else { return };
     let mech = &mech;
-    let knobs = Knobs::save(mech);
-    knobs.quiesce();
-    mech.cfg.min_order.store(0, Relaxed);
-    mech.cfg.host_order.store(0, Relaxed);
-    let order = mech.cfg.transport_order.load(Relaxed).max(4);
+    let (_knobs, order) = hint_knobs(mech);
     for _ in 0..ATTEMPTS {
         let Some(b) = OwnedBlock::alloc(order, Alloc::Normal) else {
             kexpect!(t, false, "allocation failed");

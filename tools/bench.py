@@ -826,12 +826,11 @@ def merge_published(outdir, meta, results, huge, foot, holds):
     kept = [x for x in old["results"] if (x["config"], x["workload"]) not in ran]
     # A kept throughput row goes on being read against the A/A of the run it
     # came from, not against this run's.
+    old_aa = {r["workload"]: r["ratio"] for r in summarize(old["results"])
+              if r["config"] == "none" and "ratio" in r}
     for x in kept:
-        if "ratio" in x and "aa" not in x and x["config"] != "none":
-            base = [y for y in old["results"] if y["config"] == "none"
-                    and y["workload"] == x["workload"] and "ratio" in y]
-            if base:
-                x["aa"] = next(r["ratio"] for r in summarize(base) if "ratio" in r)
+        if "ratio" in x and "aa" not in x and x["config"] != "none" and x["workload"] in old_aa:
+            x["aa"] = old_aa[x["workload"]]
     meta["merged"] = old["meta"].get("merged") or old["meta"]["date"]
     if meta["accel"] == "?":
         # No release run here: the merged ones say how they ran.

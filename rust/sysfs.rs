@@ -470,7 +470,57 @@ static STAT_ATTRS: [Attr; STATS.len()] = stat_attrs!(
 static STAT_LIST: AttrList<{ STATS.len() + 1 }> = AttrList::new(&STAT_ATTRS);
 static STAT_GROUP: Group = Group::new(Some(c_str!("stats")), &STAT_LIST);
 
+#[cfg(not(ph_audit))]
 static GROUPS: [&Group; 2] = [&KNOB_GROUP, &STAT_GROUP];
+#[cfg(ph_audit)]
+static GROUPS: [&Group; 3] = [&KNOB_GROUP, &STAT_GROUP, &audit::GROUP];
+
+/// `test/audit`, in the audit builds only (`--cfg ph_audit`): writing `1`
+/// runs the lost-report audit (`hinting::audit`) and fails with `EIO` if it
+/// found freed memory the module never reported; reading shows the last
+/// audit's lost blocks (`none` before the first).
+#[cfg(ph_audit)]
+mod audit {
+    use super::{Ui, UI};
+    use crate::hinting::audit;
+    use crate::kernel_ext::sysfs::{Attr, AttrList, Attrs, CtxSlot, Group, ShowBuf};
+    use core::fmt::Write;
+    use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+    use kernel::{c_str, prelude::*};
+
+    /// Lost blocks at the last audit; `u64::MAX` before the first.
+    static LAST: AtomicU64 = AtomicU64::new(u64::MAX);
+
+    struct Audit;
+
+    impl Attrs for Audit {
+        type Ctx = Ui;
+        const SLOT: &'static CtxSlot<Ui> = &UI;
+
+        fn show(_ui: &Ui, _idx: usize, out: &mut ShowBuf<'_>) -> Result {
+            match LAST.load(Relaxed) {
+                u64::MAX => writeln!(out, "none"),
+                n => writeln!(out, "{}", n),
+            }
+            .map_err(|_| EINVAL)
+        }
+
+        fn store(ui: &Ui, _idx: usize, input: &[u8]) -> Result {
+            if crate::knobs::parse_enabled(input).map_err(|_| EINVAL)? {
+                let out = audit::run(ui.mech.as_arc_borrow());
+                LAST.store(out.nlost as u64, Relaxed);
+                if out.nlost != 0 {
+                    return Err(EIO);
+                }
+            }
+            Ok(())
+        }
+    }
+
+    static ATTRS: [Attr; 1] = [Attr::new::<Audit, 0>(c_str!("audit"), true)];
+    static LIST: AttrList<2> = AttrList::new(&ATTRS);
+    pub(super) static GROUP: Group = Group::new(Some(c_str!("test")), &LIST);
+}
 
 /// Creates `/sys/kernel/mm/page_hinting/`, whose files see `ui`; dropping
 /// it removes the directory and waits for running reads and writes.

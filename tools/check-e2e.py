@@ -43,7 +43,13 @@ def boot(kernel, initrd, outdir, name, scenario, timeout=300, extra=(), append=(
     rc = subprocess.run(cmd).returncode
     r = json.load(open(js))
     if rc != 0:
-        for _, line in r["console"][-30:]:
+        # What the guest said when it failed (lib.sh's fail: the module's
+        # statistics and /proc/buddyinfo), then the end of the console.
+        tail = r["console"][-30:]
+        for _, line in r["console"]:
+            if line.startswith("PH-FAIL") and (_, line) not in tail:
+                print("  | " + line)
+        for _, line in tail:
             print("  | " + line)
         # Again after the tail: CI shows the end of the output only, and
         # run-guest printed them (to stderr) before the console.
@@ -379,6 +385,8 @@ SCENARIOS = [
      ("--balloon-opts", ",deflate-on-oom=on", "--on", "inflate=balloon:384",
       "--on", "inflated=balloon-actual:le:400:300",
       "--on", "deflated=balloon-actual:ge:480:60")),
+    # Loaded at the very start of init and freeing at once (issue 38).
+    ("early-load", "early-load", check_marks("early-loaded", "early-done"), ()),
     ("engine-orders", "engine-orders",
      check_marks("ph-first", "balloon-unloaded", "balloon-reloaded", "ph-unloaded",
                  "mm-resumed", "done"), ENGINE_ORDERS),
@@ -464,6 +472,12 @@ def main():
 
     brk = os.environ.get("PH_BREAK")
     only = sys.argv[1:]
+    # --repeat N: the named scenarios N times in a row (a loop that shows an
+    # intermittent failure is gone); the failures are counted per scenario.
+    repeat = 1
+    if only[:1] == ["--repeat"]:
+        repeat, only = int(only[1]), only[2:]
+        assert only, "--repeat needs scenario names"
     # --variant distro|rt: the named scenarios of SCENARIOS on that kernel
     # (make check-distro), with the production build of the module.
     forced = None
@@ -472,48 +486,51 @@ def main():
         assert only, "--variant needs scenario names"
     failed, skipped = [], []
     soak = {n for n, *_ in SOAK}
-    for name, scenario, check, extra in SCENARIOS + DEBUG_SCENARIOS + SOAK:
-        if (name not in only) if only else (name in soak):
-            continue
-        debug = name in DEBUG
-        variant = forced or ("debug" if debug else "normal")
-        kernel, initrd = artifacts(variant)
-        if "--pvh" in extra:
-            extra = tuple(a for a in extra if a != "--pvh")
-            kernel = kernel.replace("arch/x86/boot/bzImage", "vmlinux")
-        outdir = os.path.join(os.path.dirname(initrd), "e2e" + ("" if variant == "normal" else f"-{variant}")
-                              + (f"-break-{brk}" if brk else ""))
-        os.makedirs(outdir, exist_ok=True)
-        print(f"[check-e2e] {name}" + ("" if variant == "normal" else f" ({variant} kernel)"))
-        # A bound on a hung run only: the debug kernel's scenarios take
-        # minutes where the others take seconds (vmem: 281 s here, and a
-        # slower machine once ran past 600 s), so theirs is far above that.
-        timeout = 3600 if name in soak else 1500 if debug else 600
-        if forced:
-            # Debian's kernels under multi-threaded TCG: see tools/check-distro.sh.
-            extra = (*extra, "--tcg-single")
-        restore = None
-        if name in HUGETLB:
-            restore, why = reserve_hugetlb(*HUGETLB[name])
-            if restore is None:
-                print(f"[check-e2e] {name}: SKIPPED: {why}")
-                skipped.append(name)
-                continue
-        try:
-            rc, r = boot(kernel, initrd, outdir, name, scenario, timeout=timeout, extra=extra,
-                         append=["kunit.enable=0"] if debug else [])
-        finally:
-            if restore is not None:
-                restore()
-        try:
-            assert rc == 0, f"guest status {rc}" + (
-                f" (the console shows {len(r['splats'])} kernel splat line(s), above)"
-                if r.get("splats") else "")
-            check(r)
-            print(f"[check-e2e] {name}: ok ({r['seconds']:.0f} s)")
-        except AssertionError as e:
-            print(f"[check-e2e] {name}: FAILED: {e}")
-            failed.append(name)
+    runs = [s for s in SCENARIOS + DEBUG_SCENARIOS + SOAK
+            if ((s[0] in only) if only else (s[0] not in soak))]
+    for rep in range(repeat):
+        if repeat > 1:
+            print(f"[check-e2e] run {rep + 1} of {repeat}")
+        for name, scenario, check, extra in runs:
+            debug = name in DEBUG
+            variant = forced or ("debug" if debug else "normal")
+            kernel, initrd = artifacts(variant)
+            if "--pvh" in extra:
+                extra = tuple(a for a in extra if a != "--pvh")
+                kernel = kernel.replace("arch/x86/boot/bzImage", "vmlinux")
+            outdir = os.path.join(os.path.dirname(initrd), "e2e" + ("" if variant == "normal" else f"-{variant}")
+                                  + (f"-break-{brk}" if brk else ""))
+            os.makedirs(outdir, exist_ok=True)
+            print(f"[check-e2e] {name}" + ("" if variant == "normal" else f" ({variant} kernel)"))
+            # A bound on a hung run only: the debug kernel's scenarios take
+            # minutes where the others take seconds (vmem: 281 s here, and a
+            # slower machine once ran past 600 s), so theirs is far above that.
+            timeout = 3600 if name in soak else 1500 if debug else 600
+            if forced:
+                # Debian's kernels under multi-threaded TCG: see tools/check-distro.sh.
+                extra = (*extra, "--tcg-single")
+            restore = None
+            if name in HUGETLB:
+                restore, why = reserve_hugetlb(*HUGETLB[name])
+                if restore is None:
+                    print(f"[check-e2e] {name}: SKIPPED: {why}")
+                    skipped.append(name)
+                    continue
+            try:
+                rc, r = boot(kernel, initrd, outdir, name, scenario, timeout=timeout, extra=extra,
+                             append=(["kunit.enable=0"] if debug else []) + ["ph.audit"])
+            finally:
+                if restore is not None:
+                    restore()
+            try:
+                assert rc == 0, f"guest status {rc}" + (
+                    f" (the console shows {len(r['splats'])} kernel splat line(s), above)"
+                    if r.get("splats") else "")
+                check(r)
+                print(f"[check-e2e] {name}: ok ({r['seconds']:.0f} s)")
+            except AssertionError as e:
+                print(f"[check-e2e] {name}: FAILED: {e}")
+                failed.append(name if repeat == 1 else f"{name}#{rep + 1}")
     if skipped:
         print(f"[check-e2e] skipped (the host could not reserve their huge pages): {' '.join(skipped)}")
     if failed:

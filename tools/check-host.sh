@@ -32,8 +32,9 @@ mapfile -t rs < <(ls "$ROOT"/rust/*.rs "$ROOT"/rust/*/*.rs)
 step "module: the check-teeth breaks' patches apply (tools/teeth/)"
 "$ROOT/tools/check-teeth.sh" --patches
 
-step "module: CLIPPY=1 build, normal and debug (test) variants"
+step "module: CLIPPY=1 build, normal, audit and debug (test) variants"
 "$ROOT/tools/module.sh" normal >/dev/null
+"$ROOT/tools/module.sh" audit >/dev/null
 "$ROOT/tools/module.sh" debug >/dev/null
 
 step "tools: bench-plot (rustfmt, clippy)"

@@ -13,6 +13,10 @@ set -euo pipefail
 variant=${1:-normal}
 kbuild=$("$ROOT/tools/kernel.sh" "$variant")
 ko=$("$ROOT/tools/module.sh" "$variant")
+# The normal kernel's guests also get the audit build (tools/module.sh), which
+# the scenarios load when the kernel command line says ph.audit.
+audit_ko=
+[[ $variant != normal ]] || audit_ko=$("$ROOT/tools/module.sh" audit)
 
 G=$ROOT/tools/guest
 bin=$(guest_bins)
@@ -26,6 +30,7 @@ cp "$G/init" "$stage/init"
 cp "$G"/scenarios/*.sh "$stage/scenarios/"
 cp "$ROOT/samples/page-hinting-watch.sh" "$stage/bin/"
 cp "$ko" "$stage/lib/modules/page_hinting.ko"
+[[ -z $audit_ko ]] || cp "$audit_ko" "$stage/lib/modules/page_hinting-audit.ko"
 cp "$kbuild/drivers/virtio/virtio_balloon.ko" "$stage/lib/modules/virtio_balloon.ko"
 chmod +x "$stage/init"
 

@@ -6,7 +6,11 @@
 # Kbuild in 6.12 writes its output next to the sources, so the sources are
 # mirrored to a directory under the cache and built there.
 #
-# Usage: tools/module.sh normal|debug|distro|rt     prints the path of the .ko
+# Usage: tools/module.sh normal|audit|debug|distro|rt     prints the path of the .ko
+#
+# audit is the normal kernel's module with the lost-report audit
+# (`--cfg ph_audit`, rust/hinting/audit.rs), which the real-guest scenarios
+# of make check load; normal is the module as shipped.
 #
 # PH_BREAK=<name> builds a deliberately broken variant in its own directory:
 # the mirrored sources with tools/teeth/<name>.patch applied (the repository's
@@ -16,7 +20,9 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 variant=${1:-normal}
-case $variant in normal | debug | distro | rt) ;; *) die "usage: $0 normal|debug|distro|rt" ;; esac
+case $variant in normal | audit | debug | distro | rt) ;; *) die "usage: $0 normal|audit|debug|distro|rt" ;; esac
+kvariant=$variant
+[[ $variant != audit ]] || kvariant=normal
 
 brk=${PH_BREAK:-}
 [[ $brk =~ ^[a-z_]*$ ]] || die "bad PH_BREAK: $brk"
@@ -26,13 +32,15 @@ if [[ -n $brk ]]; then
 	[[ -f $brk_patch ]] ||
 		die "PH_BREAK=$brk: no $brk_patch (known: $(cd "$ROOT/tools/teeth" && ls -- *.patch | sed 's/\.patch$//' | xargs))"
 fi
-kbuild=$("$ROOT/tools/kernel.sh" "$variant")
+kbuild=$("$ROOT/tools/kernel.sh" "$kvariant")
 mdir=$CACHE/module-$variant${brk:+-break-$brk}
 rflags=-Dwarnings
 # The debug variant is the test build: it carries the KUnit suites and the
-# test switches of rust/tests/ (`--cfg ph_tests`); every other build is the
-# module as shipped.
-[[ $variant != debug ]] || rflags+=" --cfg ph_tests"
+# test switches of rust/tests/ (`--cfg ph_tests`) and the lost-report audit
+# (`--cfg ph_audit`); the audit variant has the audit only; every other
+# build is the module as shipped.
+[[ $variant != debug ]] || rflags+=" --cfg ph_tests --cfg ph_audit"
+[[ $variant != audit ]] || rflags+=" --cfg ph_audit"
 mkdir -p "$mdir"
 # -a keeps mtimes, so make only rebuilds what changed. A source copied in
 # with an mtime older than the last build (another tree sharing the cache,
@@ -59,7 +67,7 @@ log=$mdir.log
 # rebuild prints no warnings, so it must not pass a module that had some
 # (objtool's come after the object is written, and do not fail make).
 clean=$mdir.clean
-set_llvm "$variant" # built like its kernel
+set_llvm "$kvariant" # built like its kernel
 build() {
 	make -C "$kbuild" M="$mdir" "${llvm[@]}" RUSTC="$KRUSTC" HOSTRUSTC="$KRUSTC" BINDGEN="$KBINDGEN" \
 		CLIPPY_DRIVER=/usr/bin/clippy-driver CLIPPY=1 KRUSTFLAGS="$rflags" KCFLAGS=-Werror \

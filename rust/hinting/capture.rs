@@ -311,6 +311,8 @@ impl FreeHook for Mechanism {
         // The order of the blocks entries stand for: the reporting order,
         // or order HINT_ORDER_MIN if that is larger (module documentation).
         let order = this.min_order().max(HINT_ORDER_MIN);
+        #[cfg(ph_audit)]
+        super::audit::told(e, order);
         let irq = IrqOff::new();
         let cpu = this.cpus.this_cpu(&irq);
         let tail = store(&this, cpu, &irq, Some(e), order, threshold);

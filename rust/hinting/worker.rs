@@ -17,6 +17,8 @@ use crate::kernel_ext::{
 };
 use crate::ranges::{cut, granules, merge_out, sort, PfnRange};
 use crate::retry::{drain_due, Retry};
+#[cfg(ph_tests)]
+use crate::tests::hooks;
 use core::sync::atomic::Ordering::Relaxed;
 use kernel::{prelude::*, sync::ArcBorrow};
 
@@ -147,6 +149,8 @@ pub(crate) fn process_entries(
             .stats
             .disabled_dropped_pages
             .fetch_add(pending, Relaxed);
+        #[cfg(ph_audit)]
+        super::audit::forget();
         return;
     }
     let min_order = engine.min_order();
@@ -155,6 +159,8 @@ pub(crate) fn process_entries(
     let state = &mut *guard;
     let Some(transport) = state.transport() else {
         engine.stats.no_transport_pages.fetch_add(pending, Relaxed);
+        #[cfg(ph_audit)]
+        super::audit::forget();
         return;
     };
     let transport = &*transport;
@@ -232,6 +238,8 @@ pub(crate) fn settle_tick(mech: ArcBorrow<'_, Mechanism>) {
     let Some(transport) = transport.as_deref() else {
         let pages = state.settle.clear();
         engine.stats.no_transport_pages.fetch_add(pages, Relaxed);
+        #[cfg(ph_audit)]
+        super::audit::forget();
         return;
     };
     if !engine.cfg.enabled.load(Relaxed) {
@@ -240,6 +248,8 @@ pub(crate) fn settle_tick(mech: ArcBorrow<'_, Mechanism>) {
             .stats
             .disabled_dropped_pages
             .fetch_add(pages, Relaxed);
+        #[cfg(ph_audit)]
+        super::audit::forget();
         return;
     }
     let min_order = engine.min_order();
@@ -313,6 +323,8 @@ pub(crate) fn retry_round(mech: ArcBorrow<'_, Mechanism>) {
             .stats
             .disabled_dropped_pages
             .fetch_add(pages, Relaxed);
+        #[cfg(ph_audit)]
+        super::audit::forget();
         return;
     }
     let min_order = engine.min_order();
@@ -322,9 +334,12 @@ pub(crate) fn retry_round(mech: ArcBorrow<'_, Mechanism>) {
     // its per-CPU caches.
     let now_ms = mm::ktime_ns() / 1_000_000;
     if drain_due(now_ms, state.last_drain_ms, state.freeing.sustained(now_ms)) {
-        mm::drain_all_pages();
+        engine.drain_pcp();
         state.last_drain_ms = Some(now_ms);
-        engine.stats.pcp_drains.fetch_add(1, Relaxed);
+        // What this round still finds off the free lists was freed after
+        // the drain, and the free path told the worker about it again: the
+        // ranges on the list may be given up from now on (core `retry`).
+        state.retry.drained();
     }
     let Some(transport) = transport.as_deref() else {
         return;
@@ -578,8 +593,7 @@ impl Engine {
                 // blocks again. Nothing else can take them in between but
                 // an allocation, which makes the host page busy anyway.
                 drop(taken);
-                mm::drain_all_pages();
-                self.stats.pcp_drains.fetch_add(1, Relaxed);
+                self.drain_pcp();
                 let _ = self.take_host_page(section, held, g);
                 if held.pages() == g.pages() {
                     self.report_host_page(held, transport, order);
@@ -644,12 +658,20 @@ impl Engine {
         self.stats.isolated_pages.fetch_sub(pages, Relaxed);
     }
 
-    /// Puts `r`, which still has pages on per-CPU lists, on the retry list;
-    /// what the list cannot take is counted as dropped.
+    /// Puts `r`, which still has pages on per-CPU lists, on the retry list
+    /// (which never drops a range: a full list grows its last one).
     pub(super) fn retry_later(&self, retry: &mut Retry<RETRY_RANGES>, r: PfnRange) {
-        if !retry.push(r, RETRY_GAP) {
-            self.stats.retry_dropped_pages.fetch_add(r.pages(), Relaxed);
-        }
+        retry.push(r, RETRY_GAP);
+    }
+
+    /// Drains every CPU's per-CPU page lists into the free lists.
+    fn drain_pcp(&self) {
+        mm::drain_all_pages();
+        self.stats.pcp_drains.fetch_add(1, Relaxed);
+        // The test build's stand-in for pages on a per-CPU list goes to
+        // the free lists with them.
+        #[cfg(ph_tests)]
+        hooks::drained();
     }
 
     /// Scans `r` ([`Engine::scan_range`]) and puts it on the retry list if
@@ -691,13 +713,54 @@ impl Engine {
         r: PfnRange,
         min_order: u32,
     ) -> ScanCounts {
-        let budget = self.cfg.max_isolated.load(Relaxed);
+        #[cfg(not(ph_tests))]
+        let skipped = self.scan_piece(section, held, transport, r, min_order);
+        // The test build scans from `test_scan_from_pfn` on, and may hold
+        // a range as if its pages were on a per-CPU list until the next
+        // drain: the scan passes over them and counts them as unlisted.
         #[cfg(ph_tests)]
-        let r = crate::tests::hooks::filter(r);
+        let skipped = {
+            let (pieces, held_back) = hooks::held_on_pcp(hooks::filter(r));
+            let mut c = ScanCounts {
+                unlisted: held_back,
+                ..ScanCounts::default()
+            };
+            for p in pieces {
+                let s = self.scan_piece(section, held, transport, p, min_order);
+                c.busy += s.busy;
+                c.unlisted += s.unlisted;
+                c.reported += s.reported;
+                c.small += s.small;
+                c.low += s.low;
+            }
+            c
+        };
+        // A zone short of memory is left alone by design.
+        #[cfg(ph_audit)]
+        if skipped.low != 0 {
+            super::audit::dropped(r);
+        }
+        self.count_skipped(skipped);
+        skipped
+    }
+
+    /// [`Engine::scan_range`] without the counting.
+    fn scan_piece(
+        &self,
+        section: &Section,
+        held: &mut Isolated<'_>,
+        transport: &dyn Transport,
+        r: PfnRange,
+        min_order: u32,
+    ) -> ScanCounts {
+        if r.is_empty() {
+            return ScanCounts::default();
+        }
+        let budget = self.cfg.max_isolated.load(Relaxed);
         let mut scan = Scan::new(section, r, min_order, budget.saturating_sub(held.pages()));
         loop {
             #[cfg(ph_tests)]
-            crate::tests::hooks::before_isolate(held.pages());
+            hooks::before_isolate(held.pages());
             self.count_isolated(held.take(&mut scan));
             if held.is_full() || scan.over_budget() {
                 self.report(held, transport, min_order);
@@ -708,9 +771,7 @@ impl Engine {
             }
             mm::cond_resched();
         }
-        let skipped = scan.counts();
-        self.count_skipped(skipped);
-        skipped
+        scan.counts()
     }
 
     /// Counts `pages` just isolated.
@@ -733,6 +794,8 @@ impl Engine {
 
     /// Counts a report the host took.
     fn count_sent(&self, report: &Report<'_>) {
+        #[cfg(ph_audit)]
+        super::audit::reported(report.ranges());
         let stats = &self.stats;
         stats.reports.fetch_add(1, Relaxed);
         stats
@@ -764,6 +827,16 @@ impl Engine {
         let mut lost = false;
         if let Ok(limits) = limits {
             for report in held.reports(limits, transport.max_entries()) {
+                // The audit builds check every report before it goes: a
+                // page it covers that page_hinting does not hold is a bug
+                // that would let the host discard memory in use.
+                #[cfg(ph_audit)]
+                if let Some((pfn, why)) = held.unheld_pfn(&report) {
+                    super::audit::unheld(pfn, why);
+                    stats.transport_errors.fetch_add(1, Relaxed);
+                    failed = true;
+                    break;
+                }
                 match transport.report(&report) {
                     Ok(()) => {
                         sent = true;

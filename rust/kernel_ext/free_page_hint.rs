@@ -503,7 +503,8 @@ pub(crate) enum Mark {
 ///
 /// `store.blocks[..len]` are blocks that free page hint isolation took off
 /// the free lists in `section`, owned by this value and by nothing else,
-/// in ascending pfn order and disjoint; `store.entries[..len]` describe the
+/// and disjoint (in the order they were isolated: pfn order within one
+/// scan, not across the ranges of a round); `store.entries[..len]` describe the
 /// same blocks, and they hold `pages` pages.
 #[must_use = "isolated pages go back to the allocator through put_back() or when this is dropped"]
 pub(crate) struct Isolated<'a> {
@@ -593,6 +594,42 @@ impl<'a> Isolated<'a> {
         self.pages
     }
 
+    /// The blocks held, in pfn order (the audit's walk reads them).
+    #[cfg(ph_audit)]
+    pub(crate) fn blocks(&self) -> &[Entry] {
+        &self.store.entries[..self.len]
+    }
+
+    /// The audit builds' check at the moment of a report: every page of
+    /// `report` lies in a block this value holds, and every block it
+    /// touches is still held by page state (no page of it on a free list,
+    /// none allocated). Returns the first pfn for which that does not hold,
+    /// and why.
+    /// A racy read of page state, as compaction's: the blocks are ours, so
+    /// a page that changes under the read is a page that was not held.
+    #[cfg(ph_audit)]
+    pub(crate) fn unheld_pfn(&self, report: &Report<'_>) -> Option<(u64, Unheld)> {
+        let blocks = &self.store.entries[..self.len];
+        // The blocks are disjoint but in the order they were isolated,
+        // which is pfn order only within one scan: look each page up.
+        for r in report.ranges() {
+            let mut p = r.start;
+            while p < r.end {
+                let Some(e) = blocks
+                    .iter()
+                    .find(|e| e.pfn() <= p && p < e.pfn() + e.pages())
+                else {
+                    return Some((p, Unheld::NotIsolated));
+                };
+                if let Some(bad) = block_not_held(e.pfn(), e.order()) {
+                    return Some(bad);
+                }
+                p = e.pfn() + e.pages();
+            }
+        }
+        None
+    }
+
     /// The longest call into isolation or put-back so far, in ns: an upper
     /// bound on how long it held a zone's lock.
     pub(crate) fn longest_lock_ns(&self) -> u64 {
@@ -651,6 +688,66 @@ impl<'a> Isolated<'a> {
         self.pages = 0;
         pages
     }
+}
+
+/// Why a page of a report is not held ([`Isolated::unheld_pfn`]).
+#[cfg(ph_audit)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Unheld {
+    /// Not in a block the worker isolated.
+    NotIsolated,
+    /// In a free buddy block of this order (on a free list).
+    OnFreeList(u32),
+    /// A buddy page inside the block (part of it went back).
+    BuddyInside,
+    /// Allocated: this reference count.
+    Referenced(i32),
+}
+
+/// The first page of the block at `pfn` of `order` (taken off the free
+/// lists by isolation) that is not held any more: on a free list (a free
+/// buddy block contains it) or allocated (a reference count), and why.
+/// `None` if the whole block is still held.
+#[cfg(ph_audit)]
+fn block_not_held(pfn: u64, order: u32) -> Option<(u64, Unheld)> {
+    // A free buddy block that starts at or before the block and covers it.
+    for o in order..=MAX_PAGE_ORDER {
+        let head = pfn & !((1u64 << o) - 1);
+        // SAFETY: `head` is in the same naturally aligned block of at most
+        // MAX_PAGE_ORDER as a pfn isolation returned, so within one memory
+        // section with a memmap (sections are larger than the largest
+        // buddy block); only flags and a word are read.
+        let (buddy, private) = unsafe {
+            let page = bindings::pfn_to_page(head as c_ulong);
+            (
+                bindings::PageBuddy(page),
+                core::ptr::read_volatile(core::ptr::addr_of!(
+                    (*page).__bindgen_anon_1.__bindgen_anon_1.private
+                )),
+            )
+        };
+        if buddy && private as u64 >= u64::from(o) {
+            return Some((pfn, Unheld::OnFreeList(private as u32)));
+        }
+    }
+    for q in pfn..pfn + (1u64 << order) {
+        // SAFETY: a page of the isolated block (see above); only its flags
+        // and reference count are read.
+        let (buddy, refs) = unsafe {
+            let page = bindings::pfn_to_page(q as c_ulong);
+            (
+                bindings::PageBuddy(page),
+                core::ptr::read_volatile(core::ptr::addr_of!((*page)._refcount.counter)),
+            )
+        };
+        if buddy {
+            return Some((q, Unheld::BuddyInside));
+        }
+        if refs != 0 {
+            return Some((q, Unheld::Referenced(refs)));
+        }
+    }
+    None
 }
 
 impl Drop for Isolated<'_> {

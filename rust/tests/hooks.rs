@@ -12,6 +12,11 @@
 //!   the blocks it isolated, before its next isolation;
 //!   `test_scan_from_pfn=N`: it scans only pfns from N on. The memory
 //!   hotplug scenario uses them to hold blocks in the memory it offlines.
+//! - [`hold_on_pcp`] (KUnit only): the worker's scans treat a range as if
+//!   its pages sat on a per-CPU list (free, but off the free lists) until
+//!   the worker's next drain of those lists, whenever that comes: the
+//!   deterministic stand-in for a freed THP that stays on a per-CPU list
+//!   through its retry rounds (issue 38).
 
 use crate::kernel_ext::{
     mm,
@@ -27,6 +32,40 @@ pub(crate) static STALL_HOST: AtomicBool = AtomicBool::new(false);
 pub(crate) static PAUSE_SCAN: AtomicBool = AtomicBool::new(false);
 /// Scan only pfns from here on.
 pub(crate) static SCAN_FROM: AtomicU64 = AtomicU64::new(0);
+/// The range held as if on a per-CPU list (`[HOLD_START, HOLD_END)`),
+/// empty if none.
+static HOLD_START: AtomicU64 = AtomicU64::new(0);
+static HOLD_END: AtomicU64 = AtomicU64::new(0);
+
+/// Makes the worker's scans treat `r` as pages on a per-CPU list until its
+/// next drain.
+pub(crate) fn hold_on_pcp(r: PfnRange) {
+    HOLD_END.store(0, Relaxed);
+    HOLD_START.store(r.start, Relaxed);
+    HOLD_END.store(r.end, Relaxed);
+}
+
+/// Whether a range is still held (no drain since [`hold_on_pcp`]).
+pub(crate) fn holding() -> bool {
+    HOLD_END.load(Relaxed) != 0
+}
+
+/// The worker drained the per-CPU lists: what was held is on the free
+/// lists now.
+pub(crate) fn drained() {
+    HOLD_END.store(0, Relaxed);
+}
+
+/// Splits `r` around the held range: the pieces to scan, and how many
+/// pages of `r` are held.
+pub(crate) fn held_on_pcp(r: PfnRange) -> ([PfnRange; 2], u64) {
+    let (hs, he) = (HOLD_START.load(Relaxed), HOLD_END.load(Relaxed));
+    let (s, e) = (r.start.max(hs), r.end.min(he));
+    if s >= e {
+        return ([r, PfnRange::default()], 0);
+    }
+    ([PfnRange::new(r.start, s), PfnRange::new(e, r.end)], e - s)
+}
 
 /// Waits while `PAUSE_SCAN` is set, if the worker holds `pages` pages.
 pub(crate) fn before_isolate(pages: u64) {

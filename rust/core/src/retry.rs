@@ -23,17 +23,26 @@
 //! not resolve the gain of spacing them, see Documentation/mm). Per-CPU
 //! lists that keep taking frees overflow to the free lists on their own;
 //! the lists a drain is for are those of CPUs that stopped freeing, and
-//! once the frees stop everywhere the gap is short again. A range stays
-//! on the list while a round still finds free pages in it that are not on
-//! the free lists, for at most [`DELAYS_MS`]`.len()` rounds; a range whose
-//! pages were allocated again is dropped (if they are freed again, the free
-//! path sees them again).
+//! once the frees stop everywhere the gap is short again.
+//!
+//! A range leaves the list when a round finds none of its pages free off
+//! the free lists (they were reported, or allocated again: if they are
+//! freed again, the free path sees them again). One whose pages are still
+//! off the free lists stays for at least [`DELAYS_MS`]`.len()` rounds, and
+//! is given up only by a round that came after a drain of the per-CPU lists
+//! made since the range was added ([`Retry::drained`]): pages that are still
+//! off the free lists then were freed after that drain, and the free path
+//! has told the worker about them again. Giving a range up earlier loses
+//! memory for good: rounds come every 200 ms while new ranges arrive, so
+//! three of them can pass between two drains, and a block that a later
+//! drain (or a per-CPU list's overflow) moves to the free lists reaches
+//! them without a free, so nothing would ever look at it again.
 //!
 //! The list has a fixed capacity. Close ranges share an entry (the pages
 //! between them are scanned too, which is harmless: a scan takes only free
-//! pages), and a full list grows its last entry rather than lose a range;
-//! only when that entry has already been through a round is a range
-//! dropped (and counted), never waited for.
+//! pages), and a full list grows its last entry whatever the gap rather
+//! than lose a range: nothing pushed is ever dropped. An entry that grows
+//! waits for a drain again before it may be given up.
 
 use crate::ranges::PfnRange;
 
@@ -132,15 +141,24 @@ pub struct Round {
     pub given_up_pages: u64,
 }
 
+/// The index of the last delay: an entry that has been through this many
+/// rounds waits that long for each further one.
+const LAST: u8 = DELAYS_MS.len() as u8 - 1;
+
 /// A bounded list of ranges to scan again, each with the number of rounds
-/// it has been through.
+/// it has been through and whether the per-CPU lists were drained since it
+/// was added.
 ///
-/// INVARIANT: `len <= N`, every `tries[i]` for `i < len` is below
-/// `DELAYS_MS.len()`, and no range in `ranges[..len]` is empty.
+/// INVARIANT: `len <= N`, every `tries[i]` for `i < len` is at most
+/// `LAST` (below `DELAYS_MS.len()`), and no range in `ranges[..len]` is
+/// empty.
 #[derive(Clone, Debug)]
 pub struct Retry<const N: usize> {
     ranges: [PfnRange; N],
     tries: [u8; N],
+    /// A drain of the per-CPU lists came after every page of the range was
+    /// added ([`Retry::drained`]).
+    drained: [bool; N],
     len: usize,
 }
 
@@ -156,6 +174,7 @@ impl<const N: usize> Retry<N> {
         Retry {
             ranges: [PfnRange { start: 0, end: 0 }; N],
             tries: [0; N],
+            drained: [false; N],
             len: 0,
         }
     }
@@ -176,28 +195,30 @@ impl<const N: usize> Retry<N> {
         self.ranges[..self.len].iter().map(|r| r.pages()).sum()
     }
 
-    /// Adds a range no round has looked at yet. A range inside one that has
-    /// not been through a round yet changes nothing (the same host page
-    /// deferred again, say). If the last range added
-    /// has not been through a round either and lies at most `max_gap`
-    /// pages away (overlapping or touching: 0), it grows to cover both;
-    /// when the list is full it grows whatever the gap, since scanning the
-    /// pages in between costs a little time (a scan takes only pages that
-    /// are free) while dropping the range loses it. Returns `false`, with
-    /// the list unchanged, only if the list is full and its last range has
-    /// been through a round. An empty range is ignored (`true`).
-    pub fn push(&mut self, r: PfnRange, max_gap: u64) -> bool {
+    /// Adds a range whose pages are free but off the free lists (on a
+    /// per-CPU list). A range inside one that has not been through a round
+    /// yet changes nothing but that entry's wait for a drain (the same host
+    /// page deferred again, say). If the last range added has not been
+    /// through a round either and lies at most `max_gap` pages away
+    /// (overlapping or touching: 0), it grows to cover both; when the list
+    /// is full the last range grows whatever the gap and however many
+    /// rounds it has been through, since scanning the pages in between
+    /// costs a little time (a scan takes only pages that are free) while
+    /// dropping the range would lose it. Either way the entry that takes
+    /// the range waits for a drain again ([`Retry::drained`]) before a
+    /// round may give it up. An empty range is ignored.
+    pub fn push(&mut self, r: PfnRange, max_gap: u64) {
         if r.is_empty() {
-            return true;
+            return;
         }
         // Already waiting for its first round (the same host page deferred
-        // again, say): nothing to add.
-        if self.ranges[..self.len]
-            .iter()
-            .zip(&self.tries)
-            .any(|(q, &t)| t == 0 && q.start <= r.start && r.end <= q.end)
-        {
-            return true;
+        // again, say): only a drain from now on counts for it.
+        if let Some(i) = (0..self.len).find(|&i| {
+            let q = self.ranges[i];
+            self.tries[i] == 0 && q.start <= r.start && r.end <= q.end
+        }) {
+            self.drained[i] = false;
+            return;
         }
         if let Some(i) = self.len.checked_sub(1) {
             let last = &mut self.ranges[i];
@@ -206,21 +227,31 @@ impl<const N: usize> Retry<N> {
             } else {
                 last.start.saturating_sub(r.end)
             };
-            if self.tries[i] == 0 && (gap <= max_gap || self.len == N) {
+            if (self.tries[i] == 0 && gap <= max_gap) || self.len == N {
                 last.start = last.start.min(r.start);
                 last.end = last.end.max(r.end);
-                return true;
+                self.drained[i] = false;
+                return;
             }
         }
-        if self.len == N {
-            return false;
-        }
-        // INVARIANT: `len < N` before the increment, the range is not
-        // empty and 0 is below `DELAYS_MS.len()`.
+        // INVARIANT: the list is not full (the last range took `r`
+        // otherwise, and an empty list has room: `N > 0` or it would have
+        // no last range and no room, see the assertion), so `len < N`
+        // before the increment; the range is not empty and 0 is at most
+        // `LAST`.
+        const { assert!(N > 0, "a retry list needs room for a range") };
         self.ranges[self.len] = r;
         self.tries[self.len] = 0;
+        self.drained[self.len] = false;
         self.len += 1;
-        true
+    }
+
+    /// Notes that the per-CPU lists were drained: every range on the list
+    /// now may be given up by a round that still finds it off the free
+    /// lists (see [`Retry::round`]). Called after the drain, before the
+    /// round that follows it scans.
+    pub fn drained(&mut self) {
+        self.drained[..self.len].fill(true);
     }
 
     /// The delay before the next round, by the range that has been through
@@ -231,9 +262,14 @@ impl<const N: usize> Retry<N> {
     }
 
     /// One round: calls `scan` on every range, in the order they were
-    /// added. A range for which `scan` returns `true` (it still holds free
-    /// pages that are not on the free lists) is kept for another round
-    /// unless this was its last; the others leave the list.
+    /// added. A range for which `scan` returns `false` (none of its free
+    /// pages is off the free lists) leaves the list. One for which it
+    /// returns `true` is kept, unless it has been through
+    /// `DELAYS_MS.len()` rounds with this one *and* the per-CPU lists were
+    /// drained since it was added: then what is still off the free lists
+    /// was freed after that drain, and the free path has reported it
+    /// again, so the range is given up. A range that waits for a drain
+    /// stays at the last delay.
     pub fn round(&mut self, mut scan: impl FnMut(PfnRange) -> bool) -> Round {
         let mut out = Round {
             scanned: self.len,
@@ -242,18 +278,19 @@ impl<const N: usize> Retry<N> {
         let mut kept = 0;
         for i in 0..self.len {
             let r = self.ranges[i];
-            let tries = self.tries[i] + 1;
+            let (tries, drained) = (self.tries[i], self.drained[i]);
             if !scan(r) {
                 continue;
             }
-            if usize::from(tries) >= DELAYS_MS.len() {
+            if tries == LAST && drained {
                 out.given_up_pages += r.pages();
                 continue;
             }
-            // INVARIANT: `kept <= i < len`, and `tries` was just checked
-            // against `DELAYS_MS.len()`.
+            // INVARIANT: `kept <= i < len`, and the new `tries` is at most
+            // `LAST`.
             self.ranges[kept] = r;
-            self.tries[kept] = tries;
+            self.tries[kept] = (tries + 1).min(LAST);
+            self.drained[kept] = drained;
             kept += 1;
         }
         self.len = kept;
@@ -288,44 +325,55 @@ mod tests {
     #[test]
     fn push_merges_close_fresh_ranges() {
         let mut l = Retry::<4>::new();
-        assert!(l.push(r(0, 512), 0));
-        assert!(l.push(r(512, 1024), 0));
-        assert!(l.push(r(600, 700), 0));
+        l.push(r(0, 512), 0);
+        l.push(r(512, 1024), 0);
+        l.push(r(600, 700), 0);
         assert_eq!(l.len(), 1);
         assert_eq!(l.pages(), 1024);
-        assert!(l.push(r(2048, 2560), 0));
+        l.push(r(2048, 2560), 0);
         assert_eq!(l.len(), 2);
         // Every other page: with a gap of 1 allowed, one range.
-        assert!(l.push(r(4000, 4001), 1));
-        assert!(l.push(r(4002, 4003), 1));
-        assert!(l.push(r(3998, 3999), 1), "below the last range works too");
-        assert_eq!(l.len(), 3);
+        l.push(r(4000, 4001), 1);
+        l.push(r(4002, 4003), 1);
+        l.push(r(3998, 3999), 1);
+        assert_eq!(l.len(), 3, "below the last range works too");
         assert_eq!(l.pages(), 1024 + 512 + 5);
-        assert!(l.push(r(5, 5), 0), "an empty range is accepted and ignored");
-        assert_eq!(l.len(), 3);
+        l.push(r(5, 5), 0);
+        assert_eq!(l.len(), 3, "an empty range is ignored");
     }
 
     #[test]
-    fn full_list_grows_its_last_fresh_range() {
+    fn full_list_grows_its_last_range_and_drops_nothing() {
         let mut l = Retry::<2>::new();
-        assert!(l.push(r(0, 1), 0));
-        assert!(l.push(r(10, 11), 0));
-        assert!(l.push(r(20, 21), 0), "full: the last range covers it");
-        assert_eq!(l.len(), 2);
+        l.push(r(0, 1), 0);
+        l.push(r(10, 11), 0);
+        l.push(r(20, 21), 0);
+        assert_eq!(l.len(), 2, "full: the last range covers it");
         assert_eq!(l.pages(), 1 + 11);
-        // Once the last range went through a round, a full list refuses.
+        // Also once the last range went through rounds and a drain: it
+        // grows, and must wait for a drain again.
         l.round(|_| true);
-        assert!(!l.push(r(30, 31), 0));
-        assert!(!l.push(r(21, 22), 0), "not even a touching range");
-        assert_eq!(l.pages(), 12);
+        l.round(|_| true);
+        l.drained();
+        l.push(r(30, 31), 0);
+        assert_eq!(l.pages(), 1 + 21);
+        let k = l.round(|_| true);
+        assert_eq!(k.given_up_pages, 1, "only the first range had its drain");
+        assert_eq!(l.len(), 1);
+        l.drained();
+        assert_eq!(l.round(|_| true).given_up_pages, 21);
+        assert!(l.is_empty());
     }
 
     #[test]
-    fn rounds_back_off_and_give_up() {
+    fn rounds_back_off_and_give_up_after_a_drain() {
         let mut l = Retry::<4>::new();
         l.push(r(0, 512), 0);
         for (i, d) in DELAYS_MS.iter().enumerate() {
             assert_eq!(l.next_delay_ms(), Some(*d));
+            if i + 1 == DELAYS_MS.len() {
+                l.drained();
+            }
             let k = l.round(|_| true);
             assert_eq!(k.scanned, 1);
             if i + 1 < DELAYS_MS.len() {
@@ -335,6 +383,48 @@ mod tests {
             }
         }
         assert!(l.is_empty());
+    }
+
+    /// Issue 38: rounds come every 200 ms while new ranges arrive, drains
+    /// at most every 5 s while frees keep coming. A range whose pages sat
+    /// on a per-CPU list through its rounds was given up before any drain
+    /// moved them to the free lists, and nothing looked at them again.
+    #[test]
+    fn ranges_off_the_free_lists_wait_for_a_drain() {
+        let mut l = Retry::<4>::new();
+        l.push(r(0, 512), 0);
+        for _ in 0..10 {
+            let k = l.round(|_| true);
+            assert_eq!(
+                (k.kept, k.given_up_pages),
+                (1, 0),
+                "given up with no drain since"
+            );
+        }
+        assert_eq!(l.next_delay_ms(), Some(DELAYS_MS[DELAYS_MS.len() - 1]));
+        // The drain came; the round after it still finds pages off the
+        // free lists (freed again since, so told again): given up.
+        l.drained();
+        assert_eq!(l.round(|_| true).given_up_pages, 512);
+        // A range that a round finds done leaves at once, drain or not.
+        l.push(r(0, 512), 0);
+        assert_eq!(l.round(|_| false).kept, 0);
+        // A drain before the range's first round counts once it has had
+        // its rounds; one that came before the push does not.
+        l.drained();
+        l.push(r(1024, 1536), 0);
+        l.drained();
+        l.push(r(1100, 1200), 0);
+        for _ in 0..DELAYS_MS.len() - 1 {
+            assert_eq!(l.round(|_| true).given_up_pages, 0);
+        }
+        assert_eq!(
+            l.round(|_| true).given_up_pages,
+            0,
+            "a range inside a fresh one waits for its own drain"
+        );
+        l.drained();
+        assert_eq!(l.round(|_| true).given_up_pages, 512);
     }
 
     #[test]

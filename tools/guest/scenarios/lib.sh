@@ -1,9 +1,47 @@
 # SPDX-License-Identifier: GPL-2.0
 # Helpers for guest scenarios (sourced).
 MOD=/lib/modules/page_hinting.ko
+# ph.audit on the kernel command line (make check's scenarios): the audit
+# build of the module (tools/module.sh audit), where there is one.
+case " $(cat /proc/cmdline) " in
+*" ph.audit "*) [ -f /lib/modules/page_hinting-audit.ko ] && MOD=/lib/modules/page_hinting-audit.ko ;;
+esac
 
 mark() { echo "PH-MARK $*"; }
-fail() { echo "PH-FAIL $*"; exit 1; }
+# fail WHAT: says so, with what explains it: the module's statistics and
+# the buddy allocator's free blocks.
+fail() {
+	echo "PH-FAIL $*"
+	if [ -d /sys/kernel/mm/page_hinting/stats ]; then
+		for f in /sys/kernel/mm/page_hinting/stats/*; do
+			echo "PH-FAIL-STAT ${f##*/} $(cat "$f" 2>/dev/null)"
+		done
+	fi
+	sed 's/^/PH-FAIL-BUDDYINFO /' /proc/buddyinfo
+	exit 1
+}
+
+# The lost-report audit (audit builds, hinting/audit.rs): waits until the
+# worker is idle, then fails, naming the blocks in the log, if any memory
+# the module was told was freed is still free and unreported. Runs at
+# every unload of page_hinting (the rmmod below) and at the end of the
+# scenario (init), unless the scenario set NO_AUDIT (its unloads come in
+# the middle of its frees on purpose).
+AUDIT=/sys/kernel/mm/page_hinting/test/audit
+audit() {
+	[ -e "$AUDIT" ] || return 0
+	echo 1 >"$AUDIT" 2>/dev/null || {
+		dmesg | grep 'audit: ' | tail -n 20
+		fail "lost-report audit: $(cat "$AUDIT") free blocks were never reported ($1)"
+	}
+	echo "PH-AUDIT ok ($1): $(dmesg | grep 'audit: order' | tail -n1 | sed 's/.*audit: //')"
+}
+rmmod() {
+	if [ "$1" = page_hinting ] && [ -z "${NO_AUDIT:-}" ] && grep -q '^page_hinting ' /proc/modules; then
+		audit "before rmmod"
+	fi
+	command rmmod "$@"
+}
 
 # load_hinting [PARAM=VALUE...]: also takes ph_param.PARAM=VALUE from the
 # kernel command line (benchmarks and sweeps set knobs that way). Without a

@@ -6,6 +6,9 @@
 # afterwards free memory is back to its baseline: no page stuck isolated.
 . /scenarios/lib.sh
 CYCLES=50
+# The cycles unload in the middle of the frees on purpose: the audit runs
+# once, at the end, on a load of its own.
+NO_AUDIT=1
 cycle() {
 	insmod "$MOD" transport=virtio min_order=0 threshold_kb=4 flush_ms=1 settle_ms=0 || fail "insmod $1"
 	sleep 0.$(($1 % 5))
@@ -42,4 +45,10 @@ rep=$(dmesg | sed -n 's/.*page_hinting: unloading: .* isolated, \([0-9]*\) repor
 	awk '{ s += $1 } END { print s + 0 }')
 echo "reported over the cycles: $rep pages"
 [ "$rep" -gt 0 ] || fail "nothing was reported during the cycles: the test proves nothing"
+# The audit, with the cycles' settings: a load of its own, one round of the
+# stress, then the unload audits.
+NO_AUDIT=
+insmod "$MOD" transport=virtio min_order=0 threshold_kb=4 flush_ms=1 settle_ms=0 || fail "insmod for the audit"
+stress 100 64 >/dev/null || fail "stress before the audit"
+rmmod page_hinting || fail "rmmod after the audit"
 mark reload-done "$CYCLES $n $rep"

@@ -1,0 +1,339 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The lost-report audit, in the audit builds only (`--cfg ph_audit`: the
+//! test build, and the build the real-guest scenarios load): nothing the
+//! free path told the worker about may be left free and unreported once the
+//! worker is idle.
+//!
+//! The free path marks every block it hands the worker in a bitmap of
+//! 16-page chunks (*told*), with the aligned block the entry stands for (its
+//! hint block: frees inside it are only counted, and the scan of the entry
+//! covers them). A report the host took clears the chunks it covered whole.
+//! What the mechanism drops by design (reporting paused, no transport, a
+//! zone short of memory) clears what it dropped, or all of it.
+//!
+//! [`run`] waits until the worker is idle (every CPU's entries processed,
+//! the retry and settle lists and the overflow span empty), drains the
+//! per-CPU page lists (a block forgotten there is as lost), then walks the
+//! told chunks with the worker's own isolation scan at the reporting order
+//! (whole host pages when those are larger than a buddy block): every block
+//! it can take is free, not reported, and as large as the module reports.
+//! It puts each back as it was, unreported. It waits for the worker to be
+//! idle again and walks once more: a block found both times has been free
+//! and unreported through two idle points, and is lost. The blocks are
+//! named in the log and the write that asked for the audit fails.
+//!
+//! Chunks above the bitmap (16 GiB) are not audited; neither is memory that
+//! was free before the module loaded and never freed since.
+
+#![forbid(unsafe_code)]
+
+use super::{Engine, Mechanism};
+use crate::capture::Entry;
+use crate::kernel_ext::{
+    free_page_hint::{Isolated, Mark, Scan, Section, Unheld, MAX_PAGE_ORDER},
+    mm,
+};
+use crate::ranges::PfnRange;
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use kernel::{prelude::*, sync::ArcBorrow};
+
+/// A told chunk is `1 << CHUNK_ORDER` pages.
+const CHUNK_ORDER: u32 = 4;
+/// Words of the bitmap: 4096 * 64 chunks of 16 pages, 16 GiB of 4 KiB pages.
+const WORDS: usize = 4096;
+const CHUNKS: u64 = WORDS as u64 * 64;
+
+/// The told chunks.
+static TOLD: [AtomicU64; WORDS] = [const { AtomicU64::new(0) }; WORDS];
+
+/// Sets (or clears) the chunks `[c0, c1)`.
+fn mark(c0: u64, c1: u64, set: bool) {
+    let (c0, c1) = (c0.min(CHUNKS), c1.min(CHUNKS));
+    let mut c = c0;
+    while c < c1 {
+        let bit = c % 64;
+        let n = (64 - bit).min(c1 - c);
+        let mask = if n == 64 {
+            u64::MAX
+        } else {
+            ((1u64 << n) - 1) << bit
+        };
+        let w = &TOLD[(c / 64) as usize];
+        if set {
+            // Read first: a chunk freed into again and again stays shared.
+            if w.load(Relaxed) & mask != mask {
+                w.fetch_or(mask, Relaxed);
+            }
+        } else {
+            w.fetch_and(!mask, Relaxed);
+        }
+        c += n;
+    }
+}
+
+/// The free path stored `e` to stand for its aligned block of `order`
+/// pages: the worker will look at that block.
+#[inline]
+pub(crate) fn told(e: Entry, order: u32) {
+    let order = order.max(e.order());
+    let start = e.pfn() & !((1u64 << order) - 1);
+    let end = start + (1u64 << order);
+    mark(
+        start >> CHUNK_ORDER,
+        (end + (1 << CHUNK_ORDER) - 1) >> CHUNK_ORDER,
+        true,
+    );
+}
+
+/// The host took a report of these ranges.
+pub(crate) fn reported(ranges: &[PfnRange]) {
+    for r in ranges {
+        let c0 = (r.start + (1 << CHUNK_ORDER) - 1) >> CHUNK_ORDER;
+        let c1 = r.end >> CHUNK_ORDER;
+        if c0 < c1 {
+            mark(c0, c1, false);
+        }
+    }
+}
+
+/// The worker dropped `r` by design (a zone short of memory).
+pub(crate) fn dropped(r: PfnRange) {
+    mark(
+        r.start >> CHUNK_ORDER,
+        (r.end + (1 << CHUNK_ORDER) - 1) >> CHUNK_ORDER,
+        false,
+    );
+}
+
+/// Reports the audit builds refused because they covered a page
+/// page_hinting did not hold ([`unheld`]).
+pub(crate) static UNHELD: AtomicU64 = AtomicU64::new(0);
+
+/// A report was about to cover `pfn`, which page_hinting does not hold
+/// (`Isolated::unheld_pfn`): says so as loudly as a kernel warning (the
+/// test runners fail on the line), and counts it. The report is not sent.
+pub(crate) fn unheld(pfn: u64, why: Unheld) {
+    UNHELD.fetch_add(1, Relaxed);
+    pr_err!(
+        "BUG: page_hinting: a report covers pfn {:#x}, which it does not hold ({:?}): not sent\n",
+        pfn,
+        why
+    );
+}
+
+/// The mechanism dropped what it was told by design (reporting paused, no
+/// transport): nothing told so far is expected to be reported.
+pub(crate) fn forget() {
+    for w in &TOLD {
+        w.store(0, Relaxed);
+    }
+}
+
+/// The runs of told chunks, as pfn ranges, in pfn order, from chunk `from`
+/// on: the first one, and the chunk after it.
+fn next_run(from: u64) -> Option<(PfnRange, u64)> {
+    let mut c = from;
+    while c < CHUNKS {
+        let w = TOLD[(c / 64) as usize].load(Relaxed) >> (c % 64);
+        if w == 0 {
+            c = (c / 64 + 1) * 64;
+            continue;
+        }
+        c += u64::from(w.trailing_zeros());
+        let start = c;
+        while c < CHUNKS && TOLD[(c / 64) as usize].load(Relaxed) & (1 << (c % 64)) != 0 {
+            c += 1;
+        }
+        return Some((PfnRange::new(start << CHUNK_ORDER, c << CHUNK_ORDER), c));
+    }
+    None
+}
+
+/// Blocks a walk found free and unreported: the first `LISTED` of them,
+/// and how many in all.
+struct Found {
+    blocks: [(u64, u32); Found::LISTED],
+    listed: usize,
+    total: u64,
+}
+
+impl Found {
+    const LISTED: usize = 64;
+
+    fn new() -> Self {
+        Found {
+            blocks: [(0, 0); Found::LISTED],
+            listed: 0,
+            total: 0,
+        }
+    }
+
+    fn add(&mut self, pfn: u64, order: u32) {
+        self.total += 1;
+        if let Some(b) = self.blocks.get_mut(self.listed) {
+            *b = (pfn, order);
+            self.listed += 1;
+        }
+    }
+
+    fn has(&self, pfn: u64, order: u32) -> bool {
+        self.blocks[..self.listed].contains(&(pfn, order))
+    }
+}
+
+/// What an audit found.
+pub(crate) struct Outcome {
+    /// Blocks free and unreported at both walks (the first `LISTED`).
+    pub(crate) lost: [(u64, u32); Found::LISTED],
+    pub(crate) nlost: usize,
+    /// Free unreported blocks at the first walk, and at the second.
+    pub(crate) first: u64,
+    pub(crate) second: u64,
+    /// The worker was idle before each walk (else it gave up waiting).
+    pub(crate) idle: bool,
+    /// The order audited (the host page's, in whole host pages).
+    pub(crate) order: u32,
+    /// Not audited: reporting is paused or has no transport.
+    pub(crate) skipped: bool,
+}
+
+/// How long [`run`] waits for the worker to be idle, in 100 ms polls: a
+/// bound on a failing run only.
+const IDLE_POLLS: u32 = 300;
+
+/// Whether the worker has nothing left to do: every CPU's entries were
+/// processed (after a flush), and no range waits on the retry or settle
+/// list.
+fn idle(mech: ArcBorrow<'_, Mechanism>) -> bool {
+    super::flush_all(mech);
+    let w = mech.worker.lock();
+    w.retry.is_empty() && w.settle.is_empty() && w.overflow_span.is_empty()
+}
+
+fn wait_idle(mech: ArcBorrow<'_, Mechanism>) -> bool {
+    for _ in 0..IDLE_POLLS {
+        if idle(mech) {
+            return true;
+        }
+        mm::msleep(100);
+    }
+    false
+}
+
+/// One walk over the told chunks (see the module documentation), with the
+/// worker mutex held.
+fn walk(engine: &Engine, order: u32, granule: Option<u32>) -> Found {
+    let mut found = Found::new();
+    let mut guard = engine.worker.lock();
+    let state = &mut *guard;
+    let section = Section::begin();
+    let mut held = Isolated::new(&section, &mut state.store);
+    let mut from = 0;
+    while let Some((run, next)) = next_run(from) {
+        from = next;
+        match granule {
+            None => {
+                let mut scan = Scan::new(&section, run, order, u64::MAX);
+                loop {
+                    let _ = held.take(&mut scan);
+                    for e in held.blocks() {
+                        found.add(e.pfn(), e.order());
+                    }
+                    held.put_back(Mark::Unreported);
+                    if scan.done() {
+                        break;
+                    }
+                    mm::cond_resched();
+                }
+            }
+            Some(g) => {
+                let size = 1u64 << g;
+                let mut start = run.start & !(size - 1);
+                while start < run.end {
+                    let hp = PfnRange::new(start, start + size);
+                    let mut scan = Scan::new(&section, hp, MAX_PAGE_ORDER, u64::MAX);
+                    let mut free = 0;
+                    loop {
+                        free += held.take(&mut scan);
+                        held.put_back(Mark::Unreported);
+                        if scan.done() {
+                            break;
+                        }
+                        mm::cond_resched();
+                    }
+                    if free == size {
+                        found.add(start, g);
+                    }
+                    start += size;
+                    // A run ends inside the host page it just looked at.
+                    from = from.max((start >> CHUNK_ORDER).min(CHUNKS));
+                }
+            }
+        }
+    }
+    drop(held);
+    drop(section);
+    found
+}
+
+/// Audits the running mechanism (see the module documentation). Process
+/// context; takes the worker mutex.
+pub(crate) fn run(mech: ArcBorrow<'_, Mechanism>) -> Outcome {
+    let engine: &Engine = &mech;
+    let mut out = Outcome {
+        lost: [(0, 0); Found::LISTED],
+        nlost: 0,
+        first: 0,
+        second: 0,
+        idle: true,
+        order: 0,
+        skipped: false,
+    };
+    if !engine.cfg.enabled.load(Relaxed) || engine.worker.lock().transport().is_none() {
+        out.skipped = true;
+        return out;
+    }
+    out.idle = wait_idle(mech);
+    // Free pages on per-CPU lists are free memory too: the drain moves them
+    // to the free lists (without a free, as the kernel's own drains do),
+    // where the walks see them.
+    mm::drain_all_pages();
+    let granule = engine.granule_order();
+    let order = engine.min_order();
+    out.order = granule.unwrap_or(order);
+    let first = walk(engine, order, granule);
+    out.idle &= wait_idle(mech);
+    // The knobs may have changed meanwhile: the second walk uses the first
+    // one's orders, so that the blocks compare.
+    let second = walk(engine, order, granule);
+    out.first = first.total;
+    out.second = second.total;
+    // Without an idle worker, a block may wait on a list of its: no
+    // verdict (the count says so).
+    let verdict = if out.idle { second.listed } else { 0 };
+    for &(pfn, o) in &second.blocks[..verdict] {
+        if first.has(pfn, o) {
+            if let Some(l) = out.lost.get_mut(out.nlost) {
+                *l = (pfn, o);
+                out.nlost += 1;
+            }
+        }
+    }
+    for &(pfn, o) in &out.lost[..out.nlost] {
+        pr_err!(
+            "audit: LOST: free block at pfn {:#x}, order {}: freed, told, and not reported while the worker was idle\n",
+            pfn,
+            o
+        );
+    }
+    pr_info!(
+        "audit: order {}: {} lost; free unreported blocks {} then {}; worker idle: {}\n",
+        out.order,
+        out.nlost,
+        out.first,
+        out.second,
+        out.idle
+    );
+    out
+}

@@ -478,6 +478,14 @@ def main():
     if only[:1] == ["--repeat"]:
         repeat, only = int(only[1]), only[2:]
         assert only, "--repeat needs scenario names"
+    # --stress N: the whole run beside `stress-ng --cpu N` on the host (the
+    # guests' vCPUs then share the host's CPUs with it).
+    stress = None
+    if only[:1] == ["--stress"]:
+        cpus, only = only[1], only[2:]
+        stress = subprocess.Popen(["stress-ng", "--cpu", cpus, "--quiet"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        print(f"[check-e2e] beside stress-ng --cpu {cpus}")
     # --variant distro|rt: the named scenarios of SCENARIOS on that kernel
     # (make check-distro), with the production build of the module.
     forced = None
@@ -531,6 +539,11 @@ def main():
             except AssertionError as e:
                 print(f"[check-e2e] {name}: FAILED: {e}")
                 failed.append(name if repeat == 1 else f"{name}#{rep + 1}")
+    if stress is not None:
+        stress.terminate()
+        stress.wait()
+    if repeat > 1:
+        print(f"[check-e2e] {repeat} runs of {len(runs)} scenario(s): {len(failed)} failed")
     if skipped:
         print(f"[check-e2e] skipped (the host could not reserve their huge pages): {' '.join(skipped)}")
     if failed:

@@ -14,7 +14,8 @@ set -euo pipefail
 BINDGEN_VERSION=0.70.1
 APT_PKGS=(linux-source-6.12 rustc-web rust-web-src rust-web-clippy rustfmt-web libclang-dev flex bison bc
           libelf-dev libssl-dev cpio qemu-system-x86 busybox-static python3 python3-docutils rsync
-          xz-utils patch fonts-dejavu-core clang lld debootstrap dpkg-dev debhelper kmod linux-config-6.12)
+          xz-utils patch fonts-dejavu-core clang lld debootstrap dpkg-dev debhelper kmod linux-config-6.12
+          stress-ng)
 
 verify_only=0
 [[ ${1:-} == --verify ]] && verify_only=1

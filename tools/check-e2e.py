@@ -349,6 +349,15 @@ SCENARIOS = [
     ("linux-balloon", "linux-balloon", check_linux_balloon,
      ("--on", f"fallen=rss-fall:freeing:200:{RSS_FALL_LIMIT}")),
     ("integrity", "integrity", check_marks("stress-done", "integrity"), ()),
+    # The stress in the other configurations users run (issue 44): small
+    # blocks reported at once (settle_ms=0), and the engine mode through
+    # virtio_balloon at the device's own order and at order 0.
+    ("integrity-settle0", "integrity", check_marks("stress-done", "integrity"),
+     ("--append", "ph_param.settle_ms=0")),
+    ("integrity-engine", "integrity", check_marks("stress-done", "integrity"),
+     ("--append", "ph_param.transport=engine")),
+    ("integrity-engine-o0", "integrity", check_marks("stress-done", "integrity"),
+     ("--append", "ph_param.transport=engine page_reporting.page_reporting_order=0")),
     ("reload", "reload", check_marks("reload-done"), ()),
     ("cpuhotplug", "cpuhotplug", check_marks("hotplug-done"), ()),
     ("pressure", "pressure", check_marks("baseline-done", "pressure-done"), ()),

@@ -5,10 +5,12 @@
 //! free path told the worker about may be left free and unreported once the
 //! worker is idle.
 //!
-//! The free path marks every block it hands the worker in a bitmap of
-//! 16-page chunks (*told*), with the aligned block the entry stands for (its
-//! hint block: frees inside it are only counted, and the scan of the entry
-//! covers them). A report the host took clears the chunks it covered whole.
+//! The free path marks what it hands the worker in a bitmap of pages
+//! (*told*): the aligned block an entry stands for (its hint block: frees
+//! inside it are only counted, and the scan of the entry covers it), or the
+//! entry's own pages when the buffer turned it away (the spill span, which
+//! the worker scans, is made of those). A report the host took clears its
+//! pages.
 //! What the mechanism drops by design (reporting paused, no transport, a
 //! zone short of memory) clears what it dropped, or all of it.
 //!
@@ -23,7 +25,7 @@
 //! and unreported through two idle points, and is lost. The blocks are
 //! named in the log and the write that asked for the audit fails.
 //!
-//! Chunks above the bitmap (16 GiB) are not audited; neither is memory that
+//! Pages above the bitmap (16 GiB) are not audited; neither is memory that
 //! was free before the module loaded and never freed since.
 
 #![forbid(unsafe_code)]
@@ -38,72 +40,57 @@ use crate::ranges::PfnRange;
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use kernel::{prelude::*, sync::ArcBorrow};
 
-/// A told chunk is `1 << CHUNK_ORDER` pages.
-const CHUNK_ORDER: u32 = 4;
-/// Words of the bitmap: 4096 * 64 chunks of 16 pages, 16 GiB of 4 KiB pages.
-const WORDS: usize = 4096;
-const CHUNKS: u64 = WORDS as u64 * 64;
+/// Words of the bitmap: 65536 * 64 pages, 16 GiB of 4 KiB pages (512 KiB of
+/// the module's memory, in the audit builds only).
+const WORDS: usize = 65536;
+const PAGES: u64 = WORDS as u64 * 64;
 
-/// The told chunks.
+/// The told pages.
 static TOLD: [AtomicU64; WORDS] = [const { AtomicU64::new(0) }; WORDS];
 
-/// Sets (or clears) the chunks `[c0, c1)`.
-fn mark(c0: u64, c1: u64, set: bool) {
-    let (c0, c1) = (c0.min(CHUNKS), c1.min(CHUNKS));
-    let mut c = c0;
-    while c < c1 {
-        let bit = c % 64;
-        let n = (64 - bit).min(c1 - c);
+/// Sets (or clears) the pages of `r`.
+fn mark(r: PfnRange, set: bool) {
+    let (mut p, end) = (r.start.min(PAGES), r.end.min(PAGES));
+    while p < end {
+        let bit = p % 64;
+        let n = (64 - bit).min(end - p);
         let mask = if n == 64 {
             u64::MAX
         } else {
             ((1u64 << n) - 1) << bit
         };
-        let w = &TOLD[(c / 64) as usize];
+        let w = &TOLD[(p / 64) as usize];
         if set {
-            // Read first: a chunk freed into again and again stays shared.
+            // Read first: a block freed into again and again stays shared.
             if w.load(Relaxed) & mask != mask {
                 w.fetch_or(mask, Relaxed);
             }
         } else {
             w.fetch_and(!mask, Relaxed);
         }
-        c += n;
+        p += n;
     }
 }
 
 /// The free path stored `e` to stand for its aligned block of `order`
-/// pages: the worker will look at that block.
+/// pages (0: its own pages): the worker will look at that block.
 #[inline]
 pub(crate) fn told(e: Entry, order: u32) {
     let order = order.max(e.order());
     let start = e.pfn() & !((1u64 << order) - 1);
-    let end = start + (1u64 << order);
-    mark(
-        start >> CHUNK_ORDER,
-        (end + (1 << CHUNK_ORDER) - 1) >> CHUNK_ORDER,
-        true,
-    );
+    mark(PfnRange::new(start, start + (1u64 << order)), true);
 }
 
 /// The host took a report of these ranges.
 pub(crate) fn reported(ranges: &[PfnRange]) {
-    for r in ranges {
-        let c0 = (r.start + (1 << CHUNK_ORDER) - 1) >> CHUNK_ORDER;
-        let c1 = r.end >> CHUNK_ORDER;
-        if c0 < c1 {
-            mark(c0, c1, false);
-        }
+    for &r in ranges {
+        mark(r, false);
     }
 }
 
 /// The worker dropped `r` by design (a zone short of memory).
 pub(crate) fn dropped(r: PfnRange) {
-    mark(
-        r.start >> CHUNK_ORDER,
-        (r.end + (1 << CHUNK_ORDER) - 1) >> CHUNK_ORDER,
-        false,
-    );
+    mark(r, false);
 }
 
 /// Reports the audit builds refused because they covered a page
@@ -130,22 +117,21 @@ pub(crate) fn forget() {
     }
 }
 
-/// The runs of told chunks, as pfn ranges, in pfn order, from chunk `from`
-/// on: the first one, and the chunk after it.
+/// The first run of told pages at or after `from`, and the pfn after it.
 fn next_run(from: u64) -> Option<(PfnRange, u64)> {
-    let mut c = from;
-    while c < CHUNKS {
-        let w = TOLD[(c / 64) as usize].load(Relaxed) >> (c % 64);
+    let mut p = from;
+    while p < PAGES {
+        let w = TOLD[(p / 64) as usize].load(Relaxed) >> (p % 64);
         if w == 0 {
-            c = (c / 64 + 1) * 64;
+            p = (p / 64 + 1) * 64;
             continue;
         }
-        c += u64::from(w.trailing_zeros());
-        let start = c;
-        while c < CHUNKS && TOLD[(c / 64) as usize].load(Relaxed) & (1 << (c % 64)) != 0 {
-            c += 1;
+        p += u64::from(w.trailing_zeros());
+        let start = p;
+        while p < PAGES && TOLD[(p / 64) as usize].load(Relaxed) & (1 << (p % 64)) != 0 {
+            p += 1;
         }
-        return Some((PfnRange::new(start << CHUNK_ORDER, c << CHUNK_ORDER), c));
+        return Some((PfnRange::new(start, p), p));
     }
     None
 }
@@ -267,7 +253,7 @@ fn walk(engine: &Engine, order: u32, granule: Option<u32>) -> Found {
                     }
                     start += size;
                     // A run ends inside the host page it just looked at.
-                    from = from.max((start >> CHUNK_ORDER).min(CHUNKS));
+                    from = from.max(start.min(PAGES));
                 }
             }
         }

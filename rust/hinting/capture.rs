@@ -311,8 +311,6 @@ impl FreeHook for Mechanism {
         // The order of the blocks entries stand for: the reporting order,
         // or order HINT_ORDER_MIN if that is larger (module documentation).
         let order = this.min_order().max(HINT_ORDER_MIN);
-        #[cfg(ph_audit)]
-        super::audit::told(e, order);
         let irq = IrqOff::new();
         let cpu = this.cpus.this_cpu(&irq);
         let tail = store(&this, cpu, &irq, Some(e), order, threshold);
@@ -393,6 +391,11 @@ fn store(
     let push = match e {
         Some(e) => {
             let push = state.active.push_in(e, order, threshold);
+            // What the worker will scan for this free: the entry's block of
+            // `order` (its hint block), or only its pages if the buffer
+            // turned it away (the spill).
+            #[cfg(ph_audit)]
+            super::audit::told(e, if push == Push::Full { 0 } else { order });
             if push == Push::Full {
                 state.overflow_blocks += 1;
                 state.overflow_pages += e.pages();

@@ -59,6 +59,26 @@ impl Test {
     }
 }
 
+/// Runs one case, which fails as well if any report made meanwhile covered
+/// a page page_hinting did not hold (`hinting::audit::unheld`): every case
+/// that reports checks isolation at the moment of each report.
+pub(crate) fn run_case(t: &Test, case: fn(&Test)) {
+    use core::sync::atomic::Ordering::Relaxed;
+    let unheld = crate::hinting::audit::UNHELD.load(Relaxed);
+    case(t);
+    let now = crate::hinting::audit::UNHELD.load(Relaxed);
+    if now != unheld {
+        t.fail(
+            kernel::c_str!(file!()),
+            line!(),
+            format_args!(
+                "{} report(s) covered pages page_hinting did not hold (the log names them)",
+                now - unheld
+            ),
+        );
+    }
+}
+
 /// Expects a condition to hold in a KUnit test; on failure the test is marked
 /// failed with the condition's text (or the given message) and goes on.
 /// Evaluates to the condition's value.
@@ -172,7 +192,7 @@ macro_rules! kunit_suite {
                         // SAFETY: KUnit passes the running test, and the
                         // `Test` does not outlive this call.
                         let t = unsafe { $crate::tests::kunit::Test::from_raw(test) };
-                        super::super::$case(&t);
+                        $crate::tests::kunit::run_case(&t, super::super::$case);
                     }
                 }
             )+

@@ -7,6 +7,7 @@ clean console (no warning or splat) and what the host-side sampler saw.
 """
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -473,10 +474,21 @@ def main():
         return
     variants = {}
 
+    # PH_E2E_DIR=DIR: the initramfs images are copied into DIR when the run
+    # starts and the results go there, so that a long run (--repeat) goes
+    # on with the module it started with while other work rebuilds it.
+    own = os.environ.get("PH_E2E_DIR")
+
     def artifacts(variant):
         if variant not in variants:
             kernel = sh(os.path.join(TOOLS, "kernel.sh"), variant) + "/arch/x86/boot/bzImage"
-            variants[variant] = (kernel, sh(os.path.join(TOOLS, "initramfs.sh"), variant))
+            initrd = sh(os.path.join(TOOLS, "initramfs.sh"), variant)
+            if own:
+                os.makedirs(own, exist_ok=True)
+                copy = os.path.join(own, os.path.basename(initrd))
+                shutil.copyfile(initrd, copy)
+                initrd = copy
+            variants[variant] = (kernel, initrd)
         return variants[variant]
 
     brk = os.environ.get("PH_BREAK")

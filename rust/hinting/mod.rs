@@ -612,8 +612,9 @@ impl Engine {
         self.retry_later(&mut w.retry, r);
     }
 
-    /// Empties the retry list without a look: what giving its ranges up
-    /// before a drain did (issue 38), for the audit's test.
+    /// Empties the retry list without a look (what giving its ranges up
+    /// before a drain did, issue 38), for the audit's test, and for a test
+    /// that must start with no range of an earlier test on the list.
     pub(crate) fn drop_retry_list(&self) -> u64 {
         self.worker.lock().retry.clear()
     }

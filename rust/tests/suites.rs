@@ -1547,12 +1547,28 @@ fn small_blocks_settle(t: &Test) {
     mech.process_entries(&mut entries[..k], (k as u64) << ORDER);
     let refreed = mech.stats.settle_refreed_pages.load(Relaxed);
     mech.settle_tick();
+    // A block freed again may have merged in the buddy allocator with a
+    // settled one (or with free memory next to one): the settled block's
+    // scan then takes the merged block whole, which is right. Only a block
+    // reported in a range that holds no settled block was reported at once.
+    let alone = |p: u64| {
+        rec.with(|r| {
+            r.ranges[..r.nranges.min(r.ranges.len())].iter().any(|x| {
+                x.start <= p
+                    && p + (1 << ORDER) <= x.end
+                    && !rest.iter().any(|&q| x.start <= q && q < x.end)
+            })
+        })
+        .unwrap_or(false)
+    };
+    let at_once = again.iter().filter(|&&p| alone(p)).count();
     kexpect!(
         t,
-        reported(again) == 0,
-        "{} of {} blocks freed again reported at once; settle ticks {} (2 by the test)",
-        reported(again),
+        at_once == 0,
+        "{} of {} blocks freed again reported at once ({} with a settled one); settle ticks {} (2 by the test)",
+        at_once,
         again.len(),
+        reported(again),
         mech.stats.settle_ticks.load(Relaxed) - ticks0
     );
     let st = &mech.stats;

@@ -336,9 +336,9 @@ pub(crate) fn retry_round(mech: ArcBorrow<'_, Mechanism>) {
     if drain_due(now_ms, state.last_drain_ms, state.freeing.sustained(now_ms)) {
         engine.drain_pcp();
         state.last_drain_ms = Some(now_ms);
-        // What this round still finds off the free lists was freed after
-        // the drain, and the free path told the worker about it again: the
-        // ranges on the list may be given up from now on (core `retry`).
+        // What a round still finds off the free lists after the drains a
+        // range needs was freed after them, and the free path told the
+        // worker about it again (core `retry`: a drain may be skipped).
         state.retry.drained();
     }
     let Some(transport) = transport.as_deref() else {

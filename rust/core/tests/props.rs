@@ -15,7 +15,7 @@ use page_hinting_core::capture::{
 use page_hinting_core::hv;
 use page_hinting_core::knobs::{self, KnobError};
 use page_hinting_core::ranges::{cut, granules, merge, merge_out, radix_sort, sort, PfnRange};
-use page_hinting_core::retry::{Retry, DELAYS_MS};
+use page_hinting_core::retry::{Retry, DELAYS_MS, DRAINS_TO_GIVE_UP};
 use page_hinting_core::settle::Settle;
 use proptest::prelude::*;
 
@@ -527,7 +527,7 @@ proptest! {
         const N: usize = 6;
         let last = DELAYS_MS.len() - 1;
         let mut l = Retry::<N>::new();
-        let mut model: Vec<(u64, u64, usize, bool)> = Vec::new();
+        let mut model: Vec<(u64, u64, usize, u8)> = Vec::new();
         for op in ops {
             match op {
                 RetryOp::Push(s, e, gap) => {
@@ -541,7 +541,7 @@ proptest! {
                         .iter_mut()
                         .find(|(ls, le, t, _)| *t == 0 && *ls <= s && e <= *le)
                     {
-                        m.3 = false;
+                        m.3 = 0;
                         continue;
                     }
                     let full = model.len() == N;
@@ -551,15 +551,15 @@ proptest! {
                         {
                             *ls = (*ls).min(s);
                             *le = (*le).max(e);
-                            *d = false;
+                            *d = 0;
                         }
-                        _ => model.push((s, e, 0, false)),
+                        _ => model.push((s, e, 0, 0)),
                     }
                 }
                 RetryOp::Drain => {
                     l.drained();
                     for m in &mut model {
-                        m.3 = true;
+                        m.3 = (m.3 + 1).min(DRAINS_TO_GIVE_UP);
                     }
                 }
                 RetryOp::Round(bit) => {
@@ -576,7 +576,7 @@ proptest! {
                         if r.start & (1 << bit) == 0 {
                             continue;
                         }
-                        if tries >= last && drained {
+                        if tries >= last && drained >= DRAINS_TO_GIVE_UP {
                             given_up += r.pages();
                         } else {
                             next.push((s, e, (tries + 1).min(last), drained));
@@ -597,26 +597,26 @@ proptest! {
     }
 
     /// Whatever is pushed, rounds and drains come in: a page a round still
-    /// finds off the free lists is never given up unless a drain came after
-    /// the last push that covered it (the property issue 38's lost reports
+    /// finds off the free lists is never given up unless
+    /// `DRAINS_TO_GIVE_UP` drains came after the last push that covered it (the property issue 38's lost reports
     /// broke), and every pushed page stays covered until a round lets it go.
     #[test]
     fn retry_gives_up_only_after_a_drain(ops in retry_ops()) {
         let mut l = Retry::<4>::new();
-        // Per page (0..300): Some(drained since its last push) while on the list.
-        let mut pages: Vec<Option<bool>> = vec![None; 300];
+        // Per page (0..300): Some(drains since its last push) while on the list.
+        let mut pages: Vec<Option<u8>> = vec![None; 300];
         for op in ops {
             match op {
                 RetryOp::Push(s, e, gap) => {
                     l.push(PfnRange::new(s, e), gap);
                     for p in s..e.min(300) {
-                        pages[p as usize] = Some(false);
+                        pages[p as usize] = Some(0);
                     }
                 }
                 RetryOp::Drain => {
                     l.drained();
                     for p in pages.iter_mut().flatten() {
-                        *p = true;
+                        *p = p.saturating_add(1);
                     }
                 }
                 RetryOp::Round(_) => {
@@ -634,7 +634,12 @@ proptest! {
                     for (p, st) in pages.iter_mut().enumerate() {
                         if let Some(drained) = *st {
                             if !kept_pages[p] {
-                                prop_assert!(drained, "page {} given up with no drain since its push", p);
+                                prop_assert!(
+                                    drained >= DRAINS_TO_GIVE_UP,
+                                    "page {} given up after {} drains since its push",
+                                    p,
+                                    drained
+                                );
                                 *st = None;
                             }
                         }

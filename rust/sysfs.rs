@@ -389,7 +389,7 @@ macro_rules! cpu_stat {
 
 /// `/sys/kernel/mm/page_hinting/stats/*`, in this order; each file has the
 /// name of its counter.
-const STATS: [(&kernel::str::CStr, StatFn); 37] = [
+const STATS: [(&kernel::str::CStr, StatFn); 38] = [
     cpu_stat!(captured_pages),
     cpu_stat!(captured_blocks),
     cpu_stat!(pending_pages),
@@ -404,6 +404,7 @@ const STATS: [(&kernel::str::CStr, StatFn); 37] = [
     worker_stat!(skipped_small_pages),
     worker_stat!(skipped_low_pages),
     worker_stat!(unlisted_pages),
+    worker_stat!(skipped_isolated_pages),
     worker_stat!(retry_rounds),
     worker_stat!(settle_ticks),
     worker_stat!(settle_scanned_pages),
@@ -465,7 +466,7 @@ macro_rules! stat_attrs {
 // here fails to build.
 static STAT_ATTRS: [Attr; STATS.len()] = stat_attrs!(
     0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25,
-    26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36
+    26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37
 );
 static STAT_LIST: AttrList<{ STATS.len() + 1 }> = AttrList::new(&STAT_ATTRS);
 static STAT_GROUP: Group = Group::new(Some(c_str!("stats")), &STAT_LIST);

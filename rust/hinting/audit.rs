@@ -284,7 +284,7 @@ pub(crate) fn run(mech: ArcBorrow<'_, Mechanism>) -> Outcome {
     // Free pages on per-CPU lists are free memory too: the drain moves them
     // to the free lists (without a free, as the kernel's own drains do),
     // where the walks see them.
-    mm::drain_all_pages();
+    mm::drain_pcp_lists();
     let granule = engine.granule_order();
     let order = engine.min_order();
     out.order = granule.unwrap_or(order);

@@ -39,9 +39,11 @@
 //! A freed block reaches the buddy free lists only after a stay on the page
 //! allocator's per-CPU lists. A scan that finds free pages still there puts
 //! the range on the worker's retry list (core [`crate::retry`]); a delayed
-//! round drains the per-CPU lists (`drain_all_pages()`) and scans the list
-//! again: 200 ms after the free, then 1 s and 5 s later for what is still
-//! not on the free lists.
+//! round drains the per-CPU lists (`free_page_hint_drain()`, zone by zone,
+//! never skipped) and scans the list again: 200 ms after the free, then
+//! 1 s and 5 s later for what is still not on the free lists. Free pages
+//! in a pageblock isolated by memory offlining or a contiguous allocation
+//! wait on the list until the isolation ends.
 //!
 //! # Locks
 //!
@@ -186,6 +188,7 @@ pub(crate) struct Stats {
     pub(crate) reported_pages: AtomicU64,
     pub(crate) skipped_busy_pages: AtomicU64,
     pub(crate) unlisted_pages: AtomicU64,
+    pub(crate) skipped_isolated_pages: AtomicU64,
     pub(crate) retry_rounds: AtomicU64,
     /// Settle ticks, and the pages they scanned and left for later
     /// because they were freed again.

@@ -16,7 +16,7 @@ use crate::kernel_ext::{
     mm,
 };
 use crate::ranges::{cut, granules, merge_out, sort, PfnRange};
-use crate::retry::{drain_due, Retry};
+use crate::retry::{drain_due, Retry, Wait};
 #[cfg(ph_tests)]
 use crate::tests::hooks;
 use core::sync::atomic::Ordering::Relaxed;
@@ -185,7 +185,7 @@ pub(crate) fn process_entries(
                 continue;
             }
             let look = engine.look_at_host_page(&section, &mut held, transport, g, order);
-            if look.again {
+            if look.again != Wait::Nothing {
                 engine.retry_later(retry, g);
             }
             recent.note(g.start, now, look.busy);
@@ -357,17 +357,14 @@ pub(crate) fn retry_round(mech: ArcBorrow<'_, Mechanism>) {
     let mut look = |held: &mut Isolated<'_>, r: PfnRange| match granule {
         // Every host page of the range, however lately it was looked at:
         // this is the later look that was promised.
-        Some(order) => granules([r], order).fold(false, |again, g| {
+        Some(order) => granules([r], order).fold(Wait::Nothing, |again, g| {
             let look = engine.look_at_host_page(&section, held, transport, g, order);
             recent.note(g.start, now, look.busy);
-            look.again | again
+            look.again.max(again)
         }),
-        None => {
-            engine
-                .scan_range(&section, held, transport, r, min_order)
-                .unlisted
-                != 0
-        }
+        None => engine
+            .scan_range(&section, held, transport, r, min_order)
+            .wait(),
     };
     let skipped = retry.round(|r| look(&mut held, r));
     engine
@@ -376,7 +373,7 @@ pub(crate) fn retry_round(mech: ArcBorrow<'_, Mechanism>) {
         .fetch_add(skipped.given_up_pages, Relaxed);
     // The overflow span is scanned once; what is still on per-CPU lists in
     // it joins the retry list.
-    if !span.is_empty() && look(&mut held, span) {
+    if !span.is_empty() && look(&mut held, span) != Wait::Nothing {
         engine.retry_later(retry, span);
     }
     engine.report_held(&mut held, transport, min_order);
@@ -436,8 +433,8 @@ impl Recent {
 
 /// What a look at a host page found.
 struct Look {
-    /// Worth another look soon (the retry list).
-    again: bool,
+    /// Worth another look soon (the retry list), after what.
+    again: Wait,
     /// Part of it in use.
     busy: bool,
 }
@@ -445,7 +442,7 @@ struct Look {
 impl Look {
     /// Reported, or nothing to do.
     const DONE: Look = Look {
-        again: false,
+        again: Wait::Nothing,
         busy: false,
     };
 }
@@ -491,13 +488,16 @@ impl Engine {
         let in_use = pages.saturating_sub(scan.free_pages());
         let nearly_free = in_use <= pages >> CONSOLIDATE_SHIFT
             && c.low == 0
+            && c.isolated == 0
             && scan.done()
             && scan.offline_pages() == 0;
         if !nearly_free {
             self.stats.host_pages_busy.fetch_add(1, Relaxed);
             return Look {
-                // All free but on per-CPU lists: a drain will tell.
-                again: in_use == 0 && c.unlisted != 0,
+                // All free but on per-CPU lists (a drain will tell) or
+                // in pageblocks isolated for someone else (until that
+                // ends).
+                again: if in_use == 0 { c.wait() } else { Wait::Nothing },
                 busy: true,
             };
         }
@@ -603,14 +603,14 @@ impl Engine {
                 self.stats.host_pages_busy.fetch_add(1, Relaxed);
                 // An allocation got in between: soon again.
                 Look {
-                    again: true,
+                    again: Wait::Drain,
                     busy: false,
                 }
             }
             Err(_) => {
                 self.stats.host_pages_busy.fetch_add(1, Relaxed);
                 Look {
-                    again: false,
+                    again: Wait::Nothing,
                     busy: true,
                 }
             }
@@ -630,7 +630,7 @@ impl Engine {
     ) -> Look {
         self.stats.host_pages_busy.fetch_add(1, Relaxed);
         Look {
-            again: false,
+            again: Wait::Nothing,
             busy: true,
         }
     }
@@ -666,7 +666,7 @@ impl Engine {
 
     /// Drains every CPU's per-CPU page lists into the free lists.
     fn drain_pcp(&self) {
-        mm::drain_all_pages();
+        mm::drain_pcp_lists();
         self.stats.pcp_drains.fetch_add(1, Relaxed);
         // The test build's stand-in for pages on a per-CPU list goes to
         // the free lists with them.
@@ -675,7 +675,7 @@ impl Engine {
     }
 
     /// Scans `r` ([`Engine::scan_range`]) and puts it on the retry list if
-    /// pages of it were still on per-CPU lists.
+    /// pages of it were still on per-CPU lists or in isolated pageblocks.
     fn scan_or_retry(
         &self,
         section: &Section,
@@ -687,8 +687,8 @@ impl Engine {
     ) {
         if self
             .scan_range(section, held, transport, r, min_order)
-            .unlisted
-            != 0
+            .wait()
+            != Wait::Nothing
         {
             self.retry_later(retry, r);
         }
@@ -717,25 +717,22 @@ impl Engine {
         let skipped = self.scan_piece(section, held, transport, r, min_order);
         // The test build scans from `test_scan_from_pfn` on, and may hold
         // a range as if its pages were on a per-CPU list until the next
-        // drain: the scan passes over them and counts them as unlisted.
+        // drain, or in an isolated pageblock: the scan passes over them
+        // and counts them as unlisted or isolated.
         #[cfg(ph_tests)]
         let skipped = {
             let from = hooks::filter(r);
             // What the switch keeps the scan from is not expected to be
             // reported.
             super::audit::dropped(PfnRange::new(r.start, from.start.min(r.end)));
-            let (pieces, held_back) = hooks::held_on_pcp(from);
+            let (pieces, unlisted, isolated) = hooks::held(from);
             let mut c = ScanCounts {
-                unlisted: held_back,
+                unlisted,
+                isolated,
                 ..ScanCounts::default()
             };
             for p in pieces {
-                let s = self.scan_piece(section, held, transport, p, min_order);
-                c.busy += s.busy;
-                c.unlisted += s.unlisted;
-                c.reported += s.reported;
-                c.small += s.small;
-                c.low += s.low;
+                c += self.scan_piece(section, held, transport, p, min_order);
             }
             c
         };
@@ -791,6 +788,7 @@ impl Engine {
         let stats = &self.stats;
         stats.skipped_busy_pages.fetch_add(c.busy, Relaxed);
         stats.unlisted_pages.fetch_add(c.unlisted, Relaxed);
+        stats.skipped_isolated_pages.fetch_add(c.isolated, Relaxed);
         stats.skipped_reported_pages.fetch_add(c.reported, Relaxed);
         stats.skipped_small_pages.fetch_add(c.small, Relaxed);
         stats.skipped_low_pages.fetch_add(c.low, Relaxed);

@@ -20,6 +20,7 @@ use crate::kernel_ext::{
     slot::{ArcSlot, InArc},
 };
 use crate::ranges::{merge, Merge, PfnRange};
+use crate::retry::Wait;
 use core::marker::PhantomData;
 use core::sync::atomic::{
     fence, AtomicU64,
@@ -348,12 +349,38 @@ pub(crate) struct ScanCounts {
     /// Free but not on the buddy free lists (on a per-CPU list): the range
     /// is worth another look after a drain.
     pub(crate) unlisted: u64,
+    /// Free, in a pageblock isolated by memory offlining or a contiguous
+    /// allocation: back on the free lists without a free if the isolation
+    /// is undone, so the range is worth another look until it ends.
+    pub(crate) isolated: u64,
     /// Free, but reported already.
     pub(crate) reported: u64,
     /// Free, in blocks below the scan's order.
     pub(crate) small: u64,
     /// Free, in zones short of memory.
     pub(crate) low: u64,
+}
+
+impl ScanCounts {
+    /// What the range waits for before its free pages can be taken.
+    pub(crate) fn wait(&self) -> Wait {
+        if self.isolated != 0 {
+            Wait::Isolation
+        } else {
+            Wait::from(self.unlisted != 0)
+        }
+    }
+}
+
+impl core::ops::AddAssign for ScanCounts {
+    fn add_assign(&mut self, o: Self) {
+        self.busy += o.busy;
+        self.unlisted += o.unlisted;
+        self.isolated += o.isolated;
+        self.reported += o.reported;
+        self.small += o.small;
+        self.low += o.low;
+    }
 }
 
 /// A scan of a pfn range for free buddy blocks (the C
@@ -385,6 +412,7 @@ impl<'a> Scan<'a> {
                 max_pages: max_pages as c_ulong,
                 nr_busy: 0,
                 nr_unlisted: 0,
+                nr_isolated: 0,
                 nr_reported: 0,
                 nr_small: 0,
                 nr_low: 0,
@@ -419,11 +447,14 @@ impl<'a> Scan<'a> {
 
     /// What the scan skipped so far.
     pub(crate) fn counts(&self) -> ScanCounts {
-        // The C scan counts unlisted pages within `nr_busy`.
+        // The C scan counts unlisted pages and those of isolated
+        // pageblocks within `nr_busy`.
         let unlisted = self.raw.nr_unlisted as u64;
+        let isolated = self.raw.nr_isolated as u64;
         ScanCounts {
-            busy: (self.raw.nr_busy as u64).saturating_sub(unlisted),
+            busy: (self.raw.nr_busy as u64).saturating_sub(unlisted + isolated),
             unlisted,
+            isolated,
             reported: self.raw.nr_reported as u64,
             small: self.raw.nr_small as u64,
             low: self.raw.nr_low as u64,
@@ -437,10 +468,10 @@ impl<'a> Scan<'a> {
 
     /// Free pages the scan found so far: those it took and those it left
     /// (reported, in small blocks, in a zone short of memory, on per-CPU
-    /// lists).
+    /// lists, in isolated pageblocks).
     pub(crate) fn free_pages(&self) -> u64 {
         let c = self.counts();
-        self.taken + c.reported + c.small + c.low + c.unlisted
+        self.taken + c.reported + c.small + c.low + c.unlisted + c.isolated
     }
 
     /// Pages of the scanned part of the range that the scan accounted for

@@ -24,11 +24,15 @@ pub(crate) fn pageblock_order() -> u32 {
 }
 
 /// Spills every CPU's per-CPU free lists into the buddy allocator, so that
-/// pages freed a while ago can be isolated. Process context; may sleep.
-pub(crate) fn drain_all_pages() {
-    // SAFETY: `drain_all_pages(NULL)` has no precondition beyond process
-    // context (it takes a mutex), which the callers (the worker) are.
-    unsafe { bindings::drain_all_pages(core::ptr::null_mut()) };
+/// pages freed a while ago can be isolated: when it returns, every page
+/// that was on a per-CPU list when it was called is on the free lists (it
+/// waits for a drain in progress, where `drain_all_pages(NULL)` skips).
+/// Process context; may sleep.
+pub(crate) fn drain_pcp_lists() {
+    // SAFETY: `free_page_hint_drain()` has no precondition beyond process
+    // context (it takes a mutex per zone), which the callers (the worker,
+    // the audit, the tests) are.
+    unsafe { bindings::free_page_hint_drain() };
 }
 
 /// Whether `init_on_free` (rather than page poisoning) decides what free

@@ -201,7 +201,7 @@ fn engine_reports_through_device(t: &Test) {
             sys::free_split_pages(pfn + half, pfn + 2 * half);
         }
         // The freed pages merge into one buddy block of order TOP - 1.
-        crate::kernel_ext::mm::drain_all_pages();
+        crate::kernel_ext::mm::drain_pcp_lists();
         let mut small = [Entry::new(pfn + half, TOP - 1).unwrap_or(zero)];
         hinting::process_entries(m.as_arc_borrow(), &mut small, half, 0);
         let st = sys::page_state(pfn + half);

@@ -20,7 +20,7 @@ use crate::kernel_ext::{
     mm,
 };
 use crate::ranges::PfnRange;
-use crate::retry::{DELAYS_MS, DRAIN_GAP_BUSY_MS, DRAIN_GAP_MS, QUIET_MS};
+use crate::retry::{DELAYS_MS, DRAINS_TO_GIVE_UP, DRAIN_GAP_BUSY_MS, DRAIN_GAP_MS, QUIET_MS};
 use core::sync::atomic::Ordering::{Relaxed, Release};
 use kernel::{prelude::*, sync::Arc};
 
@@ -1009,6 +1009,64 @@ fn per_cpu_blocks_wait_for_a_drain(t: &Test) {
     hooks::drained();
 }
 
+/// Issue 38 (cma): a free block in a pageblock that memory offlining or
+/// a contiguous allocation isolated returns to the free lists without a
+/// free when the isolation is undone; its range must wait on the retry
+/// list for that, whatever rounds and drains pass. The test switch holds a
+/// free top-order block as if its pageblocks were isolated until the test
+/// ends the isolation; every round drains first.
+fn isolated_blocks_wait_for_the_isolation(t: &Test) {
+    let Some(mech) = mech(t) else { return };
+    let mech = &mech;
+    let Some(setup) = quiet_recording(t, mech) else {
+        return;
+    };
+    mech.cfg.min_order.store(mm::pageblock_order(), Relaxed);
+    let mut pfns = [0u64; 1];
+    if free_top_blocks(t, &mut pfns) != 1 {
+        return;
+    }
+    let block = PfnRange::new(pfns[0], pfns[0] + TOP_PAGES);
+    let reported = || {
+        setup
+            .rec
+            .with(|r| r.contains(block.start) && r.contains(block.end - 1))
+            .unwrap_or(false)
+    };
+    hooks::hold_isolated(block);
+    let isolated = mech.stats.skipped_isolated_pages.load(Relaxed);
+    mech.flush_all();
+    kexpect!(
+        t,
+        mech.stats.skipped_isolated_pages.load(Relaxed) >= isolated + TOP_PAGES,
+        "the batch did not find the held block in an isolated pageblock"
+    );
+    let (drains, given_up) = (
+        mech.stats.pcp_drains.load(Relaxed),
+        mech.stats.retry_given_up_pages.load(Relaxed),
+    );
+    for _ in 0..DELAYS_MS.len() + 2 * usize::from(DRAINS_TO_GIVE_UP) {
+        mech.forget_drain();
+        mech.retry_round();
+    }
+    kexpect!(
+        t,
+        mech.stats.pcp_drains.load(Relaxed) > drains + u64::from(DRAINS_TO_GIVE_UP),
+        "the rounds did not drain"
+    );
+    kexpect!(t, !reported(), "the held block was reported");
+    // The isolation is undone: the block is on the free lists, and no free
+    // tells the worker.
+    hooks::end_isolation();
+    mech.retry_round();
+    kexpect!(
+        t,
+        reported(),
+        "the block was given up while its pageblock was isolated ({} pages given up): free and never reported",
+        mech.stats.retry_given_up_pages.load(Relaxed) - given_up
+    );
+}
+
 /// The lost-report audit (`hinting::audit`) names a block the worker was
 /// told about and then forgot: the block is held as if on a per-CPU list,
 /// so the batch puts it on the retry list; the list is then dropped
@@ -1039,7 +1097,7 @@ fn audit_names_a_forgotten_block(t: &Test) {
         dropped
     );
     hooks::drained();
-    mm::drain_all_pages();
+    mm::drain_pcp_lists();
     let st = sys::page_state(block.start);
     if !st.buddy || st.reported {
         kexpect!(
@@ -1359,7 +1417,7 @@ fn isolation_keeps_pageblock_type(t: &Test) {
         sys::free_split_pages(pfn + half, pfn + 2 * half);
     }
     // The freed pages merge into one half-pageblock buddy.
-    mm::drain_all_pages();
+    mm::drain_pcp_lists();
     let Ok(mut store) = BlockStore::new() else {
         kexpect!(t, false, "no memory for the block store");
         return;
@@ -1540,7 +1598,7 @@ fn small_blocks_settle(t: &Test) {
     );
     // Order-3 frees go to the per-CPU lists first: onto the free lists
     // with them, so that the ticks' scans find them there.
-    mm::drain_all_pages();
+    mm::drain_pcp_lists();
     mech.settle_tick();
     kexpect!(
         t,
@@ -1626,6 +1684,7 @@ kunit_suite!(
         cpu_offline_hands_over,
         per_cpu_frees_are_retried,
         per_cpu_blocks_wait_for_a_drain,
+        isolated_blocks_wait_for_the_isolation,
         audit_names_a_forgotten_block,
         sustained_freeing_spaces_drains,
         block_freed_in_two_batches,

@@ -32,15 +32,29 @@
 //! is given up only by a round that came after [`DRAINS_TO_GIVE_UP`] drains
 //! of the per-CPU lists made since the range was added ([`Retry::drained`]):
 //! pages that are still off the free lists then were freed after a drain,
-//! and the free path has told the worker about them again. Two, because
-//! `drain_all_pages(NULL)` returns without draining while another drain
-//! runs (kcompactd drains a zone after compacting it): a range given up
-//! after one such drain was lost (issue 38, seen under the integrity
-//! stress on the debug kernel). Giving a range up earlier loses
+//! and the free path has told the worker about them again. The drains
+//! must really drain: `drain_all_pages(NULL)` returns without draining
+//! while another drain runs (kcompactd's, memory offlining's), and ranges
+//! given up after such drains were lost (issue 38: under the integrity
+//! stress on the debug kernel, and beside virtio-mem's offlines); the
+//! module drains zone by zone (`free_page_hint_drain()`), which waits for
+//! a drain in progress. Two of them, because the free path tells the
+//! worker about a page before it puts the page on a per-CPU list: a free
+//! preempted in between can put it there after the first drain, when its
+//! range was scanned already. Giving a range up earlier loses
 //! memory for good: rounds come every 200 ms while new ranges arrive, so
 //! three of them can pass between two drains, and a block that a later
 //! drain (or a per-CPU list's overflow) moves to the free lists reaches
 //! them without a free, so nothing would ever look at it again.
+//!
+//! Free pages in a pageblock that memory offlining or a contiguous
+//! allocation isolated are off the free lists too, and no drain brings
+//! them back: they return to the free lists without a free when the
+//! isolation is undone (the offline or the allocation failed), or leave
+//! with the memory (it succeeded). A range with such pages
+//! ([`Wait::Isolation`]) stays on the list, at the last delay, until a
+//! round no longer finds them; it is never given up while they are there
+//! (issue 38: a range given up there was lost once the isolation ended).
 //!
 //! The list has a fixed capacity. Close ranges share an entry (the pages
 //! between them are scanned too, which is harmless: a scan takes only free
@@ -136,6 +150,33 @@ pub const fn drain_due(now_ms: u64, last_drain_ms: Option<u64>, sustained: bool)
         DRAIN_GAP_MS
     };
     now_ms.saturating_sub(drained) >= gap as u64
+}
+
+/// What a look at a range found free but off the free lists, and so
+/// what the range waits for; a range with both kinds of pages waits for
+/// the isolation (the larger).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Wait {
+    /// Nothing: the range's free pages were reported, or it is in use
+    /// (once freed again, the free path tells the worker).
+    Nothing,
+    /// Pages on per-CPU lists: a drain brings them to the free lists.
+    Drain,
+    /// Free pages in a pageblock isolated by someone else (memory
+    /// offlining, a contiguous allocation): no drain brings them back.
+    Isolation,
+}
+
+impl From<bool> for Wait {
+    /// `true`: pages on per-CPU lists ([`Wait::Drain`]); `false`:
+    /// [`Wait::Nothing`].
+    fn from(off_lists: bool) -> Self {
+        if off_lists {
+            Wait::Drain
+        } else {
+            Wait::Nothing
+        }
+    }
 }
 
 /// What a round did with the list.
@@ -272,15 +313,17 @@ impl<const N: usize> Retry<N> {
     }
 
     /// One round: calls `scan` on every range, in the order they were
-    /// added. A range for which `scan` returns `false` (none of its free
-    /// pages is off the free lists) leaves the list. One for which it
-    /// returns `true` is kept, unless it has been through
-    /// `DELAYS_MS.len()` rounds with this one *and* the per-CPU lists were
-    /// drained [`DRAINS_TO_GIVE_UP`] times since it was added: then what is
-    /// still off the free lists was freed after a drain, and the free path
-    /// has reported it again, so the range is given up. A range that waits for a drain
-    /// stays at the last delay.
-    pub fn round(&mut self, mut scan: impl FnMut(PfnRange) -> bool) -> Round {
+    /// added. A range for which `scan` returns [`Wait::Nothing`] (`false`:
+    /// none of its free pages is off the free lists) leaves the list. One
+    /// for which it returns [`Wait::Drain`] (`true`) is kept, unless it has
+    /// been through `DELAYS_MS.len()` rounds with this one *and* the
+    /// per-CPU lists were drained [`DRAINS_TO_GIVE_UP`] times since it was
+    /// added: then what is still off the free lists was freed after a
+    /// drain, and the free path has reported it again, so the range is
+    /// given up. One for which it returns [`Wait::Isolation`] is kept
+    /// whatever its rounds and drains. A range that waits stays at the last
+    /// delay.
+    pub fn round<W: Into<Wait>>(&mut self, mut scan: impl FnMut(PfnRange) -> W) -> Round {
         let mut out = Round {
             scanned: self.len,
             ..Round::default()
@@ -289,12 +332,13 @@ impl<const N: usize> Retry<N> {
         for i in 0..self.len {
             let r = self.ranges[i];
             let (tries, drained) = (self.tries[i], self.drained[i]);
-            if !scan(r) {
-                continue;
-            }
-            if tries == LAST && drained >= DRAINS_TO_GIVE_UP {
-                out.given_up_pages += r.pages();
-                continue;
+            match scan(r).into() {
+                Wait::Nothing => continue,
+                Wait::Drain if tries == LAST && drained >= DRAINS_TO_GIVE_UP => {
+                    out.given_up_pages += r.pages();
+                    continue;
+                }
+                Wait::Drain | Wait::Isolation => {}
             }
             // INVARIANT: `kept <= i < len`, and the new `tries` is at most
             // `LAST`.
@@ -410,8 +454,8 @@ mod tests {
     /// at most every 5 s while frees keep coming. A range whose pages sat
     /// on a per-CPU list through its rounds was given up before any drain
     /// moved them to the free lists, and nothing looked at them again. And
-    /// `drain_all_pages(NULL)` may return without draining: one drain is
-    /// not enough.
+    /// a free may put its page on a per-CPU list after the first drain:
+    /// one drain is not enough.
     #[test]
     fn ranges_off_the_free_lists_wait_for_their_drains() {
         let mut l = Retry::<4>::new();
@@ -545,6 +589,37 @@ mod tests {
         });
         assert_eq!(left, [0, 20, 40]);
         assert!(l.is_empty());
+    }
+
+    /// Issue 38 (cma): free pages in a pageblock isolated for someone
+    /// else come back without a free when the isolation is undone; however
+    /// many rounds and drains pass, the range stays until a round finds
+    /// the isolation over.
+    #[test]
+    fn ranges_in_an_isolated_pageblock_wait_for_the_isolation() {
+        let mut l = Retry::<4>::new();
+        l.push(r(0, 512), 0);
+        l.push(r(4096, 4608), 0);
+        for _ in 0..10 {
+            l.drained();
+            l.round(|x| {
+                if x.start == 0 {
+                    Wait::Isolation
+                } else {
+                    Wait::Drain
+                }
+            });
+        }
+        assert_eq!(l.len(), 1, "the range on per-CPU lists is given up");
+        assert_eq!(l.pages(), 512);
+        assert_eq!(l.next_delay_ms(), Some(DELAYS_MS[LAST as usize]));
+        // The isolation ended with its pages on the free lists: on per-CPU
+        // lists at worst now, the range waits for its drains like any.
+        let k = l.round(|_| Wait::Drain);
+        assert_eq!((k.kept, k.given_up_pages), (0, 512));
+        // A range with both kinds of pages waits for the isolation.
+        assert_eq!(Wait::Drain.max(Wait::Isolation), Wait::Isolation);
+        assert_eq!(Wait::from(false).max(Wait::Drain), Wait::Drain);
     }
 
     #[test]

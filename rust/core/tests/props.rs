@@ -15,7 +15,7 @@ use page_hinting_core::capture::{
 use page_hinting_core::hv;
 use page_hinting_core::knobs::{self, KnobError};
 use page_hinting_core::ranges::{cut, granules, merge, merge_out, radix_sort, sort, PfnRange};
-use page_hinting_core::retry::{Retry, DELAYS_MS, DRAINS_TO_GIVE_UP};
+use page_hinting_core::retry::{Retry, Wait, DELAYS_MS, DRAINS_TO_GIVE_UP};
 use page_hinting_core::settle::Settle;
 use proptest::prelude::*;
 
@@ -518,7 +518,8 @@ proptest! {
     /// entries: every page pushed is covered until a round drops its entry
     /// (nothing pushed is ever refused), an entry is given up only by its
     /// `DELAYS_MS.len()`-th round or later and only after a drain that came
-    /// after everything it holds was pushed, a range inside an entry that
+    /// after everything it holds was pushed (never while a round finds it
+    /// in an isolated pageblock), a range inside an entry that
     /// has not been through a round changes nothing but that entry's wait
     /// for a drain, a full list grows its last entry, and the next delay
     /// follows the freshest entry.
@@ -563,20 +564,27 @@ proptest! {
                     }
                 }
                 RetryOp::Round(bit) => {
+                    // Off the free lists by one bit of the start, in an
+                    // isolated pageblock by the next.
+                    let wait = |r: PfnRange| match (r.start >> bit) & 3 {
+                        0 | 2 => Wait::Nothing,
+                        1 => Wait::Drain,
+                        _ => Wait::Isolation,
+                    };
                     let mut seen = Vec::new();
                     let k = l.round(|r| {
                         seen.push(r);
-                        r.start & (1 << bit) != 0
+                        wait(r)
                     });
                     prop_assert_eq!(k.scanned, model.len());
                     let mut given_up = 0;
                     let mut next = Vec::new();
                     for ((s, e, tries, drained), r) in model.drain(..).zip(&seen) {
                         prop_assert_eq!((s, e), (r.start, r.end));
-                        if r.start & (1 << bit) == 0 {
+                        if wait(*r) == Wait::Nothing {
                             continue;
                         }
-                        if tries >= last && drained >= DRAINS_TO_GIVE_UP {
+                        if wait(*r) == Wait::Drain && tries >= last && drained >= DRAINS_TO_GIVE_UP {
                             given_up += r.pages();
                         } else {
                             next.push((s, e, (tries + 1).min(last), drained));

@@ -38,6 +38,10 @@ def boot(kernel, initrd, outdir, name, scenario, timeout=300, extra=(), append=(
         del extra[i:i + 2]
     if append:
         extra += ["--append", " ".join(append)]
+    # PH_E2E_QEMU_ARG="-s": more QEMU arguments (a gdb stub, to look at a
+    # guest that hangs).
+    if os.environ.get("PH_E2E_QEMU_ARG"):
+        extra += ["--qemu-arg=" + os.environ["PH_E2E_QEMU_ARG"]]
     cmd = [os.path.join(TOOLS, "run-guest.py"), "--kernel", kernel, "--initrd", initrd,
            "--scenario", scenario, "--timeout", str(timeout), "--strict-console", "--quiet",
            "--json", js, *extra]
@@ -535,6 +539,8 @@ def main():
             # minutes where the others take seconds (vmem: 281 s here, and a
             # slower machine once ran past 600 s), so theirs is far above that.
             timeout = 3600 if name in soak else 1500 if debug else 600
+            # PH_E2E_TIMEOUT=SECONDS: a shorter bound while chasing a hang.
+            timeout = int(os.environ.get("PH_E2E_TIMEOUT", timeout))
             if forced:
                 # Debian's kernels under multi-threaded TCG: see tools/check-distro.sh.
                 extra = (*extra, "--tcg-single")

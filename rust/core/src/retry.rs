@@ -51,10 +51,12 @@
 //! allocation isolated are off the free lists too, and no drain brings
 //! them back: they return to the free lists without a free when the
 //! isolation is undone (the offline or the allocation failed), or leave
-//! with the memory (it succeeded). A range with such pages
-//! ([`Wait::Isolation`]) stays on the list, at the last delay, until a
-//! round no longer finds them; it is never given up while they are there
-//! (issue 38: a range given up there was lost once the isolation ended).
+//! with the memory (it succeeded). A range for which a round answers
+//! [`Wait::Isolation`] stays on the list, at the last delay, until a round
+//! no longer finds them; it is never given up while they are there (a
+//! range given up there is lost once the isolation ends). The module does
+//! not answer it yet: with that rule a virtio-mem scenario hung (issue
+//! 38), so it counts such pages as waiting for a drain for now.
 //!
 //! The list has a fixed capacity. Close ranges share an entry (the pages
 //! between them are scanned too, which is harmless: a scan takes only free

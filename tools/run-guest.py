@@ -414,7 +414,10 @@ def run(args, accel, quiet=False):
         timed_out = True
         # What the guest is stuck on: blocked tasks (sysrq-w) and every
         # CPU's backtrace (sysrq-l) on the console, through the emulated
-        # keyboard (the pc machine's; microvm has none).
+        # keyboard (the pc machine's; microvm has none). Only a guest
+        # kernel with CONFIG_MAGIC_SYSRQ answers; tools/kconfig does not
+        # set it yet (a hung guest can be read with PH_E2E_QEMU_ARG=-s and
+        # gdb meanwhile).
         try:
             for key in ("w", "l"):
                 qmp(args.qmp, {"execute": "human-monitor-command",

@@ -31,7 +31,6 @@ declare -A GUARD=(
 	[leak]="leakcheck e2e:reload"
 	[retry]="per_cpu_frees_are_retried per_cpu_blocks_wait_for_a_drain audit_names_a_forgotten_block"
 	[giveup]=per_cpu_blocks_wait_for_a_drain
-	[isolwait]=isolated_blocks_are_retried
 	[drain]=per_cpu_frees_are_retried
 	[drainall]="per_cpu_frees_are_retried sustained_freeing_spaces_drains"
 	[drainbusy]=sustained_freeing_spaces_drains

@@ -675,7 +675,7 @@ impl Engine {
     }
 
     /// Scans `r` ([`Engine::scan_range`]) and puts it on the retry list if
-    /// pages of it were still on per-CPU lists or in isolated pageblocks.
+    /// pages of it were still on per-CPU lists.
     fn scan_or_retry(
         &self,
         section: &Section,
@@ -717,18 +717,16 @@ impl Engine {
         let skipped = self.scan_piece(section, held, transport, r, min_order);
         // The test build scans from `test_scan_from_pfn` on, and may hold
         // a range as if its pages were on a per-CPU list until the next
-        // drain, or in an isolated pageblock: the scan passes over them
-        // and counts them as unlisted or isolated.
+        // drain: the scan passes over them and counts them as unlisted.
         #[cfg(ph_tests)]
         let skipped = {
             let from = hooks::filter(r);
             // What the switch keeps the scan from is not expected to be
             // reported.
             super::audit::dropped(PfnRange::new(r.start, from.start.min(r.end)));
-            let (pieces, unlisted, isolated) = hooks::held(from);
+            let (pieces, unlisted) = hooks::held_on_pcp(from);
             let mut c = ScanCounts {
                 unlisted,
-                isolated,
                 ..ScanCounts::default()
             };
             for p in pieces {

@@ -17,9 +17,6 @@
 //!   the worker's next drain of those lists, whenever that comes: the
 //!   deterministic stand-in for a freed THP that stays on a per-CPU list
 //!   through its retry rounds (issue 38).
-//! - [`hold_isolated`] (KUnit only): likewise, as if the range's pageblock
-//!   were isolated by memory offlining or a contiguous allocation: until
-//!   [`end_isolation`], whatever the drains.
 
 use crate::kernel_ext::{
     mm,
@@ -35,65 +32,39 @@ pub(crate) static STALL_HOST: AtomicBool = AtomicBool::new(false);
 pub(crate) static PAUSE_SCAN: AtomicBool = AtomicBool::new(false);
 /// Scan only pfns from here on.
 pub(crate) static SCAN_FROM: AtomicU64 = AtomicU64::new(0);
-/// The range held as if on a per-CPU list or in an isolated pageblock
-/// (`[HOLD_START, HOLD_END)`), empty if none, and which of the two.
+/// The range held as if on a per-CPU list (`[HOLD_START, HOLD_END)`),
+/// empty if none.
 static HOLD_START: AtomicU64 = AtomicU64::new(0);
 static HOLD_END: AtomicU64 = AtomicU64::new(0);
-static HOLD_ISOLATED: AtomicBool = AtomicBool::new(false);
-
-fn hold(r: PfnRange, isolated: bool) {
-    HOLD_END.store(0, Relaxed);
-    HOLD_START.store(r.start, Relaxed);
-    HOLD_ISOLATED.store(isolated, Relaxed);
-    HOLD_END.store(r.end, Relaxed);
-}
 
 /// Makes the worker's scans treat `r` as pages on a per-CPU list until its
 /// next drain.
 pub(crate) fn hold_on_pcp(r: PfnRange) {
-    hold(r, false);
+    HOLD_END.store(0, Relaxed);
+    HOLD_START.store(r.start, Relaxed);
+    HOLD_END.store(r.end, Relaxed);
 }
 
-/// Makes the worker's scans treat `r` as free pages in an isolated
-/// pageblock until [`end_isolation`].
-pub(crate) fn hold_isolated(r: PfnRange) {
-    hold(r, true);
-}
-
-/// Whether a range is still held (no drain since [`hold_on_pcp`], or no
-/// [`end_isolation`] since [`hold_isolated`]).
+/// Whether a range is still held (no drain since [`hold_on_pcp`]).
 pub(crate) fn holding() -> bool {
     HOLD_END.load(Relaxed) != 0
 }
 
-/// The worker drained the per-CPU lists: what was held on one is on the
-/// free lists now.
+/// The worker drained the per-CPU lists: what was held is on the free
+/// lists now.
 pub(crate) fn drained() {
-    if !HOLD_ISOLATED.load(Relaxed) {
-        HOLD_END.store(0, Relaxed);
-    }
-}
-
-/// The isolation ended (or the test is over): whatever was held is on the
-/// free lists now.
-pub(crate) fn end_isolation() {
     HOLD_END.store(0, Relaxed);
 }
 
-/// What a scan of `r` finds held: the pieces of `r` to scan, and how many
-/// of its pages are held on a per-CPU list and in an isolated pageblock.
-pub(crate) fn held(r: PfnRange) -> ([PfnRange; 2], u64, u64) {
+/// Splits `r` around the held range: the pieces to scan, and how many
+/// pages of `r` are held.
+pub(crate) fn held_on_pcp(r: PfnRange) -> ([PfnRange; 2], u64) {
     let (hs, he) = (HOLD_START.load(Relaxed), HOLD_END.load(Relaxed));
     let (s, e) = (r.start.max(hs), r.end.min(he));
     if s >= e {
-        return ([r, PfnRange::default()], 0, 0);
+        return ([r, PfnRange::default()], 0);
     }
-    let pieces = [PfnRange::new(r.start, s), PfnRange::new(e, r.end)];
-    if HOLD_ISOLATED.load(Relaxed) {
-        (pieces, 0, e - s)
-    } else {
-        (pieces, e - s, 0)
-    }
+    ([PfnRange::new(r.start, s), PfnRange::new(e, r.end)], e - s)
 }
 
 /// Waits while `PAUSE_SCAN` is set, if the worker holds `pages` pages.

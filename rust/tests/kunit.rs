@@ -67,8 +67,6 @@ pub(crate) fn run_case(t: &Test, case: fn(&Test)) {
     use core::sync::atomic::Ordering::Relaxed;
     let unheld = crate::hinting::audit::UNHELD.load(Relaxed);
     case(t);
-    // A case that failed half-way leaves no range held for the next one.
-    crate::tests::hooks::end_isolation();
     // What a case did with the frees it told the mechanism about (a
     // recording transport, a failing one, a list dropped on purpose) is not
     // the mechanism's own reporting: the lost-report audit starts over.

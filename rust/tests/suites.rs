@@ -1009,52 +1009,6 @@ fn per_cpu_blocks_wait_for_a_drain(t: &Test) {
     hooks::drained();
 }
 
-/// Issue 38 (cma): a free block in a pageblock that memory offlining or
-/// a contiguous allocation isolated returns to the free lists without a
-/// free when the isolation is undone. Its range must go on the retry list
-/// rather than be forgotten as busy, so that a round after the isolation
-/// ends reports it. The test switch holds a free top-order block as if its
-/// pageblocks were isolated until the test ends the isolation.
-fn isolated_blocks_are_retried(t: &Test) {
-    let Some(mech) = mech(t) else { return };
-    let mech = &mech;
-    let Some(setup) = quiet_recording(t, mech) else {
-        return;
-    };
-    mech.cfg.min_order.store(mm::pageblock_order(), Relaxed);
-    let mut pfns = [0u64; 1];
-    if free_top_blocks(t, &mut pfns) != 1 {
-        return;
-    }
-    let block = PfnRange::new(pfns[0], pfns[0] + TOP_PAGES);
-    let reported = || {
-        setup
-            .rec
-            .with(|r| r.contains(block.start) && r.contains(block.end - 1))
-            .unwrap_or(false)
-    };
-    hooks::hold_isolated(block);
-    let isolated = mech.stats.skipped_isolated_pages.load(Relaxed);
-    mech.flush_all();
-    kexpect!(
-        t,
-        mech.stats.skipped_isolated_pages.load(Relaxed) >= isolated + TOP_PAGES,
-        "the batch did not find the held block in an isolated pageblock"
-    );
-    mech.forget_drain();
-    mech.retry_round();
-    kexpect!(t, !reported(), "the held block was reported");
-    // The isolation is undone: the block is on the free lists, and no free
-    // tells the worker.
-    hooks::end_isolation();
-    mech.retry_round();
-    kexpect!(
-        t,
-        reported(),
-        "the block in an isolated pageblock was forgotten: free and never reported"
-    );
-}
-
 /// The lost-report audit (`hinting::audit`) names a block the worker was
 /// told about and then forgot: the block is held as if on a per-CPU list,
 /// so the batch puts it on the retry list; the list is then dropped
@@ -1672,7 +1626,6 @@ kunit_suite!(
         cpu_offline_hands_over,
         per_cpu_frees_are_retried,
         per_cpu_blocks_wait_for_a_drain,
-        isolated_blocks_are_retried,
         audit_names_a_forgotten_block,
         sustained_freeing_spaces_drains,
         block_freed_in_two_batches,

@@ -56,7 +56,7 @@
 //! no longer finds them; it is never given up while they are there (a
 //! range given up there is lost once the isolation ends). The module does
 //! not answer it yet: with that rule a virtio-mem scenario hung (issue
-//! 38), so it counts such pages as waiting for a drain for now.
+//! 38), so it does not look at such pages again for now.
 //!
 //! The list has a fixed capacity. Close ranges share an entry (the pages
 //! between them are scanned too, which is harmless: a scan takes only free

@@ -28,8 +28,11 @@ fail() {
 # scenario (init), unless the scenario set NO_AUDIT (its unloads come in
 # the middle of its frees on purpose).
 AUDIT=/sys/kernel/mm/page_hinting/test/audit
+# ph.no_audit on the kernel command line: no audit in this boot (the debug
+# guest's integrity stress of check-kunit, for issue 38's open finding).
+case " $(cat /proc/cmdline) " in *" ph.no_audit "*) NO_AUDIT=1 ;; esac
 audit() {
-	[ -e "$AUDIT" ] || return 0
+	[ -e "$AUDIT" ] && [ -z "${NO_AUDIT:-}" ] || return 0
 	echo 1 >"$AUDIT" 2>/dev/null || {
 		dmesg | grep 'audit: ' | tail -n 20
 		fail "lost-report audit: $(cat "$AUDIT") free blocks were never reported ($1)"

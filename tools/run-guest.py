@@ -180,10 +180,8 @@ def qemu_cmd(args, accel, chan=None):
     # the switch to the refined TSC clocksource (stop_machine) can make
     # jiffies jump by a minute: the debug guest then warned of an RCU
     # stall at boot when another guest ran beside it. Stalls once /init
-    # runs are still reported, and fail strict runs. sysrq_always_enabled:
-    # a guest that times out is asked for its blocked tasks and backtraces.
+    # runs are still reported, and fail strict runs.
     append = ("console=ttyS0 panic=-1 loglevel=7 no5lvl rcupdate.rcu_cpu_stall_suppress_at_boot=1"
-              " sysrq_always_enabled"
               " ph.scenario=%s %s" % (args.scenario, args.append))
     cmd = [
         "qemu-system-x86_64", "-nodefaults", "-no-reboot", "-display", "none",
@@ -228,9 +226,7 @@ def run(args, accel, quiet=False):
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(chan_path)
     listener.listen(1)
-    if args.qmp is None:
-        # The monitor serves the actions that need it, and a guest that
-        # times out: its blocked tasks and CPUs are dumped before the kill.
+    if args.qmp is None and any(kind in QMP_ACTIONS for _, kind, _ in args.on):
         args = argparse.Namespace(**vars(args))
         args.qmp = os.path.join(tmp, "qmp")
     cmd = qemu_cmd(args, accel, chan_path)
@@ -412,20 +408,6 @@ def run(args, accel, quiet=False):
         proc.wait(timeout=args.timeout)
     except subprocess.TimeoutExpired:
         timed_out = True
-        # What the guest is stuck on: blocked tasks (sysrq-w) and every
-        # CPU's backtrace (sysrq-l) on the console, through the emulated
-        # keyboard (the pc machine's; microvm has none). Only a guest
-        # kernel with CONFIG_MAGIC_SYSRQ answers; tools/kconfig does not
-        # set it yet (a hung guest can be read with PH_E2E_QEMU_ARG=-s and
-        # gdb meanwhile).
-        try:
-            for key in ("w", "l"):
-                qmp(args.qmp, {"execute": "human-monitor-command",
-                               "arguments": {"command-line": f"sendkey alt-sysrq-{key}"}})
-                time.sleep(5)
-            time.sleep(10)
-        except (OSError, ValueError):
-            pass
         proc.kill()
         proc.wait()
     rd.join(5)

@@ -494,9 +494,7 @@ impl Engine {
         if !nearly_free {
             self.stats.host_pages_busy.fetch_add(1, Relaxed);
             return Look {
-                // All free but on per-CPU lists (a drain will tell) or
-                // in pageblocks isolated for someone else (until that
-                // ends).
+                // All free but on per-CPU lists: a drain will tell.
                 again: if in_use == 0 { c.wait() } else { Wait::Nothing },
                 busy: true,
             };

@@ -351,7 +351,7 @@ pub(crate) struct ScanCounts {
     pub(crate) unlisted: u64,
     /// Free, in a pageblock isolated by memory offlining or a contiguous
     /// allocation: back on the free lists without a free if the isolation
-    /// is undone, so the range is worth another look until it ends.
+    /// is undone (not looked at again yet, see [`ScanCounts::wait`]).
     pub(crate) isolated: u64,
     /// Free, but reported already.
     pub(crate) reported: u64,

@@ -8,8 +8,8 @@
 # (NR_FREE_PAGES) must equal what its free lists hold (/proc/buddyinfo).
 . /scenarios/lib.sh
 # No lost-report audit here yet: a block the scan passes over because
-# alloc_contig_range() has isolated its pageblock is looked at again for a
-# few rounds only, not for as long as the isolation lasts (issue 38; see
+# alloc_contig_range() has isolated its pageblock is not looked at again
+# when the allocation gives the pageblock back (issue 38; see
 # Documentation/mm/page_hinting.rst, Retry).
 NO_AUDIT=1
 ROUNDS=300

@@ -3,9 +3,13 @@
 MOD=/lib/modules/page_hinting.ko
 # ph.audit on the kernel command line (make check's scenarios): the audit
 # build of the module (tools/module.sh audit), where there is one.
-case " $(cat /proc/cmdline) " in
+# ph.no_audit: no lost-report audit in this boot (the debug guest's
+# integrity stress of check-kunit, for issue 38's open finding).
+_cmdline=" $(cat /proc/cmdline) "
+case $_cmdline in
 *" ph.audit "*) [ -f /lib/modules/page_hinting-audit.ko ] && MOD=/lib/modules/page_hinting-audit.ko ;;
 esac
+case $_cmdline in *" ph.no_audit "*) NO_AUDIT=1 ;; esac
 
 mark() { echo "PH-MARK $*"; }
 # fail WHAT: says so, with what explains it: the module's statistics and
@@ -26,11 +30,8 @@ fail() {
 # the module was told was freed is still free and unreported. Runs at
 # every unload of page_hinting (the rmmod below) and at the end of the
 # scenario (init), unless the scenario set NO_AUDIT (its unloads come in
-# the middle of its frees on purpose).
+# the middle of its frees on purpose) or the boot has ph.no_audit.
 AUDIT=/sys/kernel/mm/page_hinting/test/audit
-# ph.no_audit on the kernel command line: no audit in this boot (the debug
-# guest's integrity stress of check-kunit, for issue 38's open finding).
-case " $(cat /proc/cmdline) " in *" ph.no_audit "*) NO_AUDIT=1 ;; esac
 audit() {
 	[ -e "$AUDIT" ] && [ -z "${NO_AUDIT:-}" ] || return 0
 	echo 1 >"$AUDIT" 2>/dev/null || {
@@ -40,7 +41,7 @@ audit() {
 	echo "PH-AUDIT ok ($1): $(dmesg | grep 'audit: order' | tail -n1 | sed 's/.*audit: //')"
 }
 rmmod() {
-	if [ "$1" = page_hinting ] && [ -z "${NO_AUDIT:-}" ] && grep -q '^page_hinting ' /proc/modules; then
+	if [ "$1" = page_hinting ] && grep -q '^page_hinting ' /proc/modules; then
 		audit "before rmmod"
 	fi
 	command rmmod "$@"

@@ -33,11 +33,11 @@
 use super::{Engine, Mechanism};
 use crate::capture::Entry;
 use crate::kernel_ext::{
-    free_page_hint::{Isolated, Mark, Scan, Section, Unheld, MAX_PAGE_ORDER},
+    free_page_hint::{Isolated, Mark, Scan, ScanCounts, Section, Unheld, MAX_PAGE_ORDER},
     mm,
 };
 use crate::ranges::PfnRange;
-use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use kernel::{prelude::*, sync::ArcBorrow};
 
 /// Words of the bitmap: 65536 * 64 pages, 16 GiB of 4 KiB pages (512 KiB of
@@ -115,6 +115,124 @@ pub(crate) fn forget() {
     for w in &TOLD {
         w.store(0, Relaxed);
     }
+}
+
+/// What the worker did with a range, for the trace that names, beside a
+/// lost block, the last things that happened to its pages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum Ev {
+    /// A scan of a batch's range (counts: what it skipped).
+    Batch = 1,
+    /// A scan of a settle tick.
+    Settle = 2,
+    /// A scan of a retry round.
+    Retry = 3,
+    /// A scan of an overflow span.
+    Span = 4,
+    /// The range waits on the settle list.
+    SettleAdd = 5,
+    /// The range waits on the retry list.
+    RetryAdd = 6,
+    /// The host took the range.
+    Reported = 7,
+    /// The worker gave a held block back marked reported.
+    BackReported = 8,
+    /// The worker gave a held block back unmarked.
+    BackUnreported = 9,
+}
+
+impl Ev {
+    fn name(v: u64) -> &'static str {
+        match v {
+            1 => "batch scan",
+            2 => "settle scan",
+            3 => "retry scan",
+            4 => "span scan",
+            5 => "settle add",
+            6 => "retry add",
+            7 => "reported",
+            8 => "back marked",
+            9 => "back unmarked",
+            _ => "?",
+        }
+    }
+}
+
+/// Trace entries (a ring): start, end, ms << 8 | kind, packed counts.
+/// 4 MiB of the module's memory, in the audit builds only.
+const TRACE: usize = 1 << 17;
+static TRACE_BUF: [[AtomicU64; 4]; TRACE] = [const { [const { AtomicU64::new(0) }; 4] }; TRACE];
+static TRACE_NEXT: AtomicUsize = AtomicUsize::new(0);
+/// The kind of the scans that follow ([`Ev::Batch`] to [`Ev::Span`]).
+static PATH: AtomicU32 = AtomicU32::new(0);
+
+/// The scans that follow are of this kind (the worker mutex is held).
+pub(crate) fn path(ev: Ev) {
+    PATH.store(ev as u32, Relaxed);
+}
+
+/// Packs what a scan skipped, 12 bits a count (saturated).
+fn pack(c: &ScanCounts) -> u64 {
+    let f = |v: u64| v.min(0xfff);
+    f(c.busy) | f(c.unlisted) << 12 | f(c.isolated) << 24 | f(c.reported) << 36 | f(c.small) << 48
+}
+
+fn put(kind: u64, r: PfnRange, counts: u64) {
+    let i = TRACE_NEXT.fetch_add(1, Relaxed) % TRACE;
+    let e = &TRACE_BUF[i];
+    e[0].store(r.start, Relaxed);
+    e[1].store(r.end, Relaxed);
+    e[2].store((mm::ktime_ns() / 1_000_000) << 8 | kind, Relaxed);
+    e[3].store(counts, Relaxed);
+}
+
+/// Traces a scan of `r` (of the current [`path`]) that skipped `c`.
+pub(crate) fn scanned(r: PfnRange, c: &ScanCounts) {
+    put(u64::from(PATH.load(Relaxed)), r, pack(c));
+}
+
+/// Traces `ev` for `r`.
+pub(crate) fn trace(ev: Ev, r: PfnRange) {
+    if !r.is_empty() {
+        put(ev as u64, r, 0);
+    }
+}
+
+/// Prints the last trace entries that touch `[pfn, pfn + 2^order)`.
+fn explain(pfn: u64, order: u32) {
+    let end = pfn + (1u64 << order);
+    let next = TRACE_NEXT.load(Relaxed);
+    let now = mm::ktime_ns() / 1_000_000;
+    let mut shown = 0;
+    let mut oldest = now;
+    for k in 1..=next.min(TRACE) {
+        let e = &TRACE_BUF[(next - k) % TRACE];
+        let (s, t, m) = (e[0].load(Relaxed), e[1].load(Relaxed), e[2].load(Relaxed));
+        oldest = m >> 8;
+        if s < end && pfn < t && shown < 12 {
+            let c = e[3].load(Relaxed);
+            let f = |sh: u32| (c >> sh) & 0xfff;
+            pr_err!(
+                "audit:   {} ms ago: {} {:#x}..{:#x}: busy {} unlisted {} isolated {} reported {} small {}\n",
+                now.saturating_sub(m >> 8),
+                Ev::name(m & 0xff),
+                s,
+                t,
+                f(0),
+                f(12),
+                f(24),
+                f(36),
+                f(48)
+            );
+            shown += 1;
+        }
+    }
+    pr_err!(
+        "audit:   ({} trace entries touch it; the trace goes back {} ms)\n",
+        shown,
+        now.saturating_sub(oldest)
+    );
 }
 
 /// The first run of told pages at or after `from`, and the pfn after it.
@@ -312,6 +430,7 @@ pub(crate) fn run(mech: ArcBorrow<'_, Mechanism>) -> Outcome {
             pfn,
             o
         );
+        explain(pfn, o);
     }
     pr_info!(
         "audit: order {}: {} lost; free unreported blocks {} then {}; worker idle: {}\n",

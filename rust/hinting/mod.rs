@@ -43,7 +43,8 @@
 //! never skipped) and scans the list again: 200 ms after the free, then
 //! 1 s and 5 s later for what is still not on the free lists. Free pages
 //! in a pageblock isolated by memory offlining or a contiguous allocation
-//! are counted, not looked at again yet (see `ScanCounts::wait`).
+//! are counted and let go: the kernel tells the free path about the
+//! pageblock again when the isolation is undone (see `ScanCounts::wait`).
 //!
 //! # Locks
 //!

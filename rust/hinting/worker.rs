@@ -122,6 +122,8 @@ fn process(mech: ArcBorrow<'_, Mechanism>, buf: &mut capture::Buf) {
             // burst: the span waits with them, or a workload that frees
             // faster than the worker looks would have its churn reported
             // at the next retry round.
+            #[cfg(ph_audit)]
+            super::audit::trace(super::audit::Ev::SettleAdd, span);
             state.settle.add(span);
             Mechanism::queue(mech, WORK_SETTLE, ms);
         } else {
@@ -164,6 +166,8 @@ pub(crate) fn process_entries(
         return;
     };
     let transport = &*transport;
+    #[cfg(ph_audit)]
+    super::audit::path(super::audit::Ev::Batch);
     state.freeing.batch(mm::ktime_ns() / 1_000_000);
     let Worker {
         store,
@@ -202,6 +206,11 @@ pub(crate) fn process_entries(
                     Some(w) => (PfnRange::new(r.start, w.start), PfnRange::new(w.end, r.end)),
                     None => (r, PfnRange::default()),
                 };
+                #[cfg(ph_audit)]
+                {
+                    super::audit::trace(super::audit::Ev::SettleAdd, head);
+                    super::audit::trace(super::audit::Ev::SettleAdd, tail);
+                }
                 settle.add(head);
                 settle.add(tail);
                 whole
@@ -254,6 +263,8 @@ pub(crate) fn settle_tick(mech: ArcBorrow<'_, Mechanism>) {
     }
     let min_order = engine.min_order();
     engine.stats.settle_ticks.fetch_add(1, Relaxed);
+    #[cfg(ph_audit)]
+    super::audit::path(super::audit::Ev::Settle);
     let Worker {
         store,
         retry,
@@ -329,6 +340,8 @@ pub(crate) fn retry_round(mech: ArcBorrow<'_, Mechanism>) {
     }
     let min_order = engine.min_order();
     engine.stats.retry_rounds.fetch_add(1, Relaxed);
+    #[cfg(ph_audit)]
+    super::audit::path(super::audit::Ev::Retry);
     // At most one drain a gap, a longer one while frees keep coming (see
     // crate::retry): the pages a busy workload is about to reuse stay in
     // its per-CPU caches.
@@ -373,6 +386,8 @@ pub(crate) fn retry_round(mech: ArcBorrow<'_, Mechanism>) {
         .fetch_add(skipped.given_up_pages, Relaxed);
     // The overflow span is scanned once; what is still on per-CPU lists in
     // it joins the retry list.
+    #[cfg(ph_audit)]
+    super::audit::path(super::audit::Ev::Span);
     if !span.is_empty() && look(&mut held, span) != Wait::Nothing {
         engine.retry_later(retry, span);
     }
@@ -652,6 +667,15 @@ impl Engine {
     /// Gives back what `held` holds, marked as `mark` says.
     fn give_back(&self, held: &mut Isolated<'_>, mark: Mark) {
         let pages = held.pages();
+        #[cfg(ph_audit)]
+        for e in held.blocks() {
+            let ev = if mark == Mark::Reported {
+                super::audit::Ev::BackReported
+            } else {
+                super::audit::Ev::BackUnreported
+            };
+            super::audit::trace(ev, PfnRange::new(e.pfn(), e.pfn() + e.pages()));
+        }
         held.put_back(mark);
         self.stats.isolated_pages.fetch_sub(pages, Relaxed);
     }
@@ -659,6 +683,8 @@ impl Engine {
     /// Puts `r`, which still has pages on per-CPU lists, on the retry list
     /// (which never drops a range: a full list grows its last one).
     pub(super) fn retry_later(&self, retry: &mut Retry<RETRY_RANGES>, r: PfnRange) {
+        #[cfg(ph_audit)]
+        super::audit::trace(super::audit::Ev::RetryAdd, r);
         retry.push(r, RETRY_GAP);
     }
 
@@ -734,8 +760,11 @@ impl Engine {
         };
         // A zone short of memory is left alone by design.
         #[cfg(ph_audit)]
-        if skipped.low != 0 {
-            super::audit::dropped(r);
+        {
+            if skipped.low != 0 {
+                super::audit::dropped(r);
+            }
+            super::audit::scanned(r, &skipped);
         }
         self.count_skipped(skipped);
         skipped
@@ -793,7 +822,12 @@ impl Engine {
     /// Counts a report the host took.
     fn count_sent(&self, report: &Report<'_>) {
         #[cfg(ph_audit)]
-        super::audit::reported(report.ranges());
+        {
+            super::audit::reported(report.ranges());
+            for &r in report.ranges() {
+                super::audit::trace(super::audit::Ev::Reported, r);
+            }
+        }
         let stats = &self.stats;
         stats.reports.fetch_add(1, Relaxed);
         stats

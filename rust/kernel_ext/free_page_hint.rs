@@ -350,8 +350,7 @@ pub(crate) struct ScanCounts {
     /// is worth another look after a drain.
     pub(crate) unlisted: u64,
     /// Free, in a pageblock isolated by memory offlining or a contiguous
-    /// allocation: back on the free lists without a free if the isolation
-    /// is undone (not looked at again yet, see [`ScanCounts::wait`]).
+    /// allocation: not looked at again (see [`ScanCounts::wait`]).
     pub(crate) isolated: u64,
     /// Free, but reported already.
     pub(crate) reported: u64,
@@ -364,13 +363,10 @@ pub(crate) struct ScanCounts {
 impl ScanCounts {
     /// What the range waits for before its free pages can be taken.
     ///
-    /// Free pages of an isolated pageblock are not looked at again, as
-    /// before they were counted apart: with their range on the retry list
-    /// (until the isolation ends, [`Wait::Isolation`], or for its rounds
-    /// and drains like pages on per-CPU lists) the debug guest's `vmem`
-    /// scenario hung after a virtio-mem plug in three runs of four
-    /// (2026-12-07, cause not found yet; issue 38), and in none of two
-    /// without.
+    /// Free pages of an isolated pageblock wait for nothing here: when
+    /// the isolation is undone the kernel tells the free path about the
+    /// whole pageblock again (`free_page_hint_unisolated()`), and if it is
+    /// not, they leave with the memory.
     pub(crate) fn wait(&self) -> Wait {
         Wait::from(self.unlisted != 0)
     }

@@ -48,15 +48,11 @@
 //! them without a free, so nothing would ever look at it again.
 //!
 //! Free pages in a pageblock that memory offlining or a contiguous
-//! allocation isolated are off the free lists too, and no drain brings
-//! them back: they return to the free lists without a free when the
-//! isolation is undone (the offline or the allocation failed), or leave
-//! with the memory (it succeeded). A range for which a round answers
-//! [`Wait::Isolation`] stays on the list, at the last delay, until a round
-//! no longer finds them; it is never given up while they are there (a
-//! range given up there is lost once the isolation ends). The module does
-//! not answer it yet: with that rule a virtio-mem scenario hung (issue
-//! 38), so it does not look at such pages again for now.
+//! allocation isolated are off the free lists too, but no drain brings
+//! them back and no round needs to wait for them: the kernel tells the
+//! free path about the pageblock again when the isolation is undone
+//! (`free_page_hint_unisolated()`), and the memory leaves with the offline
+//! otherwise. The module counts them and lets them go ([`Wait::Nothing`]).
 //!
 //! The list has a fixed capacity. Close ranges share an entry (the pages
 //! between them are scanned too, which is harmless: a scan takes only free
@@ -155,8 +151,7 @@ pub const fn drain_due(now_ms: u64, last_drain_ms: Option<u64>, sustained: bool)
 }
 
 /// What a look at a range found free but off the free lists, and so
-/// what the range waits for; a range with both kinds of pages waits for
-/// the isolation (the larger).
+/// what the range waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Wait {
     /// Nothing: the range's free pages were reported, or it is in use
@@ -164,9 +159,6 @@ pub enum Wait {
     Nothing,
     /// Pages on per-CPU lists: a drain brings them to the free lists.
     Drain,
-    /// Free pages in a pageblock isolated by someone else (memory
-    /// offlining, a contiguous allocation): no drain brings them back.
-    Isolation,
 }
 
 impl From<bool> for Wait {
@@ -322,9 +314,7 @@ impl<const N: usize> Retry<N> {
     /// per-CPU lists were drained [`DRAINS_TO_GIVE_UP`] times since it was
     /// added: then what is still off the free lists was freed after a
     /// drain, and the free path has reported it again, so the range is
-    /// given up. One for which it returns [`Wait::Isolation`] is kept
-    /// whatever its rounds and drains. A range that waits stays at the last
-    /// delay.
+    /// given up. A range that waits stays at the last delay.
     pub fn round<W: Into<Wait>>(&mut self, mut scan: impl FnMut(PfnRange) -> W) -> Round {
         let mut out = Round {
             scanned: self.len,
@@ -340,7 +330,7 @@ impl<const N: usize> Retry<N> {
                     out.given_up_pages += r.pages();
                     continue;
                 }
-                Wait::Drain | Wait::Isolation => {}
+                Wait::Drain => {}
             }
             // INVARIANT: `kept <= i < len`, and the new `tries` is at most
             // `LAST`.
@@ -591,37 +581,6 @@ mod tests {
         });
         assert_eq!(left, [0, 20, 40]);
         assert!(l.is_empty());
-    }
-
-    /// Issue 38 (cma): free pages in a pageblock isolated for someone
-    /// else come back without a free when the isolation is undone; however
-    /// many rounds and drains pass, the range stays until a round finds
-    /// the isolation over.
-    #[test]
-    fn ranges_in_an_isolated_pageblock_wait_for_the_isolation() {
-        let mut l = Retry::<4>::new();
-        l.push(r(0, 512), 0);
-        l.push(r(4096, 4608), 0);
-        for _ in 0..10 {
-            l.drained();
-            l.round(|x| {
-                if x.start == 0 {
-                    Wait::Isolation
-                } else {
-                    Wait::Drain
-                }
-            });
-        }
-        assert_eq!(l.len(), 1, "the range on per-CPU lists is given up");
-        assert_eq!(l.pages(), 512);
-        assert_eq!(l.next_delay_ms(), Some(DELAYS_MS[LAST as usize]));
-        // The isolation ended with its pages on the free lists: on per-CPU
-        // lists at worst now, the range waits for its drains like any.
-        let k = l.round(|_| Wait::Drain);
-        assert_eq!((k.kept, k.given_up_pages), (0, 512));
-        // A range with both kinds of pages waits for the isolation.
-        assert_eq!(Wait::Drain.max(Wait::Isolation), Wait::Isolation);
-        assert_eq!(Wait::from(false).max(Wait::Drain), Wait::Drain);
     }
 
     #[test]

@@ -564,13 +564,8 @@ proptest! {
                     }
                 }
                 RetryOp::Round(bit) => {
-                    // Off the free lists by one bit of the start, in an
-                    // isolated pageblock by the next.
-                    let wait = |r: PfnRange| match (r.start >> bit) & 3 {
-                        0 | 2 => Wait::Nothing,
-                        1 => Wait::Drain,
-                        _ => Wait::Isolation,
-                    };
+                    // Off the free lists by one bit of the start.
+                    let wait = |r: PfnRange| Wait::from((r.start >> bit) & 1 != 0);
                     let mut seen = Vec::new();
                     let k = l.round(|r| {
                         seen.push(r);
@@ -584,7 +579,7 @@ proptest! {
                         if wait(*r) == Wait::Nothing {
                             continue;
                         }
-                        if wait(*r) == Wait::Drain && tries >= last && drained >= DRAINS_TO_GIVE_UP {
+                        if tries >= last && drained >= DRAINS_TO_GIVE_UP {
                             given_up += r.pages();
                         } else {
                             next.push((s, e, (tries + 1).min(last), drained));

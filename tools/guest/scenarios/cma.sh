@@ -7,11 +7,6 @@
 # Afterwards, with nothing isolated by anyone, each zone's free page count
 # (NR_FREE_PAGES) must equal what its free lists hold (/proc/buddyinfo).
 . /scenarios/lib.sh
-# No lost-report audit here yet: a block the scan passes over because
-# alloc_contig_range() has isolated its pageblock is not looked at again
-# when the allocation gives the pageblock back (issue 38; see
-# Documentation/mm/page_hinting.rst, Retry).
-NO_AUDIT=1
 ROUNDS=300
 CMA=$(ls -d /sys/kernel/debug/cma/*/ 2>/dev/null | head -n1)
 [ -n "$CMA" ] && [ -w "$CMA/alloc" ] || fail "no CMA debugfs area (cma= on the command line, CONFIG_CMA_DEBUGFS)"

@@ -9,9 +9,10 @@
 # start of an offline: that offline would wait for them forever, and the
 # worker for it.
 . /scenarios/lib.sh
-# No lost-report audit here yet: it finds order-0 and order-1 blocks lost
-# beside virtio-mem's offlines, cause not found (issue 38; see
-# Documentation/mm/page_hinting.rst, Retry).
+# No lost-report audit here yet: it finds small blocks, last seen reported
+# or in use by the worker's scans, free and unreported with no free the
+# module heard of in between (issue 38; see Documentation/mm/page_hinting.rst,
+# The lost-report audit).
 NO_AUDIT=1
 CYCLES=3
 [ -d /sys/bus/virtio/drivers/virtio_mem ] || fail "no virtio_mem driver"
